@@ -1,0 +1,1 @@
+"""Sub-commands of the ``milco-os`` command line, one module per group."""

@@ -1,0 +1,101 @@
+"""``milco-os dev-cluster``: a local single-node OpenSearch for trying milco-os and for tests."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from milco_os.services import opensearch_dist
+from milco_os.services.opensearch_node import (
+    DEFAULT_HEAP,
+    DEFAULT_HTTP_PORT,
+    START_TIMEOUT_S,
+    NodeSettings,
+    cluster_health,
+    dev_cluster_node,
+    install_distribution,
+    known_dev_clusters,
+)
+from milco_os.services.processes import pid_alive
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``key=value`` strings as a dict, with a usage error naming a malformed one."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{pair}' is not of the form key=value", param_hint="--setting")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@click.group("dev-cluster")
+def dev_cluster() -> None:
+    """Run a local OpenSearch node (loopback only, security off) provisioned from Maven Central."""
+
+
+@dev_cluster.command("fetch")
+@click.option("--version", "version", default=opensearch_dist.DEFAULT_VERSION, show_default=True)
+def fetch(version: str) -> None:
+    """Download and assemble the OpenSearch distribution without starting it."""
+    click.echo(str(install_distribution(version)))
+
+
+@dev_cluster.command("start")
+@click.option("--version", "version", default=opensearch_dist.DEFAULT_VERSION, show_default=True,
+              help="OpenSearch version (3.x needs Java 21+).")
+@click.option("--port", default=DEFAULT_HTTP_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="HTTP port on 127.0.0.1.")
+@click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap (-Xms/-Xmx).")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Extra opensearch.yml setting; repeatable.")
+@click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
+              help="Seconds to wait for green health.")
+def start(version: str, port: int, heap: str, settings: tuple[str, ...], timeout: float) -> None:
+    """Start a node in the background, wait for green health and print its URL."""
+    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings)))
+    state = node.state()
+    if state is not None and pid_alive(state.pid):
+        click.echo(f"OpenSearch {state.version} already runs at {state.url} (pid {state.pid}).", err=True)
+        click.echo(state.url)
+        return
+    click.echo(f"Starting OpenSearch {version} on 127.0.0.1:{port} ...", err=True)
+    state = node.start(timeout=timeout)
+    click.echo(f"OpenSearch {version} is green at {state.url} (pid {state.pid}, logs in {node.console_log}).",
+               err=True)
+    click.echo(state.url)
+
+
+@dev_cluster.command("status")
+def status() -> None:
+    """List the nodes started by this tool; exit code 1 when none is running."""
+    states = known_dev_clusters()
+    table = Table("url", "version", "pid", "process", "health")
+    running = 0
+    for state in states:
+        alive = pid_alive(state.pid)
+        health = cluster_health(state.url) if alive else None
+        running += alive
+        table.add_row(state.url, state.version, str(state.pid), "running" if alive else "gone",
+                      health["status"] if health else "-")
+    if not states:
+        click.echo("No dev cluster has been started.")
+    else:
+        Console().print(table)
+    if not running:
+        raise SystemExit(1)
+
+
+@dev_cluster.command("stop")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Stop only the node on this HTTP port (default: every node this tool started).")
+def stop(port: int | None) -> None:
+    """Stop dev cluster nodes (SIGTERM, then SIGKILL after 30 s)."""
+    ports = [port] if port is not None else [state.http_port for state in known_dev_clusters()]
+    stopped = [p for p in ports if dev_cluster_node(p).stop()]
+    for p in ports:
+        click.echo(f"127.0.0.1:{p}: {'stopped' if p in stopped else 'was not running'}")
+    if not ports:
+        click.echo("No dev cluster has been started.")

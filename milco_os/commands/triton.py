@@ -1,0 +1,59 @@
+"""``milco-os triton``: serve a Triton model repository with the real ``tritonserver`` binary."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from milco_os.errors import ServiceError
+from milco_os.services.ports import LOOPBACK
+from milco_os.services.triton_server import READY_TIMEOUT_S, TritonServer
+
+
+class Shutdown(Exception):
+    """Raised by the SIGTERM handler so the server is stopped on the way out."""
+
+
+def raise_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+@click.group("triton")
+def triton() -> None:
+    """Triton Inference Server: serve MILCO model repositories."""
+
+
+@triton.command("serve")
+@click.option("--model-repository", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path), help="Triton model repository.")
+@click.option("--host", default=LOOPBACK, show_default=True, help="Address every endpoint binds to.")
+@click.option("--http-port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--grpc-port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--metrics-port", default=8002, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--timeout", default=READY_TIMEOUT_S, show_default=True, type=float,
+              help="Seconds to wait for every model to be ready.")
+def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, metrics_port: int,
+          timeout: float) -> None:
+    """Run tritonserver in the foreground until Ctrl-C or SIGTERM, then stop it cleanly."""
+    server = TritonServer(model_repository, host=host, http_port=http_port, grpc_port=grpc_port,
+                          metrics_port=metrics_port)
+    previous = signal.signal(signal.SIGTERM, raise_shutdown)
+    try:
+        click.echo(f"Starting tritonserver on {host} (log: {server.log_file}) ...", err=True)
+        server.start(timeout=timeout)
+        version = server.server_metadata().get("version", "?")
+        click.echo(f"Triton {version} ready: HTTP {server.http_url}, gRPC {server.grpc_url}, "
+                   f"metrics {server.metrics_url}. Ctrl-C stops it.", err=True)
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+        raise ServiceError("tritonserver exited unexpectedly.", log_tail=server.tail())
+    except (KeyboardInterrupt, Shutdown):
+        click.echo("Stopping tritonserver ...", err=True)
+    finally:
+        code = server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(f"tritonserver stopped (exit code {code}).", err=True)

@@ -1,0 +1,35 @@
+"""Errors the tool reports to users: one clear message, what to do, and the evidence."""
+
+from __future__ import annotations
+
+
+class MilcoOsError(Exception):
+    """An error with a user-facing message, an optional hint and an optional log excerpt."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, log_tail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.hint:
+            parts.append(f"What to do: {self.hint}")
+        if self.log_tail:
+            parts.append("Last lines of the log:\n" + self.log_tail)
+        return "\n".join(parts)
+
+
+class MissingToolError(MilcoOsError):
+    """A program the tool needs (java, mvn, tritonserver) is not installed or too old."""
+
+    exit_code = 3
+
+
+class ServiceError(MilcoOsError):
+    """A service (OpenSearch node, tritonserver) could not be provisioned, started or stopped."""
+
+    exit_code = 4

@@ -1,0 +1,67 @@
+"""Fetching artifacts from Maven Central with the machine's own ``mvn``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from milco_os.errors import MissingToolError, ServiceError
+
+MVN_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Maven coordinates ``group:artifact:version[:packaging]``."""
+
+    group: str
+    artifact: str
+    version: str
+    packaging: str = "jar"
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
+
+    def path_in(self, repository: Path) -> Path:
+        """Where ``mvn`` stores this artifact inside a local repository."""
+        return (
+            repository.joinpath(*self.group.split("."), self.artifact, self.version)
+            / f"{self.artifact}-{self.version}.{self.packaging}"
+        )
+
+
+def fetch(artifact: Artifact, repository: Path) -> Path:
+    """The artifact's file in ``repository``, downloaded with ``mvn dependency:get`` unless already there."""
+    target = artifact.path_in(repository)
+    if target.is_file():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingToolError(
+            f"Maven ('mvn') is needed to download {artifact.coordinates} from Maven Central, and it is not on PATH.",
+            hint="install Maven (e.g. 'apt-get install maven') and run the command again.",
+        )
+    command = [
+        mvn, "-B", "-q", "dependency:get",
+        f"-Dartifact={artifact.coordinates}",
+        "-Dtransitive=false",
+        f"-Dmaven.repo.local={repository}",
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=MVN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceError(
+            f"mvn did not finish downloading {artifact.coordinates} within {MVN_TIMEOUT_S} s.",
+            hint="check that Maven Central (or your mirror in ~/.m2/settings.xml) is reachable.",
+        ) from exc
+    if result.returncode != 0 or not target.is_file():
+        output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-50:])
+        raise ServiceError(
+            f"Maven could not provide {artifact.coordinates} (mvn exit code {result.returncode}).",
+            hint="check the version exists on Maven Central and that your Maven mirror serves it.",
+            log_tail=output,
+        )
+    return target

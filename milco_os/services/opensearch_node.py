@@ -1,0 +1,234 @@
+"""A local single-node OpenSearch cluster on loopback, started from a Maven-provisioned distribution."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import OpenSearchException
+
+from milco_os.errors import ServiceError
+from milco_os.paths import cache_dir
+from milco_os.services import opensearch_dist
+from milco_os.services.ports import LOOPBACK, free_port, require_free_port
+from milco_os.services.processes import log_tail, pid_alive, terminate_process_group, wait_until
+from milco_os.services.service_user import hand_over, service_user, services_root
+
+STATE_FILE = "node.json"
+CONSOLE_LOG = "console.log"
+DEFAULT_HTTP_PORT = 9200
+DEFAULT_HEAP = "1g"
+START_TIMEOUT_S = 180.0
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What to run: the OpenSearch version, its HTTP port, heap size and extra ``opensearch.yml`` settings."""
+
+    version: str = opensearch_dist.DEFAULT_VERSION
+    http_port: int = DEFAULT_HTTP_PORT
+    heap: str = DEFAULT_HEAP
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What is running: saved next to the node so later commands can find and stop it."""
+
+    pid: int
+    version: str
+    http_port: int
+    transport_port: int
+    url: str
+    runtime_dir: str
+    java_home: str
+    started_at: float
+
+    def save(self, runtime_dir: Path) -> None:
+        (runtime_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, runtime_dir: Path) -> NodeState | None:
+        try:
+            return cls(**json.loads((runtime_dir / STATE_FILE).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+
+def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path) -> str:
+    """``opensearch.yml`` for a loopback-only single node (values JSON-quoted, which is valid YAML)."""
+    values: dict[str, object] = {
+        "cluster.name": "milco-os-dev",
+        "node.name": f"milco-os-{settings.http_port}",
+        "network.host": LOOPBACK,
+        "http.port": settings.http_port,
+        "transport.port": transport_port,
+        "discovery.type": "single-node",
+        "path.data": str(runtime_dir / "data"),
+        "path.logs": str(runtime_dir / "logs"),
+        # A dev node on a nearly full disk should still allocate shards.
+        "cluster.routing.allocation.disk.threshold_enabled": False,
+    }
+    values.update(settings.extra)
+    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in values.items())
+
+
+def runtime_jvm_options(distribution_options: str, runtime_dir: Path) -> str:
+    """The distribution's ``jvm.options`` with its paths relative to the install made absolute in ``runtime_dir``."""
+    return (
+        distribution_options.replace("file=logs/", f"file={runtime_dir}/logs/")
+        .replace("-XX:ErrorFile=logs/", f"-XX:ErrorFile={runtime_dir}/logs/")
+        .replace("-XX:HeapDumpPath=data", f"-XX:HeapDumpPath={runtime_dir}/data")
+    )
+
+
+def cluster_health(url: str) -> dict | None:
+    """The cluster health document, or ``None`` when the node does not answer."""
+    client = OpenSearch(hosts=[url], timeout=5, max_retries=0)
+    try:
+        return client.cluster.health()
+    except OpenSearchException:
+        return None
+    finally:
+        client.close()
+
+
+def is_green(url: str) -> bool:
+    health = cluster_health(url)
+    return bool(health) and health.get("status") == "green"
+
+
+def install_distribution(version: str) -> Path:
+    """The OpenSearch home for ``version``: Maven downloads cached in the cache's ``m2`` folder."""
+    return opensearch_dist.install(
+        version, repository=cache_dir() / "m2", installs=services_root(service_user()) / "opensearch"
+    )
+
+
+class OpenSearchNode:
+    """One single-node OpenSearch cluster whose config, data and logs live in ``runtime_dir``."""
+
+    def __init__(self, runtime_dir: Path, settings: NodeSettings) -> None:
+        self.runtime_dir = runtime_dir
+        self.settings = settings
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.settings.http_port}"
+
+    @property
+    def console_log(self) -> Path:
+        return self.runtime_dir / "logs" / CONSOLE_LOG
+
+    def state(self) -> NodeState | None:
+        return NodeState.load(self.runtime_dir)
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> NodeState:
+        """Provision, launch and wait for green health; the node outlives this process."""
+        user = service_user()
+        java = opensearch_dist.java_for(self.settings.version)
+        home = install_distribution(self.settings.version)
+        require_free_port(self.settings.http_port, f"OpenSearch node (HTTP port {self.settings.http_port})")
+        transport_port = free_port()
+        self._prepare_runtime_dir(home, transport_port)
+        hand_over(self.runtime_dir, user)
+        env = {
+            **os.environ,
+            "JAVA_HOME": str(java.path),
+            "OPENSEARCH_JAVA_HOME": str(java.path),
+            "OPENSEARCH_PATH_CONF": str(self.runtime_dir / "config"),
+            "OPENSEARCH_TMPDIR": str(self.runtime_dir / "tmp"),
+            "OPENSEARCH_JAVA_OPTS": f"-Xms{self.settings.heap} -Xmx{self.settings.heap}",
+        }
+        with self.console_log.open("ab") as console:
+            process = subprocess.Popen(
+                [str(home / "bin" / "opensearch")],
+                cwd=self.runtime_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=user.uid if user else None,
+                group=user.gid if user else None,
+                extra_groups=[] if user else None,
+            )
+        state = NodeState(
+            pid=process.pid,
+            version=self.settings.version,
+            http_port=self.settings.http_port,
+            transport_port=transport_port,
+            url=self.url,
+            runtime_dir=str(self.runtime_dir),
+            java_home=str(java.path),
+            started_at=time.time(),
+        )
+        state.save(self.runtime_dir)
+        try:
+            wait_until(
+                lambda: is_green(self.url),
+                timeout=timeout,
+                what=f"OpenSearch {self.settings.version} node on {self.url}",
+                alive=lambda: process.poll() is None,
+                log=self.console_log,
+            )
+        except ServiceError:
+            self.stop()
+            raise
+        return state
+
+    def stop(self, grace: float = STOP_GRACE_S) -> bool:
+        """Stop the node if it runs; True when a running node was stopped."""
+        state = self.state()
+        if state is None:
+            return False
+        was_running = pid_alive(state.pid)
+        if was_running:
+            terminate_process_group(state.pid, grace=grace)
+        (self.runtime_dir / STATE_FILE).unlink(missing_ok=True)
+        return was_running
+
+    def is_running(self) -> bool:
+        state = self.state()
+        return state is not None and pid_alive(state.pid)
+
+    def tail(self) -> str:
+        return log_tail(self.console_log)
+
+    def _prepare_runtime_dir(self, home: Path, transport_port: int) -> None:
+        config = self.runtime_dir / "config"
+        if config.exists():
+            shutil.rmtree(config)
+        shutil.copytree(home / "config", config)
+        for folder in ("data", "logs", "tmp"):
+            (self.runtime_dir / folder).mkdir(parents=True, exist_ok=True)
+        jvm_options = config / "jvm.options"
+        jvm_options.write_text(runtime_jvm_options(jvm_options.read_text(), self.runtime_dir))
+        (config / "opensearch.yml").write_text(node_yaml(self.settings, transport_port, self.runtime_dir))
+
+
+def dev_clusters_root() -> Path:
+    """Where ``milco-os dev-cluster`` keeps one folder per node, named by HTTP port."""
+    return services_root(service_user()) / "dev-cluster"
+
+
+def dev_cluster_node(http_port: int, settings: NodeSettings | None = None) -> OpenSearchNode:
+    settings = settings or NodeSettings(http_port=http_port)
+    return OpenSearchNode(dev_clusters_root() / str(http_port), settings)
+
+
+def known_dev_clusters() -> list[NodeState]:
+    """States of the dev clusters started by this tool (running or not)."""
+    root = dev_clusters_root()
+    if not root.is_dir():
+        return []
+    states = [NodeState.load(folder) for folder in sorted(root.iterdir()) if folder.is_dir()]
+    return [state for state in states if state is not None]
