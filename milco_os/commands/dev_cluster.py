@@ -81,7 +81,7 @@ def status() -> None:
         table.add_row(state.url, state.version, str(state.pid), "running" if alive else "gone",
                       health["status"] if health else "-")
     if not states:
-        click.echo("No dev cluster has been started.")
+        click.echo("No dev cluster is running.")
     else:
         Console().print(table)
     if not running:
@@ -98,4 +98,4 @@ def stop(port: int | None) -> None:
     for p in ports:
         click.echo(f"127.0.0.1:{p}: {'stopped' if p in stopped else 'was not running'}")
     if not ports:
-        click.echo("No dev cluster has been started.")
+        click.echo("No dev cluster is running.")

@@ -41,7 +41,8 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
     """Run tritonserver in the foreground until Ctrl-C or SIGTERM, then stop it cleanly."""
     server = TritonServer(model_repository, host=host, http_port=http_port, grpc_port=grpc_port,
                           metrics_port=metrics_port)
-    previous = signal.signal(signal.SIGTERM, raise_shutdown)
+    previous_term = signal.signal(signal.SIGTERM, raise_shutdown)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         click.echo(f"Starting tritonserver on {host} (log: {server.log_file}) ...", err=True)
         server.start(timeout=timeout)
@@ -54,6 +55,10 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
     except (KeyboardInterrupt, Shutdown):
         click.echo("Stopping tritonserver ...", err=True)
     finally:
+        # A second Ctrl-C or SIGTERM must not abandon the server half-stopped.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
     click.echo(f"tritonserver stopped (exit code {code}).", err=True)

@@ -17,8 +17,12 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def is_port_free(port: int, host: str = LOOPBACK) -> bool:
-    """True when nothing listens on ``host:port`` and it can be bound."""
+    """True when nothing listens on ``host:port`` and a server could bind it.
+
+    SO_REUSEADDR, as servers set it, so connections lingering in TIME_WAIT do not count.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
