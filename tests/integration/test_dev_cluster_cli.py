@@ -1,0 +1,79 @@
+"""``milco-os dev-cluster`` end to end: a real node started, answered, listed and stopped."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from milco_os.services.ports import free_port, is_port_free
+
+pytestmark = pytest.mark.integration
+
+
+def milco_os(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_start_status_stop_round_trip() -> None:
+    port = free_port()
+    started = milco_os("dev-cluster", "start", "--port", str(port))
+    try:
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip().splitlines()[-1]
+        assert url == f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            info = json.load(response)
+        assert info["version"]["distribution"] == "opensearch"
+        assert "green" in started.stderr
+
+        again = milco_os("dev-cluster", "start", "--port", str(port))
+        assert again.returncode == 0 and "already runs" in again.stderr
+
+        status = milco_os("dev-cluster", "status")
+        assert status.returncode == 0
+        assert url in status.stdout and "green" in status.stdout
+    finally:
+        stopped = milco_os("dev-cluster", "stop", "--port", str(port))
+    assert stopped.returncode == 0
+    assert f"127.0.0.1:{port}: stopped" in stopped.stdout
+    assert is_port_free(port)
+    assert url not in milco_os("dev-cluster", "status").stdout
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = milco_os("dev-cluster", "start", "--port", str(port))
+    assert result.returncode == 4
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_node_that_cannot_start_reports_its_log_tail() -> None:
+    port = free_port()
+    result = milco_os("dev-cluster", "start", "--port", str(port), "--setting", "no.such.setting=1", timeout=240)
+    assert result.returncode == 4
+    assert "exited before it became ready" in result.stderr
+    assert "unknown setting [no.such.setting]" in result.stderr
+    assert is_port_free(port)
+
+
+def test_malformed_setting_is_a_usage_error() -> None:
+    result = milco_os("dev-cluster", "start", "--setting", "novalue")
+    assert result.returncode == 2
+    assert "'novalue' is not of the form key=value" in result.stderr
+
+
+def test_version_the_registry_does_not_serve_is_a_clear_error() -> None:
+    result = milco_os("dev-cluster", "fetch", "--version", "0.0.1")
+    assert result.returncode == 4
+    assert "Maven could not provide org.opensearch.distribution.integ-test-zip:opensearch:0.0.1:zip" in result.stderr

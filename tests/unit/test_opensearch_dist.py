@@ -1,0 +1,86 @@
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from milco_os.services.maven import Artifact
+from milco_os.services.opensearch_dist import (
+    extract_zip,
+    mapper_extras_descriptor,
+    plugin_class_in,
+    read_properties,
+)
+from milco_os.services.opensearch_node import NodeSettings, node_yaml, runtime_jvm_options
+
+
+def make_jar(path: Path, names: list[str]) -> Path:
+    with zipfile.ZipFile(path, "w") as jar:
+        for name in names:
+            jar.writestr(name, b"\xca\xfe")
+    return path
+
+
+@pytest.mark.parametrize(
+    "plugin_class",
+    ["org.opensearch.index.mapper.MapperExtrasPlugin", "org.opensearch.index.mapper.MapperExtrasModulePlugin"],
+)
+def test_plugin_class_is_read_from_the_jar(tmp_path: Path, plugin_class: str) -> None:
+    jar = make_jar(tmp_path / "m.jar", ["org/opensearch/index/mapper/RankFeatureFieldMapper.class",
+                                        plugin_class.replace(".", "/") + ".class"])
+    assert plugin_class_in(jar) == plugin_class
+
+
+def test_jar_without_plugin_class_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="holds no"):
+        plugin_class_in(make_jar(tmp_path / "m.jar", ["a/B.class"]))
+
+
+def test_descriptor_round_trips_through_the_properties_reader(tmp_path: Path) -> None:
+    path = tmp_path / "plugin-descriptor.properties"
+    path.write_text(mapper_extras_descriptor("x.Y", "2.19.6", "11"))
+    properties = read_properties(path)
+    assert properties["name"] == "mapper-extras"
+    assert properties["classname"] == "x.Y"
+    assert properties["opensearch.version"] == properties["version"] == "2.19.6"
+    assert properties["java.version"] == "11"
+    assert properties["extended.plugins"] == ""
+
+
+def test_extract_zip_keeps_executable_bits(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        script = zipfile.ZipInfo("dist/bin/run")
+        script.external_attr = (stat.S_IFREG | 0o755) << 16
+        bundle.writestr(script, "#!/bin/sh\n")
+        bundle.writestr("dist/config/x.yml", "a: 1\n")
+    extract_zip(archive, tmp_path / "out")
+    assert (tmp_path / "out/dist/bin/run").stat().st_mode & 0o111
+    assert (tmp_path / "out/dist/config/x.yml").read_text() == "a: 1\n"
+
+
+def test_artifact_path_follows_the_maven_layout(tmp_path: Path) -> None:
+    artifact = Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", "2.19.6", "zip")
+    assert artifact.coordinates == "org.opensearch.distribution.integ-test-zip:opensearch:2.19.6:zip"
+    assert artifact.path_in(tmp_path) == (
+        tmp_path / "org/opensearch/distribution/integ-test-zip/opensearch/2.19.6/opensearch-2.19.6.zip"
+    )
+
+
+def test_jvm_options_paths_become_absolute(tmp_path: Path) -> None:
+    options = ("-XX:HeapDumpPath=data\n-XX:ErrorFile=logs/hs_err_pid%p.log\n"
+               "9-:-Xlog:gc*:file=logs/gc.log:utctime\n")
+    rewritten = runtime_jvm_options(options, tmp_path)
+    assert f"-XX:HeapDumpPath={tmp_path}/data" in rewritten
+    assert f"-XX:ErrorFile={tmp_path}/logs/hs_err_pid%p.log" in rewritten
+    assert f"file={tmp_path}/logs/gc.log" in rewritten
+    assert "=logs/" not in rewritten
+
+
+def test_node_yaml_binds_loopback_and_takes_extra_settings(tmp_path: Path) -> None:
+    text = node_yaml(NodeSettings(http_port=9333, extra={"thread_pool.write.queue_size": "2"}), 9444, tmp_path)
+    lines = dict(line.split(": ", 1) for line in text.splitlines())
+    assert lines["network.host"] == '"127.0.0.1"'
+    assert lines["http.port"] == "9333" and lines["transport.port"] == "9444"
+    assert lines["discovery.type"] == '"single-node"'
+    assert lines["thread_pool.write.queue_size"] == '"2"'
