@@ -40,7 +40,9 @@ fetch_java_artifacts() {
   for tool in java mvn; do
     command -v "$tool" >/dev/null || { echo "milco-os needs '$tool' (a JDK 17 and Maven) on PATH." >&2; return 1; }
   done
+  # The default OpenSearch 2.x, and the 3.x release the test suite also runs.
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch >/dev/null
+  "$MILCO_VENV/bin/milco-os" dev-cluster fetch --version 3.8.0 >/dev/null
 }
 
 timed "virtualenv (.venv)" create_venv

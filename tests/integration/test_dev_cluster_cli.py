@@ -9,6 +9,7 @@ import sys
 import urllib.request
 
 import pytest
+from opensearchpy import OpenSearch
 
 from milco_os.services.ports import free_port, is_port_free
 
@@ -77,3 +78,29 @@ def test_version_the_registry_does_not_serve_is_a_clear_error() -> None:
     result = milco_os("dev-cluster", "fetch", "--version", "0.0.1")
     assert result.returncode == 4
     assert "Maven could not provide org.opensearch.distribution.integ-test-zip:opensearch:0.0.1:zip" in result.stderr
+
+
+OPENSEARCH_3 = "3.8.0"
+
+
+def test_opensearch_3_node_serves_rank_features() -> None:
+    port = free_port()
+    started = milco_os("dev-cluster", "start", "--version", OPENSEARCH_3, "--port", str(port))
+    try:
+        assert started.returncode == 0, started.stderr
+        client = OpenSearch(hosts=[started.stdout.strip()])
+        assert client.info()["version"]["number"] == OPENSEARCH_3
+        client.indices.create(index="rf", body={
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {"properties": {"terms": {"type": "rank_features"}}},
+        })
+        client.index(index="rf", id="1", body={"terms": {"a": 2.5, "b": 1.0}}, refresh=True)
+        hits = client.search(index="rf", body={"query": {"bool": {"should": [
+            {"rank_feature": {"field": "terms.a", "boost": 2.0, "linear": {}}},
+            {"rank_feature": {"field": "terms.b", "boost": 3.0, "linear": {}}},
+        ]}}})["hits"]["hits"]
+        assert [(hit["_id"], hit["_score"]) for hit in hits] == [("1", 8.0)]
+        client.close()
+    finally:
+        milco_os("dev-cluster", "stop", "--port", str(port))
+    assert is_port_free(port)
