@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, XLMRobertaConfig
+from transformers.utils import logging as transformers_logging
 
 from milco_os.errors import MilcoOsError
 from milco_os.model.network import MilcoNetwork
@@ -165,6 +166,9 @@ def build_network(directory: Path) -> tuple[MilcoNetwork, MilcoConfig]:
 
 def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
     """The multilingual tokenizer stored beside the weights (never downloaded)."""
+    # AutoTokenizer peeks at config.json, whose model_type "milco" it does not know; that notice is noise.
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
     try:
         return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -172,6 +176,8 @@ def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
             f"{directory}: no usable multilingual tokenizer (expected tokenizer.json and tokenizer_config.json, "
             f"or sentencepiece.bpe.model): {exc}"
         ) from exc
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def en_vocabulary_path(directory: Path) -> Path:
