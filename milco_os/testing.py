@@ -1,7 +1,7 @@
 """Tiny random MILCO checkpoints in exactly the released layout, for tests, demos and benchmarks.
 
 The hub is not needed: the multilingual tokenizer is a small SentencePiece-style
-Unigram model trained on a built-in multilingual sample, the English vocabulary is a
+Unigram model built from a built-in multilingual sample, the English vocabulary is a
 sample of the bundled bert-base-uncased wordpieces, and the weights are random.
 Retrieval quality with such a model is meaningless; the data path is the real one.
 """
@@ -9,11 +9,14 @@ Retrieval quality with such a model is meaningless; the data path is the real on
 from __future__ import annotations
 
 import json
+import math
 import random
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from milco_os.model.checkpoint import BUNDLED_EN_VOCAB, backbone_config
 from milco_os.model.network import MilcoNetwork
@@ -46,17 +49,30 @@ SPECIAL_PIECES = ("<s>", "<pad>", "</s>", "<unk>")
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def train_tokenizer(vocab_size: int) -> Tokenizer:
-    """A Unigram tokenizer with XLM-R's special-token ids (<s>=0, <pad>=1, </s>=2) and template."""
-    tokenizer = Tokenizer(models.Unigram())
+def build_tokenizer(vocab_size: int) -> Tokenizer:
+    """A deterministic Unigram tokenizer with XLM-R's special ids (<s>=0, <pad>=1, </s>=2) and template.
+
+    Pieces: every character of the sample (alone and word-initial) so nothing is unknown,
+    then the most frequent words and word prefixes; scores are log relative frequencies.
+    """
+    counts: Counter[str] = Counter()
+    for line in MULTILINGUAL_SAMPLE:
+        for word in unicodedata.normalize("NFKC", line).split():
+            piece = "▁" + word
+            counts.update(piece[:end] for end in range(2, len(piece) + 1))
+            counts.update(word)
+    characters = sorted({piece for piece in counts if len(piece) == 1} | {"▁"})
+    longer = sorted((p for p in counts if len(p) > 1), key=lambda p: (-counts[p] * len(p), p))
+    pieces = characters + longer[: max(0, vocab_size - len(SPECIAL_PIECES) - 1 - len(characters))]
+    total = sum(counts.values())
+    vocab = [(special, 0.0) for special in SPECIAL_PIECES]
+    vocab += [(piece, math.log(max(counts[piece], 1) / total) - (1 if len(piece) == 1 else 0)) for piece in pieces]
+    vocab.append(("<mask>", 0.0))
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tokenizer.add_special_tokens(list(SPECIAL_PIECES) + ["<mask>"])
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size - 1, special_tokens=list(SPECIAL_PIECES), unk_token="<unk>", show_progress=False
-    )
-    tokenizer.train_from_iterator(MULTILINGUAL_SAMPLE * 4, trainer)
-    tokenizer.add_special_tokens(["<mask>"])
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
@@ -67,6 +83,8 @@ def english_pieces(count: int, rng: random.Random) -> list[str]:
     """BERT's special pieces plus a sample of real wordpieces (whole words, ## pieces, punctuation)."""
     bundled = Path(__file__).parent / "model" / "data" / BUNDLED_EN_VOCAB
     pieces = bundled.read_text(encoding="utf-8").splitlines()
+    if count >= len(pieces):
+        return pieces
     ordinary = [piece for piece in pieces[999:] if piece not in BERT_SPECIALS]
     return list(BERT_SPECIALS) + rng.sample(ordinary, count - len(BERT_SPECIALS))
 
@@ -87,13 +105,13 @@ def make_tiny_checkpoint(
 ) -> Path:
     """Write a random MILCO checkpoint in the released layout; returns its directory.
 
-    ``m_vocab_size`` is an upper bound: the trained tokenizer may find fewer pieces.
+    ``m_vocab_size`` is an upper bound: the sample may offer fewer pieces.
     ``max_positions`` counts XLM-R's two reserved positions (130 -> 128 tokens).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    tokenizer = train_tokenizer(m_vocab_size)
+    tokenizer = build_tokenizer(m_vocab_size)
     tokenizer.save(str(directory / "tokenizer.json"))
     m_vocab = tokenizer.get_vocab_size()
     (directory / "tokenizer_config.json").write_text(json.dumps({

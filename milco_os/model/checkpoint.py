@@ -25,6 +25,7 @@ from milco_os.model.network import MilcoNetwork
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 EN_VOCAB_FILE = "en_vocab.txt"
+TOKENIZER_MODEL_FILES = ("tokenizer.json", "sentencepiece.bpe.model")
 BUNDLED_EN_VOCAB = "bert-base-uncased-vocab.txt"
 ATTENTION_HEAD_SIZE = 64
 BACKBONE_PREFIX = "m_model."
@@ -166,6 +167,11 @@ def build_network(directory: Path) -> tuple[MilcoNetwork, MilcoConfig]:
 
 def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
     """The multilingual tokenizer stored beside the weights (never downloaded)."""
+    if not any((directory / name).is_file() for name in TOKENIZER_MODEL_FILES):
+        raise CheckpointError(
+            f"{directory}: no multilingual tokenizer: expected {' or '.join(TOKENIZER_MODEL_FILES)} "
+            "(with tokenizer_config.json) beside the weights."
+        )
     # AutoTokenizer peeks at config.json, whose model_type "milco" it does not know; that notice is noise.
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()

@@ -90,29 +90,37 @@ def test_encoder_matches_the_reference_in_fp32(tiny_encoder: MilcoEncoder, state
         assert len(vector.en_ids) == int((english > 0).sum())
 
 
+def as_dict(ids: np.ndarray, weights: np.ndarray) -> dict[int, float]:
+    return dict(zip(ids.tolist(), weights.tolist()))
+
+
+def assert_same_vector(a, b, atol: float) -> None:
+    """Same terms in each view, weights within ``atol`` (order of near-ties may differ)."""
+    for ids_a, w_a, ids_b, w_b in ((a.en_ids, a.en_weights, b.en_ids, b.en_weights),
+                                   (a.m_ids, a.m_weights, b.m_ids, b.m_weights)):
+        da, db = as_dict(ids_a, w_a), as_dict(ids_b, w_b)
+        assert da.keys() == db.keys()
+        assert max((abs(da[k] - db[k]) for k in da), default=0.0) <= atol
+
+
 def test_result_does_not_depend_on_the_batch(tiny_encoder: MilcoEncoder) -> None:
     together = tiny_encoder.encode(TEXTS, batch_size=len(TEXTS))
     for text, batched in zip(TEXTS, together):
-        alone = tiny_encoder.encode([text])[0]
-        assert alone.en_ids.tolist() == batched.en_ids.tolist()
-        assert alone.m_ids.tolist() == batched.m_ids.tolist()
-        assert np.abs(alone.en_weights - batched.en_weights).max() <= 1e-5
-        assert np.abs(alone.m_weights - batched.m_weights).max() <= 1e-5
+        assert_same_vector(tiny_encoder.encode([text])[0], batched, atol=1e-5)
 
 
 def test_chunked_logits_equal_unchunked(tiny_checkpoint: Path) -> None:
     whole = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu")
     chunked = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu", logits_budget_bytes=1)
     for a, b in zip(whole.encode(TEXTS), chunked.encode(TEXTS)):
-        assert a.en_ids.tolist() == b.en_ids.tolist()
-        np.testing.assert_allclose(a.en_weights, b.en_weights, atol=1e-6)
+        assert_same_vector(a, b, atol=1e-6)
 
 
 def test_results_come_back_in_input_order(tiny_encoder: MilcoEncoder) -> None:
     shuffled = TEXTS[::-1] + TEXTS[:3]
     vectors = tiny_encoder.encode(shuffled, batch_size=3)
-    singles = [tiny_encoder.encode([text])[0] for text in shuffled]
-    assert [v.m_ids.tolist() for v in vectors] == [s.m_ids.tolist() for s in singles]
+    for vector, text in zip(vectors, shuffled):
+        assert_same_vector(vector, tiny_encoder.encode([text])[0], atol=1e-5)
 
 
 def test_blank_texts_give_empty_vectors(tiny_encoder: MilcoEncoder) -> None:
