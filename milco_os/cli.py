@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from milco_os import __version__
+from milco_os.commands.demo import demo
 from milco_os.commands.dev_cluster import dev_cluster
+from milco_os.commands.encode import encode, tiny_checkpoint
 from milco_os.commands.triton import triton
 from milco_os.errors import MilcoOsError
 
@@ -27,5 +29,5 @@ def main() -> None:
     """MILCO multilingual learned sparse retrieval for OpenSearch and Elasticsearch."""
 
 
-main.add_command(dev_cluster)
-main.add_command(triton)
+for command in (demo, dev_cluster, encode, tiny_checkpoint, triton):
+    main.add_command(command)

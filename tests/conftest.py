@@ -18,11 +18,13 @@ from typing import Iterator
 import pytest
 from opensearchpy import OpenSearch
 
+from milco_os.model import MilcoEncoder
 from milco_os.services.opensearch_dist import DEFAULT_VERSION
 from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode, is_green
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 from milco_os.services.triton_server import TritonServer
+from milco_os.testing import make_tiny_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_URL_ENV = "MILCO_OS_TEST_URL"
@@ -118,6 +120,16 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSe
         SERVICE_REPORT["Triton"] = f"{server.server_metadata()['version']} at {server.http_url} (HTTP), " \
                                    f"{server.grpc_url} (gRPC)"
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-milco"), seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_checkpoint: Path) -> MilcoEncoder:
+    return MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -1,0 +1,54 @@
+"""``milco-os encode``: texts in, one JSON object of named MILCO terms per text out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from milco_os.pruning import PruneSpec
+
+
+
+def parse_prune(ctx: click.Context, param: click.Parameter, value: str) -> "PruneSpec":
+    from milco_os.pruning import PruneSpec
+
+    try:
+        return PruneSpec.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command("encode")
+@click.option("--model", "model", required=True, envvar="MILCO_MODEL",
+              help="MILCO checkpoint directory (or Hugging Face id when the hub is reachable).")
+@click.option("--prune", default="none", show_default=True, callback=parse_prune,
+              help="Pruning spec, e.g. topk:128, mass:0.9, percentile:95, e=topk:100,m=abs:0.1.")
+@click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--no-echo", is_flag=True, help="Leave out the LexEcho source-language terms.")
+@click.argument("texts", nargs=-1)
+def encode(model: str, prune: "PruneSpec", max_length: int | None, batch_size: int, no_echo: bool,
+           texts: tuple[str, ...]) -> None:
+    """Print {"text": ..., "terms": {...}} per TEXT (or per stdin line), terms heaviest first."""
+    from milco_os.model import MilcoEncoder  # torch and transformers load only for commands that encode
+
+    inputs = list(texts) if texts else [line.rstrip("\n") for line in sys.stdin]
+    encoder = MilcoEncoder.from_pretrained(model)
+    vectors = encoder.encode(inputs, max_length=max_length, batch_size=batch_size, prune=prune, echo=not no_echo)
+    for text, vector in zip(inputs, vectors):
+        click.echo(json.dumps({"text": text, "terms": vector.terms(encoder.vocabulary)}, ensure_ascii=False))
+
+
+@click.command("tiny-checkpoint")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+def tiny_checkpoint(directory: Path, seed: int) -> None:
+    """Write a tiny random MILCO checkpoint in the released layout (for trying the tool; rankings are meaningless)."""
+    from milco_os.testing import make_tiny_checkpoint
+
+    click.echo(str(make_tiny_checkpoint(directory, seed=seed)))
