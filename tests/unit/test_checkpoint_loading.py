@@ -89,3 +89,10 @@ def test_bundled_english_vocabulary_is_used_without_en_vocab_txt(tmp_path: Path)
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         MilcoEncoder.from_pretrained(tmp_path / "nowhere")
+
+
+def test_unavailable_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError, match="could not be fetched from the Hugging Face hub"):
+        MilcoEncoder.from_pretrained("milco-os-tests/no-such-model")
