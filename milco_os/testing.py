@@ -52,8 +52,9 @@ BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 def build_tokenizer(vocab_size: int) -> Tokenizer:
     """A deterministic Unigram tokenizer with XLM-R's special ids (<s>=0, <pad>=1, </s>=2) and template.
 
-    Pieces: every character of the sample (alone and word-initial) so nothing is unknown,
-    then the most frequent words and word prefixes; scores are log relative frequencies.
+    Pieces: every character of the sample so nothing of it is unknown, then its most frequent
+    words and word prefixes (scores: log relative frequencies), then private-use filler
+    pieces up to ``vocab_size``.
     """
     counts: Counter[str] = Counter()
     for line in MULTILINGUAL_SAMPLE:
@@ -63,10 +64,12 @@ def build_tokenizer(vocab_size: int) -> Tokenizer:
             counts.update(word)
     characters = sorted({piece for piece in counts if len(piece) == 1} | {"▁"})
     longer = sorted((p for p in counts if len(p) > 1), key=lambda p: (-counts[p] * len(p), p))
-    pieces = characters + longer[: max(0, vocab_size - len(SPECIAL_PIECES) - 1 - len(characters))]
+    room = max(0, vocab_size - len(SPECIAL_PIECES) - 1)
+    pieces = (characters + longer)[:room]
     total = sum(counts.values())
     vocab = [(special, 0.0) for special in SPECIAL_PIECES]
     vocab += [(piece, math.log(max(counts[piece], 1) / total) - (1 if len(piece) == 1 else 0)) for piece in pieces]
+    vocab += [(filler_piece(n), -100.0) for n in range(room - len(pieces))]
     vocab.append(("<mask>", 0.0))
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
     tokenizer.add_special_tokens(list(SPECIAL_PIECES) + ["<mask>"])
@@ -77,6 +80,16 @@ def build_tokenizer(vocab_size: int) -> Tokenizer:
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     return tokenizer
+
+
+def filler_piece(n: int) -> str:
+    """A piece of private-use characters, which no real text contains: pads a vocabulary to size."""
+    digits = []
+    while True:
+        n, rest = divmod(n, 6400)
+        digits.append(chr(0xE000 + rest))
+        if n == 0:
+            return "▁" + "".join(digits)
 
 
 def english_pieces(count: int, rng: random.Random) -> list[str]:
@@ -105,7 +118,6 @@ def make_tiny_checkpoint(
 ) -> Path:
     """Write a random MILCO checkpoint in the released layout; returns its directory.
 
-    ``m_vocab_size`` is an upper bound: the sample may offer fewer pieces.
     ``max_positions`` counts XLM-R's two reserved positions (130 -> 128 tokens).
     """
     directory = Path(directory)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_TOKEN_BUDGET = 16384
-DEFAULT_LOGITS_BUDGET_BYTES = 256 * 1024 * 1024
+DEFAULT_LOGITS_BUDGET_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -166,17 +166,28 @@ class MilcoEncoder:
         return [self._to_sparse(en[row], None if m is None else m[row], spec) for row in range(len(batch_ids))]
 
     def _en_weights(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """log1p(relu(max over positions of mask * logits)), computed in sequence chunks with a running max."""
-        features = self.network.en_features(states)
-        batch, length, _ = features.shape
-        bytes_per_position = batch * self.network.en_vocab_size * 4
-        chunk = max(1, min(length, self.logits_budget_bytes // bytes_per_position))
-        mask = attention_mask.unsqueeze(-1).to(features.dtype)
-        # Padding rows are multiplied to 0; starting the running max at 0 is the same after relu.
-        pooled = torch.zeros((batch, self.network.en_vocab_size), device=features.device, dtype=torch.float32)
-        for start in range(0, length, chunk):
-            logits = self.network.en_logits(features[:, start : start + chunk]) * mask[:, start : start + chunk]
-            pooled = torch.maximum(pooled, logits.amax(dim=1).float())
+        """log1p(relu(max over positions of mask * logits)) per text.
+
+        Only real positions are projected onto the vocabulary: they are gathered into one
+        matrix (grouped by text) and multiplied in row chunks that fit the logits budget,
+        each text keeping a running max over its rows. Padding rows would contribute 0,
+        which a running max started at 0 reproduces after relu.
+        """
+        features = self.network.en_features(states)[attention_mask.bool()]
+        vocab_size = self.network.en_vocab_size
+        chunk = max(1, self.logits_budget_bytes // (vocab_size * 4))
+        lengths = attention_mask.sum(dim=1).tolist()
+        offsets = [0]
+        for length in lengths:
+            offsets.append(offsets[-1] + length)
+        pooled = torch.zeros((len(lengths), vocab_size), device=features.device, dtype=torch.float32)
+        for start in range(0, offsets[-1], chunk):
+            end = min(offsets[-1], start + chunk)
+            logits = self.network.en_logits(features[start:end])
+            for row, (first, last) in enumerate(zip(offsets, offsets[1:])):
+                if first < end and last > start:
+                    rows = logits[max(first, start) - start : min(last, end) - start]
+                    pooled[row] = torch.maximum(pooled[row], rows.amax(dim=0).float())
         return torch.log1p(torch.relu(pooled))
 
     def _echo_weights(self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,8 @@ class MilcoNetwork(nn.Module):
 
     def en_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for some positions' features: [..., en_vocab]."""
-        return self.mlm_head.predictions.decoder(features) + self.mlm_head.predictions.bias
+        predictions = self.mlm_head.predictions
+        return functional.linear(features, predictions.decoder.weight, predictions.bias)
 
     def echo_weights(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``relu(echo(H_i)) * mask_i * scale`` per position: [batch, seq]."""

@@ -1,0 +1,127 @@
+"""Encode throughput and peak memory: MilcoEncoder against a naive baseline, in the same run.
+
+The baseline is how MILCO is usually run: batches of a fixed size in input order,
+padded to their longest text, the full [batch, seq, 30522] logits tensor, and the
+dense 30,522 + m_vocab output copied off the device. MilcoEncoder sorts by length,
+batches by token budget, pools logits in sequence chunks with a running max and
+returns only (ids, weights). Both compute the unpruned vectors of the same texts.
+
+Each measurement runs in its own process so peak memory (max RSS over the RSS before
+encoding) belongs to that measurement alone.
+
+    python bench/encode_throughput.py [--texts 192] [--batch-sizes 1,8,32] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from milco_os.paths import cache_dir
+from milco_os.testing import MULTILINGUAL_SAMPLE, make_tiny_checkpoint
+
+MODELS = {
+    "tiny (2L, h64, vocab 600/800)": {},
+    "mid (6L, h384, full vocabularies)": dict(layers=6, hidden=384, intermediate=1536, en_hidden=768,
+                                              en_vocab_size=30522, m_vocab_size=250002, max_positions=514),
+}
+
+
+def checkpoint_for(model: str) -> Path:
+    directory = cache_dir() / "bench" / ("tiny" if model.startswith("tiny") else "mid")
+    if not (directory / "config.json").is_file():
+        make_tiny_checkpoint(directory, seed=11, **MODELS[model])
+    return directory
+
+
+def mixed_texts(count: int, seed: int = 5) -> list[str]:
+    """Multilingual texts of 1 to 12 sentences: a realistic spread of lengths."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(MULTILINGUAL_SAMPLE) for _ in range(rng.randint(1, 12))) for _ in range(count)]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+@torch.inference_mode()
+def naive_encode(encoder, texts: list[str], batch_size: int) -> list:
+    """Fixed-size batches in input order, full logits, dense output copied to the host."""
+    network, outputs = encoder.network, []
+    for start in range(0, len(texts), batch_size):
+        batch = encoder.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                  max_length=encoder.max_positions, return_tensors="pt")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        states = network.backbone_states(ids, mask)
+        logits = network.en_logits(network.en_features(states)) * mask.unsqueeze(-1)
+        english = torch.log1p(torch.relu(logits.max(dim=1).values))
+        echo = network.echo_weights(states, mask.float())
+        source = torch.zeros((len(ids), network.m_vocab_size)).scatter_add_(1, ids, echo)
+        outputs.extend(torch.cat([english, source], dim=1).numpy())
+    return outputs
+
+
+def measure(model: str, method: str, batch_size: int, count: int) -> dict:
+    from milco_os.model import MilcoEncoder
+
+    encoder = MilcoEncoder.from_pretrained(checkpoint_for(model), device="cpu")
+    texts = mixed_texts(count)
+    tokens = sum(len(ids) for ids in encoder.tokenizer(texts, truncation=True,
+                                                       max_length=encoder.max_positions)["input_ids"])
+    run = (lambda: encoder.encode(texts, batch_size=batch_size)) if method == "milco-os" else (
+        lambda: naive_encode(encoder, texts, batch_size))
+    encoder.encode(texts[:2])  # warm-up
+    before = rss_bytes()
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"docs_per_s": count / elapsed, "tokens_per_s": tokens / elapsed, "peak_mb": max(0, peak - before) / 2**20}
+
+
+def run_in_child(model: str, method: str, batch_size: int, count: int) -> dict:
+    command = [sys.executable, __file__, "--one", json.dumps([model, method, batch_size, count])]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=192)
+    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(*json.loads(args.one))))
+        return
+    rows = ["| model | batch | milco-os docs/s | baseline docs/s | speed-up | milco-os tokens/s "
+            "| milco-os peak MB | baseline peak MB |", "|---|---|---|---|---|---|---|---|"]
+    for model in MODELS:
+        checkpoint_for(model)
+        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+            ours = run_in_child(model, "milco-os", batch_size, args.texts)
+            base = run_in_child(model, "baseline", batch_size, args.texts)
+            rows.append(f"| {model} | {batch_size} | {ours['docs_per_s']:.1f} | {base['docs_per_s']:.1f} | "
+                        f"{ours['docs_per_s'] / base['docs_per_s']:.2f}x | {ours['tokens_per_s']:.0f} | "
+                        f"{ours['peak_mb']:.0f} | {base['peak_mb']:.0f} |")
+            print(rows[-1], flush=True)
+    machine = f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+    table = "\n".join(rows) + f"\n\n{args.texts} mixed-length multilingual texts, fp32 on CPU ({machine}).\n"
+    print("\n" + table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
