@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_TOKEN_BUDGET = 16384
 DEFAULT_LOGITS_BUDGET_BYTES = 64 * 1024 * 1024
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class MilcoEncoder:
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         logits_budget_bytes: int = DEFAULT_LOGITS_BUDGET_BYTES,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.network = network.to(self.device).eval()
         self.tokenizer = tokenizer

@@ -157,3 +157,22 @@ def test_terms_are_named_by_view(tiny_encoder: MilcoEncoder) -> None:
     assert len(terms) == 20
     assert all(name.startswith(("e_", "m_")) for name in terms)
     assert list(terms.values()) == sorted(terms.values(), reverse=True)
+
+
+@pytest.mark.parametrize(("batch_size", "budget"), [(1, 10_000), (4, 10_000), (32, 100), (32, 35)])
+def test_batches_cover_every_text_once_within_the_limits(batch_size: int, budget: int) -> None:
+    from milco_os.model.encoder import plan_batches
+
+    lengths = [5, 40, 12, 33, 7, 7, 90, 1, 18, 60]
+    batches = plan_batches(lengths, batch_size, budget)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    order = [i for batch in batches for i in batch]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    for batch in batches:
+        assert len(batch) <= batch_size
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= budget
+
+
+def test_unknown_precision_is_refused(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MilcoEncoder.from_pretrained(tiny_checkpoint, precision="int8")
