@@ -1,0 +1,20 @@
+"""Cluster clients: opensearch-py with retries on transient failures."""
+
+from __future__ import annotations
+
+from opensearchpy import OpenSearch
+
+RETRY_ON_STATUS = (502, 503, 504)
+
+
+def make_client(url: str, *, user: str | None = None, password: str | None = None, timeout: float = 60,
+                max_retries: int = 5) -> OpenSearch:
+    """A client for ``url`` that retries 502/503/504 and timeouts; basic auth when a user is given."""
+    return OpenSearch(
+        hosts=[url],
+        http_auth=(user, password or "") if user else None,
+        timeout=timeout,
+        max_retries=max_retries,
+        retry_on_status=RETRY_ON_STATUS,
+        retry_on_timeout=True,
+    )

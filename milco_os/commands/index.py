@@ -1,0 +1,125 @@
+"""``milco-os setup``, ``ingest`` and ``search``: MILCO indices on a cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from milco_os.commands.encode import parse_prune
+
+url_option = click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL.")
+user_option = click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user.")
+password_option = click.option("--password", envvar="MILCO_OS_PASSWORD", default=None, hidden=True)
+index_option = click.option("--index", required=True, help="Index name.")
+model_option = click.option("--model", required=True, envvar="MILCO_MODEL", help="MILCO checkpoint directory.")
+
+
+def client_for(url: str, user: str | None, password: str | None):
+    from milco_os.cluster import make_client
+
+    return make_client(url, user=user, password=password)
+
+
+@click.command("setup")
+@url_option
+@user_option
+@password_option
+@index_option
+@click.option("--passages", is_flag=True, help="Nested per-passage vectors for long documents.")
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=0))
+def setup(url: str, user: str | None, password: str | None, index: str, passages: bool, shards: int,
+          replicas: int) -> None:
+    """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
+    from milco_os.index_setup import ensure_index
+
+    outcome = ensure_index(client_for(url, user, password), index, passages=passages, shards=shards,
+                           replicas=replicas)
+    click.echo(f"index {index}: {outcome}")
+
+
+@click.command("ingest")
+@url_option
+@user_option
+@password_option
+@index_option
+@model_option
+@click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec.")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
+@click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSONL file for refused documents (default: FILE.dead-letter.jsonl).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest(url: str, user: str | None, password: str | None, index: str, model: str, prune, text_field: str,
+           id_field: str, batch_size: int, max_length: int | None, dead_letter: Path | None, file: Path) -> None:
+    """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused."""
+    from milco_os.index_setup import ensure_index
+    from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+    from milco_os.model import MilcoEncoder
+
+    client = client_for(url, user, password)
+    ensure_index(client, index)
+    encoder = MilcoEncoder.from_pretrained(model)
+    options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
+                            prune=prune, max_length=max_length, model_name=encoder.name)
+    dead_letter = dead_letter or file.with_suffix(".dead-letter.jsonl")
+    total = sum(1 for line in file.open("rb") if line.strip())
+    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with dead_letter.open("w", encoding="utf-8") as stream, Progress(*columns, transient=True) as progress:
+        task = progress.add_task("ingest", total=total)
+        letters = DeadLetters(stream)
+        summary = Ingestor(client, encoder, options, letters,
+                           on_progress=lambda n: progress.advance(task, n)).run(read_jsonl(file))
+    client.indices.refresh(index=index)
+    click.echo(json.dumps(summary.as_dict()), err=True)
+    if summary.failed:
+        click.echo(f"{summary.failed} document(s) refused: see {dead_letter}", err=True)
+        sys.exit(1)
+    dead_letter.unlink(missing_ok=True)
+
+
+@click.command("search")
+@url_option
+@user_option
+@password_option
+@index_option
+@model_option
+@click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-echo", is_flag=True, help="Leave out LexEcho source-language terms.")
+@click.option("--echo-weight", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--query-prune", default="none", show_default=True, callback=parse_prune)
+@click.option("--two-phase", is_flag=True, help="Heaviest terms retrieve, the rest rescore the top window.")
+@click.option("--passages", is_flag=True, help="Score documents by their best passage.")
+@click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--explain", is_flag=True, help="Show each hit's per-term contributions.")
+@click.option("--format", "output", type=click.Choice(["json", "table"]), default="table", show_default=True)
+@click.argument("query")
+def search(url: str, user: str | None, password: str | None, index: str, model: str, top_k: int, no_echo: bool,
+           echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float, explain: bool,
+           output: str, query: str) -> None:
+    """Search INDEX for QUERY by the MILCO dot product."""
+    from milco_os.model import MilcoEncoder
+    from milco_os.search import SearchOptions, search as run_search
+
+    encoder = MilcoEncoder.from_pretrained(model)
+    options = SearchOptions(size=top_k, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
+                            two_phase=two_phase, passages=passages, bm25_weight=bm25_weight,
+                            explain=explain or output == "table")
+    hits = run_search(client_for(url, user, password), index, encoder, query, options)
+    if output == "json":
+        click.echo(json.dumps({"hits": [
+            {"id": hit.id, "score": hit.score, **({"terms": hit.terms} if explain else {})} for hit in hits
+        ]}, ensure_ascii=False))
+        return
+    table = Table("id", "score", "top matched terms", title=f"query: {query}", title_justify="left")
+    for hit in hits:
+        table.add_row(hit.id, f"{hit.score:.4f}", ", ".join(f"{n} {v:.2f}" for n, v in list(hit.terms.items())[:5]))
+    Console().print(table)

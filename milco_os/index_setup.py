@@ -1,0 +1,56 @@
+"""Creating MILCO indices from ``mappings/``, idempotently, and refusing incompatible ones."""
+
+from __future__ import annotations
+
+from milco_os.errors import MilcoOsError
+from milco_os.resources import load_json
+
+INDEX_MAPPING = "milco_index.json"
+PASSAGES_MAPPING = "milco_passages.json"
+
+
+class IncompatibleIndexError(MilcoOsError):
+    exit_code = 6
+
+
+def index_body(*, passages: bool, shards: int, replicas: int) -> dict:
+    body = load_json("mappings", PASSAGES_MAPPING if passages else INDEX_MAPPING)
+    body["settings"]["index"].update({"number_of_shards": shards, "number_of_replicas": replicas})
+    return body
+
+
+def field_types(properties: dict, prefix: str = "") -> dict[str, str]:
+    """Flattened ``path -> type`` of a mapping's properties (objects without a type are walked into)."""
+    types: dict[str, str] = {}
+    for name, spec in properties.items():
+        path = prefix + name
+        if "type" in spec:
+            types[path] = spec["type"]
+        if "properties" in spec:
+            types.update(field_types(spec["properties"], path + "."))
+    return types
+
+
+def incompatibilities(existing: dict, wanted: dict) -> list[str]:
+    """Fields milco-os needs that the existing mapping lacks or types differently."""
+    have = field_types(existing.get("properties", {}))
+    need = field_types(wanted["mappings"]["properties"])
+    return [f"field '{path}' is {have.get(path, 'missing')}, milco-os needs {kind}"
+            for path, kind in need.items() if have.get(path) != kind]
+
+
+def ensure_index(client, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1) -> str:
+    """Create ``index`` unless it exists; 'created' or 'exists'. An incompatible index is an error."""
+    body = index_body(passages=passages, shards=shards, replicas=replicas)
+    if not client.indices.exists(index=index):
+        client.indices.create(index=index, body=body)
+        return "created"
+    mapping = client.indices.get_mapping(index=index)
+    existing = next(iter(mapping.values()))["mappings"]
+    problems = incompatibilities(existing, body)
+    if problems:
+        raise IncompatibleIndexError(
+            f"Index '{index}' exists but does not fit MILCO documents: {'; '.join(problems)}.",
+            hint="choose another index name, or reindex into a new index with 'milco-os setup'.",
+        )
+    return "exists"

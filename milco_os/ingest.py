@@ -1,0 +1,255 @@
+"""The ingest bridge: documents -> batched encode -> prune -> bulk write, nothing lost silently.
+
+Semantics, per document:
+- text missing, empty or blank: written without MILCO terms, counted as ``no_text``;
+- text a list of strings: joined with newlines;
+- a line that is not valid UTF-8 or not a JSON object, or text of any other type:
+  not written; one line in the dead-letter file (line, id, field, reason, record);
+- id missing: a deterministic id from the record's content (so re-ingesting the same
+  file never duplicates it); a duplicate id within one run: the last one wins, counted.
+Encoding batch N+1 overlaps the bulk write of batch N. Bulk rejections (429) are
+retried with exponential backoff by opensearch-py's bulk helper; documents the cluster
+still refuses go to the dead-letter file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TextIO
+
+from opensearchpy import helpers
+
+from milco_os.index_fields import META_FIELD, vector_fields
+from milco_os.pruning import PruneSpec
+from milco_os.search import Encoder
+
+BULK_MAX_RETRIES = 6
+BULK_INITIAL_BACKOFF_S = 1
+BULK_MAX_BACKOFF_S = 30
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input document: where it came from, and either its parsed source or why it was refused."""
+
+    line: int
+    source: dict | None = None
+    raw: str | None = None
+    error: str | None = None
+    error_field: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    index: str
+    text_field: str = "text"
+    id_field: str = "id"
+    batch_size: int = 64
+    prune: PruneSpec = PruneSpec()
+    max_length: int | None = None
+    model_name: str = "milco"
+    model_revision: str = ""
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    written: int = 0
+    no_text: int = 0
+    failed: int = 0
+    duplicate_ids: int = 0
+    elapsed_s: float = 0.0
+    encode_s: float = 0.0
+    bulk_s: float = 0.0
+    seen_ids: set[str] = field(default_factory=set, repr=False)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"read": self.read, "written": self.written, "no_text": self.no_text, "failed": self.failed,
+                "duplicate_ids": self.duplicate_ids, "elapsed_s": round(self.elapsed_s, 3),
+                "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
+
+
+class DeadLetters:
+    """Refused documents as JSON lines: line, id, field, reason, and the original record."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def add(self, *, line: int | None, doc_id: str | None, field_name: str | None, reason: str,
+            record: object) -> None:
+        self.count += 1
+        if self.stream is not None:
+            entry = {"line": line, "id": doc_id, "field": field_name, "reason": reason, "record": record}
+            self.stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+
+
+def read_jsonl(path: Path) -> Iterator[Record]:
+    """Records of a JSONL file; undecodable or unparsable lines become refused records."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Record(number, raw=raw.decode("utf-8", "backslashreplace").rstrip("\n"),
+                             error=f"line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
+            try:
+                source = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield Record(number, raw=text.rstrip("\n"), error=f"line {number} is not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(source, dict):
+                yield Record(number, raw=text.rstrip("\n"),
+                             error=f"line {number} is a JSON {type(source).__name__}, not an object")
+                continue
+            yield Record(number, source=source)
+
+
+def records_from_dicts(documents: Iterable[dict]) -> Iterator[Record]:
+    for number, document in enumerate(documents, start=1):
+        if isinstance(document, dict):
+            yield Record(number, source=document)
+        else:
+            yield Record(number, raw=repr(document), error=f"document {number} is {type(document).__name__}, "
+                                                           "not a dict")
+
+
+def document_text(source: dict, text_field: str) -> str | None:
+    """The text to encode ('' when missing); None when the field holds something that is not text."""
+    value = source.get(text_field)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "\n".join(value)
+    return None
+
+
+def document_id(source: dict, id_field: str) -> str:
+    """The document's id, or a content hash when it has none."""
+    value = source.get(id_field)
+    if value is not None and value != "":
+        return str(value)
+    canonical = json.dumps(source, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Ingestor:
+    """Writes records into an index with MILCO vectors; one instance per run."""
+
+    def __init__(self, client, encoder: Encoder, options: IngestOptions, dead_letters: DeadLetters,
+                 on_progress: Callable[[int], None] = lambda n: None) -> None:
+        self.client = client
+        self.encoder = encoder
+        self.options = options
+        self.dead_letters = dead_letters
+        self.on_progress = on_progress
+        self.summary = IngestSummary()
+
+    def run(self, records: Iterable[Record]) -> IngestSummary:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="milco-bulk") as writer:
+            pending: Future | None = None
+            for batch in self._batches(records):
+                actions = self._encode(batch)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(self._bulk, actions)
+            if pending is not None:
+                pending.result()
+        self.summary.elapsed_s = time.perf_counter() - started
+        return self.summary
+
+    def _batches(self, records: Iterable[Record]) -> Iterator[list[tuple[Record, str, str]]]:
+        batch: list[tuple[Record, str, str]] = []
+        for record in records:
+            self.summary.read += 1
+            accepted = self._accept(record)
+            if accepted is None:
+                self.on_progress(1)
+                continue
+            batch.append(accepted)
+            if len(batch) >= self.options.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _accept(self, record: Record) -> tuple[Record, str, str] | None:
+        options = self.options
+        if record.error is not None or record.source is None:
+            self.summary.failed += 1
+            self.dead_letters.add(line=record.line, doc_id=None, field_name=record.error_field,
+                                  reason=record.error or "no record", record=record.raw)
+            return None
+        doc_id = document_id(record.source, options.id_field)
+        text = document_text(record.source, options.text_field)
+        if text is None:
+            kind = type(record.source[options.text_field]).__name__
+            self.summary.failed += 1
+            self.dead_letters.add(line=record.line, doc_id=doc_id, field_name=options.text_field,
+                                  reason=f"document {doc_id} (line {record.line}): field '{options.text_field}' "
+                                         f"is a {kind}, not a string or a list of strings",
+                                  record=record.source)
+            return None
+        if doc_id in self.summary.seen_ids:
+            self.summary.duplicate_ids += 1
+        self.summary.seen_ids.add(doc_id)
+        return record, doc_id, text
+
+    def _encode(self, batch: list[tuple[Record, str, str]]) -> list[dict]:
+        started = time.perf_counter()
+        vectors = self.encoder.encode([text for _, _, text in batch], max_length=self.options.max_length,
+                                      prune=self.options.prune)
+        self.summary.encode_s += time.perf_counter() - started
+        encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        actions = []
+        for (record, doc_id, text), vector in zip(batch, vectors):
+            source = {key: value for key, value in record.source.items() if key not in ("milco_en", "milco_m")}
+            if text.strip():
+                source.update(vector_fields(vector, self.encoder.vocabulary))
+            else:
+                self.summary.no_text += 1
+            source[META_FIELD] = {"model": self.options.model_name, "model_revision": self.options.model_revision,
+                                  "prune": str(self.options.prune), "text_hash": text_hash(text),
+                                  "encoded_at": encoded_at}
+            actions.append({"_index": self.options.index, "_id": doc_id, "_source": source,
+                            "_milco_line": record.line})
+        return actions
+
+    def _bulk(self, actions: list[dict]) -> None:
+        started = time.perf_counter()
+        lines = {action["_id"]: action.pop("_milco_line") for action in actions}
+        results = helpers.streaming_bulk(
+            self.client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
+            raise_on_error=False, raise_on_exception=False, max_retries=BULK_MAX_RETRIES,
+            initial_backoff=BULK_INITIAL_BACKOFF_S, max_backoff=BULK_MAX_BACKOFF_S,
+        )
+        sources = {action["_id"]: action["_source"] for action in actions}
+        for ok, item in results:
+            result = item.get("index", item)
+            if ok:
+                self.summary.written += 1
+            else:
+                self.summary.failed += 1
+                doc_id = str(result.get("_id"))
+                self.dead_letters.add(line=lines.get(doc_id), doc_id=doc_id, field_name=None,
+                                      reason=f"document {doc_id}: the cluster refused it: {result.get('error')}",
+                                      record=sources.get(doc_id))
+            self.on_progress(1)
+        self.summary.bulk_s += time.perf_counter() - started

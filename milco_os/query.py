@@ -1,0 +1,97 @@
+"""Query DSL builders: MILCO query vectors -> plain dicts for opensearch-py and elasticsearch clients.
+
+A ``rank_feature`` clause with the ``linear`` function scores ``boost x stored weight``;
+a bool ``should`` of one clause per query term, boost = query weight, therefore
+scores each document by the MILCO dot product (to the 9 significant bits that
+``rank_features`` keeps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from milco_os.feature_names import encode_key
+from milco_os.index_fields import EN_FIELD, M_FIELD
+from milco_os.sparse import SparseVector, TermVocabulary
+
+# OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
+DEFAULT_MAX_CLAUSES = 1000
+PASSAGES_PATH = "milco_passages"
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """One query term: its field and key in the index, its weight, and its readable name."""
+
+    field: str
+    key: str
+    weight: float
+    name: str
+
+
+def query_terms(
+    vector: SparseVector, vocabulary: TermVocabulary, *, echo: bool = True, echo_weight: float = 1.0
+) -> list[QueryTerm]:
+    """The query's terms, heaviest first; LexEcho terms left out or scaled by ``echo_weight``."""
+    if echo_weight < 0:
+        raise ValueError(f"echo_weight must be >= 0, not {echo_weight}")
+    terms = [
+        QueryTerm(EN_FIELD, encode_key(vocabulary.en_pieces[i]), w, vocabulary.en_name(i))
+        for i, w in zip(vector.en_ids.tolist(), vector.en_weights.tolist())
+    ]
+    if echo and echo_weight > 0:
+        terms += [
+            QueryTerm(M_FIELD, encode_key(vocabulary.m_pieces[i]), w * echo_weight, vocabulary.m_name(i))
+            for i, w in zip(vector.m_ids.tolist(), vector.m_weights.tolist())
+        ]
+    return sorted(terms, key=lambda term: (-term.weight, term.field, term.key))
+
+
+def rank_feature_clause(term: QueryTerm, path_prefix: str = "") -> dict:
+    return {"rank_feature": {"field": f"{path_prefix}{term.field}.{term.key}", "boost": term.weight, "linear": {}}}
+
+
+def sparse_query(terms: Sequence[QueryTerm], *, max_clauses: int = DEFAULT_MAX_CLAUSES, path_prefix: str = "") -> dict:
+    """The exact dot product over the ``max_clauses`` heaviest terms (``terms`` come heaviest first)."""
+    if not terms:
+        return {"match_none": {}}
+    return {"bool": {"should": [rank_feature_clause(t, path_prefix) for t in terms[:max_clauses]]}}
+
+
+def two_phase_body(
+    terms: Sequence[QueryTerm], *, size: int, first_phase_terms: int, window: int,
+    max_clauses: int = DEFAULT_MAX_CLAUSES,
+) -> dict:
+    """Heaviest terms retrieve; the rest rescore the top ``window`` so their scores are the full dot product."""
+    head, tail = terms[:first_phase_terms], terms[first_phase_terms:max_clauses]
+    body: dict = {"size": size, "query": sparse_query(head, max_clauses=max_clauses)}
+    if tail:
+        body["rescore"] = {
+            "window_size": max(window, size),
+            "query": {"rescore_query": sparse_query(tail, max_clauses=max_clauses),
+                      "query_weight": 1.0, "rescore_query_weight": 1.0, "score_mode": "total"},
+        }
+    return body
+
+
+def passages_query(terms: Sequence[QueryTerm], *, max_clauses: int = DEFAULT_MAX_CLAUSES) -> dict:
+    """A document scores as its best passage."""
+    return {"nested": {"path": PASSAGES_PATH, "score_mode": "max",
+                       "query": sparse_query(terms, max_clauses=max_clauses, path_prefix=PASSAGES_PATH + ".")}}
+
+
+def hybrid_query(milco: dict, text: str, *, text_fields: Sequence[str], bm25_weight: float,
+                 milco_weight: float = 1.0) -> dict:
+    """MILCO plus BM25 ``multi_match`` on ``text_fields``, summed with the given weights."""
+    return {"bool": {"should": [
+        {"bool": {"should": [milco], "boost": milco_weight}},
+        {"multi_match": {"query": text, "fields": list(text_fields), "boost": bm25_weight}},
+    ]}}
+
+
+def with_filters(query: dict, filters: Sequence[dict]) -> dict:
+    """``query`` restricted to documents that match every filter (filters do not score)."""
+    if not filters:
+        return query
+    return {"bool": {"must": [query], "filter": list(filters)}}
