@@ -16,6 +16,8 @@ from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 
 SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_corpus.jsonl"
+DEMO_INDEX = "milco-demo"
+DEMO_QUERIES = ("capital of Germany", "Hauptstadt", "столица", "東京", "search engine ranking", "نهر النيل")
 
 
 @click.command("demo")
@@ -27,8 +29,12 @@ SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_c
 @click.option("--query", "queries", multiple=True, help="Query to run (repeatable; default: a multilingual set).")
 def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, queries: tuple[str, ...]) -> None:
     """End to end on local services; the node is stopped and removed afterwards."""
-    from milco_os import demo as steps
+    from milco_os.cluster import make_client
+    from milco_os.index_setup import ensure_index
+    from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
     from milco_os.model import MilcoEncoder
+    from milco_os.pruning import PruneSpec
+    from milco_os.search import SearchOptions, search
     from milco_os.testing import make_tiny_checkpoint
 
     console = Console()
@@ -42,17 +48,19 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
     console.print(f"Starting OpenSearch on {node.url} ...")
     node.start()
     try:
-        client = steps.OpenSearch(hosts=[node.url])
+        client = make_client(node.url)
         console.print(f"OpenSearch {client.info()['version']['number']} is green.")
-        documents = steps.read_jsonl(corpus)
-        steps.create_index(client, "milco-demo")
-        indexed = steps.index_documents(client, "milco-demo", documents, encoder, doc_prune)
-        console.print(f"Indexed {indexed} documents from {corpus.name} (pruning {doc_prune}).")
-        for query in queries or steps.DEMO_QUERIES:
+        ensure_index(client, DEMO_INDEX, replicas=0)
+        options = IngestOptions(index=DEMO_INDEX, prune=PruneSpec.parse(doc_prune), model_name=encoder.name)
+        summary = Ingestor(client, encoder, options, DeadLetters(None)).run(read_jsonl(corpus))
+        client.indices.refresh(index=DEMO_INDEX)
+        console.print(f"Indexed {summary.written} documents from {corpus.name} (pruning {doc_prune}).")
+        for query in queries or DEMO_QUERIES:
             table = Table("id", "score", "text", "top matched terms", title=f"query: {query}", title_justify="left")
-            for hit in steps.search(client, "milco-demo", encoder, query, query_prune, size=3):
-                terms = ", ".join(f"{name} {value:.2f}" for name, value in hit.matched.items())
-                table.add_row(hit.doc_id, f"{hit.score:.3f}", hit.text[:60], terms)
+            for hit in search(client, DEMO_INDEX, encoder, query,
+                              SearchOptions(size=3, query_prune=query_prune, explain=True)):
+                terms = ", ".join(f"{name} {value:.2f}" for name, value in list(hit.terms.items())[:4])
+                table.add_row(hit.id, f"{hit.score:.3f}", hit.source["text"][:60], terms)
             console.print(table)
         client.close()
     finally:

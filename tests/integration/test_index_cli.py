@@ -1,0 +1,50 @@
+"""``milco-os setup``, ``ingest`` and ``search`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+
+pytestmark = pytest.mark.integration
+
+CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_corpus.jsonl"
+
+
+def milco_os(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_setup_ingest_search_round_trip(opensearch_url: str, opensearch: OpenSearch, index_name: str,
+                                        tiny_checkpoint: Path, tmp_path: Path) -> None:
+    common = ("--url", opensearch_url, "--index", index_name)
+    assert milco_os("setup", *common, "--replicas", "0").stdout.strip() == f"index {index_name}: created"
+    assert milco_os("setup", *common, "--replicas", "0").stdout.strip() == f"index {index_name}: exists"
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text(CORPUS.read_text(encoding="utf-8") + '{"id": "bad", "text": 7}\n', encoding="utf-8")
+    dead = tmp_path / "dead.jsonl"
+    ingested = milco_os("ingest", *common, "--model", str(tiny_checkpoint), "--prune", "topk:32",
+                        "--dead-letter", str(dead), str(source))
+    assert ingested.returncode == 1
+    summary = json.loads(ingested.stderr.strip().splitlines()[0])
+    assert (summary["read"], summary["written"], summary["failed"]) == (25, 24, 1)
+    assert json.loads(dead.read_text())["id"] == "bad"
+    assert opensearch.count(index=index_name)["count"] == 24
+    stored = opensearch.get(index=index_name, id="de-1")["_source"]
+    assert stored["milco_meta"]["prune"] == "topk:32" and len(stored["milco_meta"]["text_hash"]) == 64
+    assert 0 < len(stored["milco_en"]) + len(stored.get("milco_m", {})) <= 32
+
+    found = milco_os("search", *common, "--model", str(tiny_checkpoint), "--format", "json", "--explain",
+                     "--top-k", "3", "Berlin Hauptstadt")
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert all(hit["terms"] and sum(hit["terms"].values()) == pytest.approx(hit["score"], rel=1e-2) for hit in hits)
+
+    table = milco_os("search", *common, "--model", str(tiny_checkpoint), "Berlin")
+    assert table.returncode == 0 and "query: Berlin" in table.stdout
