@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from milco_os.errors import MilcoOsError
-from milco_os.resources import load_json
+from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
 PASSAGES_MAPPING = "milco_passages.json"
+PIPELINES = "ingest_pipelines"
 
 
 class IncompatibleIndexError(MilcoOsError):
@@ -39,8 +40,26 @@ def incompatibilities(existing: dict, wanted: dict) -> list[str]:
             for path, kind in need.items() if have.get(path) != kind]
 
 
+def ensure_pipelines(client) -> dict[str, str]:
+    """Install every pipeline of ``ingest_pipelines/`` (named after its file); name -> 'installed' or 'unchanged'."""
+    outcomes = {}
+    for path in sorted(resource_dir(PIPELINES).glob("*.json")):
+        body = load_json(PIPELINES, path.name)
+        existing = client.ingest.get_pipeline(id=path.stem, ignore=404)
+        if existing.get(path.stem) == body:
+            outcomes[path.stem] = "unchanged"
+            continue
+        client.ingest.put_pipeline(id=path.stem, body=body)
+        outcomes[path.stem] = "installed"
+    return outcomes
+
+
 def ensure_index(client, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1) -> str:
-    """Create ``index`` unless it exists; 'created' or 'exists'. An incompatible index is an error."""
+    """Install the pipelines, then create ``index`` unless it exists; 'created' or 'exists'.
+
+    An existing index that lacks or mistypes a MILCO field is an error.
+    """
+    ensure_pipelines(client)
     body = index_body(passages=passages, shards=shards, replicas=replicas)
     if not client.indices.exists(index=index):
         client.indices.create(index=index, body=body)

@@ -157,3 +157,21 @@ def test_ingest_semantics_for_bad_and_odd_input(opensearch: OpenSearch, tiny_enc
     opensearch.indices.refresh(index=index_name)
     assert again.failed == 4
     assert opensearch.count(index=index_name)["count"] == 5
+
+
+def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSearch, index_name: str) -> None:
+    from opensearchpy.exceptions import RequestError
+
+    from milco_os.index_setup import ensure_pipelines
+
+    ensure_index(opensearch, index_name, replicas=0)
+    assert ensure_pipelines(opensearch) == {"milco-stamp": "unchanged"}
+    opensearch.index(index=index_name, id="stamped", refresh=True,
+                     body={"text": "x", "milco_en": {"berlin": 1.5}, "milco_meta": {"encoded_at": "2000-01-01T00:00:00Z"}})
+    stamped = opensearch.get(index=index_name, id="stamped")["_source"]["milco_meta"]["encoded_at"]
+    assert stamped > "2026" and stamped != "2000-01-01T00:00:00Z"
+    for bad in ({"berlin": -1.0}, {"berlin": 0}, {"berlin": "heavy"}):
+        with pytest.raises(RequestError) as refused:
+            opensearch.index(index=index_name, id="bad", body={"text": "x", "milco_m": bad})
+        assert "document [bad]: field [milco_m], term [berlin] must have a positive finite weight" in json.dumps(refused.value.info)
+    assert not opensearch.exists(index=index_name, id="bad")

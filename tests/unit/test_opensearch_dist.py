@@ -7,7 +7,9 @@ import pytest
 from milco_os.services.maven import Artifact
 from milco_os.services.opensearch_dist import (
     extract_zip,
-    mapper_extras_descriptor,
+    MODULES,
+    jar_base_name,
+    plugin_descriptor,
     plugin_class_in,
     read_properties,
 )
@@ -28,23 +30,24 @@ def make_jar(path: Path, names: list[str]) -> Path:
 def test_plugin_class_is_read_from_the_jar(tmp_path: Path, plugin_class: str) -> None:
     jar = make_jar(tmp_path / "m.jar", ["org/opensearch/index/mapper/RankFeatureFieldMapper.class",
                                         plugin_class.replace(".", "/") + ".class"])
-    assert plugin_class_in(jar) == plugin_class
+    assert plugin_class_in(jar, "org/opensearch/index/mapper/MapperExtras") == plugin_class
 
 
 def test_jar_without_plugin_class_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no"):
-        plugin_class_in(make_jar(tmp_path / "m.jar", ["a/B.class"]))
+        plugin_class_in(make_jar(tmp_path / "m.jar", ["a/B.class"]), "org/opensearch/painless/Painless")
 
 
 def test_descriptor_round_trips_through_the_properties_reader(tmp_path: Path) -> None:
     path = tmp_path / "plugin-descriptor.properties"
-    path.write_text(mapper_extras_descriptor("x.Y", "2.19.6", "11"))
+    ingest_common = next(spec for spec in MODULES if spec.folder == "ingest-common")
+    path.write_text(plugin_descriptor(ingest_common, "x.Y", "2.19.6", "11"))
     properties = read_properties(path)
-    assert properties["name"] == "mapper-extras"
+    assert properties["name"] == "ingest-common"
+    assert properties["extended.plugins"] == "lang-painless"
     assert properties["classname"] == "x.Y"
     assert properties["opensearch.version"] == properties["version"] == "2.19.6"
     assert properties["java.version"] == "11"
-    assert properties["extended.plugins"] == ""
 
 
 def test_extract_zip_keeps_executable_bits(tmp_path: Path) -> None:
@@ -84,3 +87,12 @@ def test_node_yaml_binds_loopback_and_takes_extra_settings(tmp_path: Path) -> No
     assert lines["http.port"] == "9333" and lines["transport.port"] == "9444"
     assert lines["discovery.type"] == '"single-node"'
     assert lines["thread_pool.write.queue_size"] == '"2"'
+
+
+@pytest.mark.parametrize(("name", "base"), [
+    ("lucene-core-9.12.3.jar", "lucene-core"), ("jackson-dataformat-cbor-2.18.8.jar", "jackson-dataformat-cbor"),
+    ("opensearch-2.19.6.jar", "opensearch"), ("zstd-jni-1.5.5-5.jar", "zstd-jni"), ("asm-9.7.jar", "asm"),
+    ("antlr4-runtime-4.13.1.jar", "antlr4-runtime"), ("compiler-0.9.14.jar", "compiler"),
+])
+def test_jar_base_name_drops_the_version(name: str, base: str) -> None:
+    assert jar_base_name(Path(name)) == base
