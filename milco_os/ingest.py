@@ -5,6 +5,8 @@ Semantics, per document:
 - text a list of strings: joined with newlines;
 - a line that is not valid UTF-8 or not a JSON object, or text of any other type:
   not written; one line in the dead-letter file (line, id, field, reason, record);
+- with ``passages``: the text is split into token windows, one vector per window in the
+  nested ``milco_passages`` field; a document then scores as its best passage;
 - id missing: a deterministic id from the record's content (so re-ingesting the same
   file never duplicates it); a duplicate id within one run: the last one wins, counted.
 Encoding batch N+1 overlaps the bulk write of batch N. Bulk rejections (429) are
@@ -25,10 +27,13 @@ from typing import Callable, Iterable, Iterator, TextIO
 
 from opensearchpy import helpers
 
-from milco_os.index_fields import META_FIELD, vector_fields
+from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD, vector_fields
+from milco_os.passages import split_passages
 from milco_os.pruning import PruneSpec
+from milco_os.query import PASSAGES_PATH
 from milco_os.search import Encoder
 
+MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
 BULK_MAX_RETRIES = 6
 BULK_INITIAL_BACKOFF_S = 1
 BULK_MAX_BACKOFF_S = 30
@@ -55,6 +60,9 @@ class IngestOptions:
     max_length: int | None = None
     model_name: str = "milco"
     model_revision: str = ""
+    passages: bool = False
+    passage_tokens: int = 512
+    passage_overlap: int = 0
 
 
 @dataclass
@@ -214,15 +222,19 @@ class Ingestor:
 
     def _encode(self, batch: list[tuple[Record, str, str]]) -> list[dict]:
         started = time.perf_counter()
-        vectors = self.encoder.encode([text for _, _, text in batch], max_length=self.options.max_length,
-                                      prune=self.options.prune)
+        texts = [text for _, _, text in batch]
+        if self.options.passages:
+            milco_fields = self._encode_passages(texts)
+        else:
+            vectors = self.encoder.encode(texts, max_length=self.options.max_length, prune=self.options.prune)
+            milco_fields = [vector_fields(vector, self.encoder.vocabulary) for vector in vectors]
         self.summary.encode_s += time.perf_counter() - started
         encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         actions = []
-        for (record, doc_id, text), vector in zip(batch, vectors):
-            source = {key: value for key, value in record.source.items() if key not in ("milco_en", "milco_m")}
+        for (record, doc_id, text), fields in zip(batch, milco_fields):
+            source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS}
             if text.strip():
-                source.update(vector_fields(vector, self.encoder.vocabulary))
+                source.update(fields)
             else:
                 self.summary.no_text += 1
             source[META_FIELD] = {"model": self.options.model_name, "model_revision": self.options.model_revision,
@@ -231,6 +243,17 @@ class Ingestor:
             actions.append({"_index": self.options.index, "_id": doc_id, "_source": source,
                             "_milco_line": record.line})
         return actions
+
+    def _encode_passages(self, texts: list[str]) -> list[dict]:
+        """Per text, a ``milco_passages`` list with one vector per token window."""
+        split = [split_passages(self.encoder.tokenizer, text, max_tokens=self.options.passage_tokens,
+                                overlap=self.options.passage_overlap) if text.strip() else [] for text in texts]
+        flat = [passage for passages in split for passage in passages]
+        vectors = iter(self.encoder.encode([p.text for p in flat], max_length=self.options.passage_tokens,
+                                           prune=self.options.prune))
+        return [{PASSAGES_PATH: [{"text": p.text, "start_token": p.start_token,
+                                  **vector_fields(next(vectors), self.encoder.vocabulary)} for p in passages]}
+                for passages in split]
 
     def _bulk(self, actions: list[dict]) -> None:
         started = time.perf_counter()

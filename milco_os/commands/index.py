@@ -55,21 +55,26 @@ def setup(url: str, user: str | None, password: str | None, index: str, passages
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
+@click.option("--passages", is_flag=True, help="Split texts into token windows, one vector each (nested).")
+@click.option("--passage-tokens", default=512, show_default=True, type=click.IntRange(min=3))
+@click.option("--passage-overlap", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL file for refused documents (default: FILE.dead-letter.jsonl).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(url: str, user: str | None, password: str | None, index: str, model: str, prune, text_field: str,
-           id_field: str, batch_size: int, max_length: int | None, dead_letter: Path | None, file: Path) -> None:
+           id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
+           passage_overlap: int, dead_letter: Path | None, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused."""
     from milco_os.index_setup import ensure_index
     from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
     from milco_os.model import MilcoEncoder
 
     client = client_for(url, user, password)
-    ensure_index(client, index)
+    ensure_index(client, index, passages=passages)
     encoder = MilcoEncoder.from_pretrained(model)
     options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
-                            prune=prune, max_length=max_length, model_name=encoder.name)
+                            prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
+                            passage_tokens=passage_tokens, passage_overlap=passage_overlap)
     dead_letter = dead_letter or file.with_suffix(".dead-letter.jsonl")
     total = sum(1 for line in file.open("rb") if line.strip())
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -175,3 +175,27 @@ def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSear
             opensearch.index(index=index_name, id="bad", body={"text": "x", "milco_m": bad})
         assert "document [bad]: field [milco_m], term [berlin] must have a positive finite weight" in json.dumps(refused.value.info)
     assert not opensearch.exists(index=index_name, id="bad")
+
+
+def test_passages_variant_scores_the_best_passage(opensearch: OpenSearch, tiny_encoder: MilcoEncoder,
+                                                  index_name: str) -> None:
+    from milco_os.passages import split_passages
+
+    ensure_index(opensearch, index_name, passages=True, replicas=0)
+    documents = corpus(count=40, seed=9)
+    options = IngestOptions(index=index_name, prune=PruneSpec.parse(DOC_PRUNE), passages=True, passage_tokens=24)
+    summary = Ingestor(opensearch, tiny_encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    opensearch.indices.refresh(index=index_name)
+    assert summary.written == len(documents)
+    best: dict[str, list[SparseVector]] = {}
+    for doc in documents:
+        texts = [p.text for p in split_passages(tiny_encoder.tokenizer, doc["text"], max_tokens=24)]
+        best[doc["id"]] = tiny_encoder.encode(texts, max_length=24, prune=DOC_PRUNE)
+    assert max(len(vectors) for vectors in best.values()) > 1
+    for text in queries()[:8]:
+        query_vector = tiny_encoder.encode([text], max_length=64)[0]
+        hits = search(opensearch, index_name, tiny_encoder, text, SearchOptions(size=5, passages=True))
+        assert hits
+        for hit in hits:
+            expected = max(query_vector.dot(vector) for vector in best[hit.id])
+            assert hit.score == pytest.approx(expected, rel=1e-2)
