@@ -1,0 +1,69 @@
+"""Query DSL builders: pure functions of the query vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from milco_os import query as dsl
+from milco_os.search import SearchOptions, build_body
+from milco_os.sparse import SparseVector, TermVocabulary
+
+VOCABULARY = TermVocabulary(en_pieces=("[PAD]", "berlin", "##ing", "e.g.", "capital"),
+                            m_pieces=("<s>", "<pad>", "</s>", "▁Berlin", "首都"))
+VECTOR = SparseVector(np.array([1, 4, 3], np.int32), np.array([2.0, 1.0, 0.5], np.float32),
+                      np.array([3, 4], np.int32), np.array([1.5, 0.25], np.float32))
+
+
+def clause_fields(query: dict) -> list[tuple[str, float]]:
+    return [(c["rank_feature"]["field"], c["rank_feature"]["boost"]) for c in query["bool"]["should"]]
+
+
+def test_terms_are_heaviest_first_with_escaped_keys() -> None:
+    terms = dsl.query_terms(VECTOR, VOCABULARY)
+    assert [(t.field, t.key, t.weight) for t in terms] == [
+        ("milco_en", "berlin", 2.0), ("milco_m", "▁Berlin", 1.5), ("milco_en", "capital", 1.0),
+        ("milco_en", "e%2Eg%2E", 0.5), ("milco_m", "首都", 0.25)]
+    assert [t.name for t in terms][:2] == ["e_berlin", "m_▁Berlin"]
+
+
+def test_exact_query_is_linear_rank_features_with_query_weights() -> None:
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY))
+    assert clause_fields(query)[0] == ("milco_en.berlin", 2.0)
+    assert all(c["rank_feature"]["linear"] == {} for c in query["bool"]["should"])
+    assert ("milco_en.e%2Eg%2E", 0.5) in clause_fields(query)
+
+
+def test_echo_off_and_echo_weight() -> None:
+    assert all(t.field == "milco_en" for t in dsl.query_terms(VECTOR, VOCABULARY, echo=False))
+    weighted = {t.key: t.weight for t in dsl.query_terms(VECTOR, VOCABULARY, echo_weight=0.5)}
+    assert weighted["▁Berlin"] == 0.75 and weighted["berlin"] == 2.0
+    with pytest.raises(ValueError):
+        dsl.query_terms(VECTOR, VOCABULARY, echo_weight=-1)
+
+
+def test_clause_cap_keeps_the_heaviest_terms() -> None:
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), max_clauses=2)
+    assert clause_fields(query) == [("milco_en.berlin", 2.0), ("milco_m.▁Berlin", 1.5)]
+    assert dsl.sparse_query([]) == {"match_none": {}}
+
+
+def test_two_phase_splits_head_and_tail() -> None:
+    body = dsl.two_phase_body(dsl.query_terms(VECTOR, VOCABULARY), size=10, first_phase_terms=2, window=50)
+    assert len(body["query"]["bool"]["should"]) == 2
+    rescore = body["rescore"]
+    assert rescore["window_size"] == 50 and rescore["query"]["score_mode"] == "total"
+    assert len(rescore["query"]["rescore_query"]["bool"]["should"]) == 3
+
+
+def test_passages_filters_hybrid_and_paging() -> None:
+    terms = dsl.query_terms(VECTOR, VOCABULARY)
+    nested = dsl.passages_query(terms)["nested"]
+    assert nested["score_mode"] == "max" and nested["path"] == "milco_passages"
+    assert clause_fields(nested["query"])[0][0] == "milco_passages.milco_en.berlin"
+    body = build_body("Berlin", terms, SearchOptions(size=5, from_=10, bm25_weight=0.3, source=["title"],
+                                                     filters=({"term": {"lang": "de"}},)))
+    assert body["size"] == 5 and body["from"] == 10 and body["_source"] == ["title"]
+    assert body["query"]["bool"]["filter"] == [{"term": {"lang": "de"}}]
+    hybrid = body["query"]["bool"]["must"][0]["bool"]["should"]
+    assert hybrid[1] == {"multi_match": {"query": "Berlin", "fields": ["text"], "boost": 0.3}}
