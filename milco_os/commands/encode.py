@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from milco_os.commands.encoder_options import encoder_options, load_encoder
+
 if TYPE_CHECKING:
     from milco_os.pruning import PruneSpec
 
@@ -24,21 +26,18 @@ def parse_prune(ctx: click.Context, param: click.Parameter, value: str) -> "Prun
 
 
 @click.command("encode")
-@click.option("--model", "model", required=True, envvar="MILCO_MODEL",
-              help="MILCO checkpoint directory (or Hugging Face id when the hub is reachable).")
+@encoder_options
 @click.option("--prune", default="none", show_default=True, callback=parse_prune,
               help="Pruning spec, e.g. topk:128, mass:0.9, percentile:95, e=topk:100,m=abs:0.1.")
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--no-echo", is_flag=True, help="Leave out the LexEcho source-language terms.")
 @click.argument("texts", nargs=-1)
-def encode(model: str, prune: "PruneSpec", max_length: int | None, batch_size: int, no_echo: bool,
-           texts: tuple[str, ...]) -> None:
+def encode(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, prune: "PruneSpec",
+           max_length: int | None, batch_size: int, no_echo: bool, texts: tuple[str, ...]) -> None:
     """Print {"text": ..., "terms": {...}} per TEXT (or per stdin line), terms heaviest first."""
-    from milco_os.model import MilcoEncoder  # torch and transformers load only for commands that encode
-
     inputs = list(texts) if texts else [line.rstrip("\n") for line in sys.stdin]
-    encoder = MilcoEncoder.from_pretrained(model)
+    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     vectors = encoder.encode(inputs, max_length=max_length, batch_size=batch_size, prune=prune, echo=not no_echo)
     for text, vector in zip(inputs, vectors):
         click.echo(json.dumps({"text": text, "terms": vector.terms(encoder.vocabulary)}, ensure_ascii=False))

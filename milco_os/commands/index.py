@@ -12,12 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from milco_os.commands.encode import parse_prune
+from milco_os.commands.encoder_options import encoder_options, load_encoder
 
 url_option = click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL.")
 user_option = click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user.")
 password_option = click.option("--password", envvar="MILCO_OS_PASSWORD", default=None, hidden=True)
 index_option = click.option("--index", required=True, help="Index name.")
-model_option = click.option("--model", required=True, envvar="MILCO_MODEL", help="MILCO checkpoint directory.")
 
 
 def client_for(url: str, user: str | None, password: str | None):
@@ -49,7 +49,7 @@ def setup(url: str, user: str | None, password: str | None, index: str, passages
 @user_option
 @password_option
 @index_option
-@model_option
+@encoder_options
 @click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec.")
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--id-field", default="id", show_default=True)
@@ -61,17 +61,19 @@ def setup(url: str, user: str | None, password: str | None, index: str, passages
 @click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL file for refused documents (default: FILE.dead-letter.jsonl).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def ingest(url: str, user: str | None, password: str | None, index: str, model: str, prune, text_field: str,
+def ingest(url: str, user: str | None, password: str | None, index: str, model: str | None,
+           triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
            id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
            passage_overlap: int, dead_letter: Path | None, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused."""
     from milco_os.index_setup import ensure_index
     from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
-    from milco_os.model import MilcoEncoder
 
+    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
+    if passages and not hasattr(encoder, "tokenizer"):
+        raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     client = client_for(url, user, password)
     ensure_index(client, index, passages=passages)
-    encoder = MilcoEncoder.from_pretrained(model)
     options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
                             prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
                             passage_tokens=passage_tokens, passage_overlap=passage_overlap)
@@ -96,7 +98,7 @@ def ingest(url: str, user: str | None, password: str | None, index: str, model: 
 @user_option
 @password_option
 @index_option
-@model_option
+@encoder_options
 @click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--no-echo", is_flag=True, help="Leave out LexEcho source-language terms.")
 @click.option("--echo-weight", default=1.0, show_default=True, type=click.FloatRange(min=0))
@@ -107,14 +109,14 @@ def ingest(url: str, user: str | None, password: str | None, index: str, model: 
 @click.option("--explain", is_flag=True, help="Show each hit's per-term contributions.")
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @click.argument("query")
-def search(url: str, user: str | None, password: str | None, index: str, model: str, top_k: int, no_echo: bool,
+def search(url: str, user: str | None, password: str | None, index: str, model: str | None,
+           triton_url: str | None, triton_model: str, triton_protocol: str, top_k: int, no_echo: bool,
            echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float, explain: bool,
            output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
-    from milco_os.model import MilcoEncoder
     from milco_os.search import SearchOptions, search as run_search
 
-    encoder = MilcoEncoder.from_pretrained(model)
+    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     options = SearchOptions(size=top_k, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
                             two_phase=two_phase, passages=passages, bm25_weight=bm25_weight,
                             explain=explain or output == "table")

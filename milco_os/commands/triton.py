@@ -62,3 +62,27 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
     click.echo(f"tritonserver stopped (exit code {code}).", err=True)
+
+
+@triton.command("export")
+@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="MILCO checkpoint directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model repository.")
+@click.option("--name", default="milco", show_default=True, help="Model name in the repository.")
+@click.option("--device", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
+              help="Instance kind (auto: GPUs when the server has some).")
+@click.option("--instances", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--prune", default="none", show_default=True, help="Default pruning spec (requests may override).")
+@click.option("--reference", is_flag=True, help="Point at the checkpoint's absolute path instead of copying it.")
+def export(checkpoint: Path, out: Path, name: str, device: str, instances: int, max_batch_size: int, prune: str,
+           reference: bool) -> None:
+    """Write a ready Triton model repository serving the checkpoint."""
+    from milco_os.triton_repository import export_repository
+
+    try:
+        model_dir = export_repository(checkpoint, out, name=name, device=device, instances=instances,
+                                      max_batch_size=max_batch_size, prune=prune, reference=reference)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--prune") from exc
+    click.echo(str(model_dir))

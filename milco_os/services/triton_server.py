@@ -27,7 +27,7 @@ from milco_os.services.ports import LOOPBACK, free_port, require_free_port
 from milco_os.services.processes import log_tail, stop_popen, wait_until
 
 READY_TIMEOUT_S = 120.0
-DEFAULT_EXIT_TIMEOUT_S = 5
+DEFAULT_EXIT_TIMEOUT_S = 15
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""The options every encoding command shares: an in-process checkpoint or a Triton server."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+
+def encoder_options(command: Callable) -> Callable:
+    options = (
+        click.option("--model", envvar="MILCO_MODEL", default=None,
+                     help="MILCO checkpoint directory (or Hugging Face id when the hub is reachable)."),
+        click.option("--triton-url", envvar="MILCO_TRITON_URL", default=None,
+                     help="Encode on this Triton server (host:port) instead of in process."),
+        click.option("--triton-model", default="milco", show_default=True, help="Model name on the Triton server."),
+        click.option("--triton-protocol", type=click.Choice(["grpc", "http"]), default="grpc", show_default=True),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_encoder(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str):
+    """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url``: exactly one."""
+    if bool(model) == bool(triton_url):
+        raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
+                               "(or MILCO_MODEL / MILCO_TRITON_URL)")
+    if triton_url:
+        from milco_os.triton_client import TritonEncoder
+
+        return TritonEncoder(triton_url, triton_model, triton_protocol)
+    from milco_os.model import MilcoEncoder  # torch and transformers load only for commands that encode
+
+    return MilcoEncoder.from_pretrained(model)

@@ -1,0 +1,180 @@
+"""The Triton python-backend model that serves MILCO (``triton_models/milco/1/model.py`` imports it).
+
+One request carries a batch of texts (``TEXT``, UTF-8 bytes); the response carries, per
+text, its term ids and weights of each view padded to the longest in that request
+(``EN_IDS``/``EN_WEIGHTS``/``EN_COUNT``, ``M_IDS``/``M_WEIGHTS``/``M_COUNT``): bytes on
+the wire scale with the active terms, never with the vocabulary. Requests that ask for
+the ``EN_VOCAB``/``M_VOCAB`` outputs get the piece names instead, once per client.
+
+Model parameters (``config.pbtxt``): ``checkpoint`` (a directory; relative paths are
+relative to the model version folder), and defaults for ``prune``, ``max_length``,
+``echo`` and ``precision``. Request parameters ``prune``, ``max_length`` and ``echo``
+override the defaults for one request. A bad request gets its own error response;
+the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from milco_os.pruning import PruneSpec
+from milco_os.sparse import SparseVector
+
+VECTOR_OUTPUTS = ("EN_IDS", "EN_WEIGHTS", "EN_COUNT", "M_IDS", "M_WEIGHTS", "M_COUNT")
+VOCAB_OUTPUTS = ("EN_VOCAB", "M_VOCAB")
+
+
+class BadRequest(ValueError):
+    """A request the model cannot answer; its message goes back to the client."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How one request is encoded: the model defaults, overridden by request parameters."""
+
+    prune: PruneSpec
+    max_length: int | None
+    echo: bool
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, str]) -> EncodeSettings:
+        try:
+            prune = PruneSpec.parse(parameters.get("prune") or "none")
+        except ValueError as exc:
+            raise BadRequest(f"parameter prune: {exc}") from exc
+        max_length = str(parameters.get("max_length") or "").strip()
+        if max_length and (not max_length.isdigit() or int(max_length) < 2):
+            raise BadRequest(f"parameter max_length must be an integer >= 2, not {max_length!r}")
+        echo = str(parameters.get("echo", "true")).strip().lower()
+        if echo not in ("true", "false", "1", "0"):
+            raise BadRequest(f"parameter echo must be true or false, not {echo!r}")
+        return cls(prune, int(max_length) if max_length else None, echo in ("true", "1"))
+
+    def key(self) -> tuple[str, int | None, bool]:
+        return str(self.prune), self.max_length, self.echo
+
+
+def decode_texts(array: np.ndarray) -> list[str]:
+    """The texts of a ``TEXT`` input ([batch, 1] bytes); a BadRequest naming the first invalid one."""
+    if array.size == 0:
+        raise BadRequest("the request holds no text (empty batch)")
+    texts = []
+    for position, item in enumerate(array.reshape(-1)):
+        raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"text {position} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    return texts
+
+
+def padded(rows: list[np.ndarray], dtype: type, fill: float) -> np.ndarray:
+    width = max((len(row) for row in rows), default=0)
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    for index, row in enumerate(rows):
+        out[index, : len(row)] = row
+    return out
+
+
+def vector_arrays(vectors: list[SparseVector]) -> dict[str, np.ndarray]:
+    """The response tensors for a request's vectors (ids padded with -1, weights with 0)."""
+    return {
+        "EN_IDS": padded([v.en_ids for v in vectors], np.int32, -1),
+        "EN_WEIGHTS": padded([v.en_weights for v in vectors], np.float32, 0),
+        "EN_COUNT": np.array([[len(v.en_ids)] for v in vectors], dtype=np.int32),
+        "M_IDS": padded([v.m_ids for v in vectors], np.int32, -1),
+        "M_WEIGHTS": padded([v.m_weights for v in vectors], np.float32, 0),
+        "M_COUNT": np.array([[len(v.m_ids)] for v in vectors], dtype=np.int32),
+    }
+
+
+def vectors_from_arrays(arrays: dict[str, np.ndarray]) -> list[SparseVector]:
+    """The inverse of :func:`vector_arrays`, on the client side."""
+    vectors = []
+    for row, (en_count, m_count) in enumerate(zip(arrays["EN_COUNT"].reshape(-1), arrays["M_COUNT"].reshape(-1))):
+        vectors.append(SparseVector(
+            arrays["EN_IDS"][row, :en_count].astype(np.int32), arrays["EN_WEIGHTS"][row, :en_count].astype(np.float32),
+            arrays["M_IDS"][row, :m_count].astype(np.int32), arrays["M_WEIGHTS"][row, :m_count].astype(np.float32),
+        ))
+    return vectors
+
+
+def resolve_checkpoint(value: str, version_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else version_dir / path
+
+
+def model_parameters(model_config: dict) -> dict[str, str]:
+    return {key: entry.get("string_value", "") for key, entry in model_config.get("parameters", {}).items()}
+
+
+def request_parameters(request) -> dict[str, str]:
+    raw = request.parameters()
+    parameters = json.loads(raw) if raw else {}
+    return {key: str(value) for key, value in parameters.items()}
+
+
+class MilcoTritonModel:
+    """``TritonPythonModel`` for MILCO: the same encoder as in-process encoding, on the instance's device."""
+
+    def initialize(self, args: dict) -> None:
+        import triton_python_backend_utils as pb_utils
+
+        from milco_os.model import MilcoEncoder
+
+        self.pb_utils = pb_utils
+        config = json.loads(args["model_config"])
+        self.defaults = model_parameters(config)
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        checkpoint = resolve_checkpoint(self.defaults.get("checkpoint") or "checkpoint", version_dir)
+        device = f"cuda:{args['model_instance_device_id']}" if args["model_instance_kind"] == "GPU" else "cpu"
+        self.encoder = MilcoEncoder.from_pretrained(checkpoint, device=device,
+                                                    precision=self.defaults.get("precision") or "auto")
+        self.default_settings = EncodeSettings.from_parameters(self.defaults)
+
+    def execute(self, requests: list) -> list:
+        """One response per request, in order; requests sharing settings are encoded together."""
+        pb_utils = self.pb_utils
+        responses: list = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, list[str]]]] = {}
+        settings_by_key: dict[tuple, EncodeSettings] = {}
+        for index, request in enumerate(requests):
+            try:
+                requested = set(request.requested_output_names())
+                if requested and requested <= set(VOCAB_OUTPUTS):
+                    responses[index] = self._vocabulary_response()
+                    continue
+                settings = EncodeSettings.from_parameters({**self.defaults, **request_parameters(request)})
+                tensor = pb_utils.get_input_tensor_by_name(request, "TEXT")
+                if tensor is None:
+                    raise BadRequest("input TEXT is missing")
+                texts = decode_texts(tensor.as_numpy())
+            except BadRequest as exc:
+                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+                continue
+            groups.setdefault(settings.key(), []).append((index, texts))
+            settings_by_key[settings.key()] = settings
+        for key, members in groups.items():
+            settings = settings_by_key[key]
+            texts = [text for _, request_texts in members for text in request_texts]
+            vectors = iter(self.encoder.encode(texts, max_length=settings.max_length, prune=settings.prune,
+                                               echo=settings.echo))
+            for index, request_texts in members:
+                arrays = vector_arrays([next(vectors) for _ in request_texts])
+                responses[index] = pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(name, arrays[name]) for name in VECTOR_OUTPUTS])
+        return responses
+
+    def _vocabulary_response(self):
+        pb_utils = self.pb_utils
+        vocabulary = self.encoder.vocabulary
+        tensors = [pb_utils.Tensor(name, np.array([[piece.encode("utf-8") for piece in pieces]], dtype=np.object_))
+                   for name, pieces in (("EN_VOCAB", vocabulary.en_pieces), ("M_VOCAB", vocabulary.m_pieces))]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def finalize(self) -> None:
+        self.encoder = None

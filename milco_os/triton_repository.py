@@ -1,0 +1,75 @@
+"""Writing a ready Triton model repository that serves a MILCO checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from milco_os.model.checkpoint import CONFIG_FILE, CheckpointError, MilcoConfig
+from milco_os.pruning import PruneSpec
+from milco_os.resources import resource_dir
+
+MODEL_TEMPLATE = "milco"
+OUTPUTS = (("EN_IDS", "TYPE_INT32", "-1"), ("EN_WEIGHTS", "TYPE_FP32", "-1"), ("EN_COUNT", "TYPE_INT32", "1"),
+           ("M_IDS", "TYPE_INT32", "-1"), ("M_WEIGHTS", "TYPE_FP32", "-1"), ("M_COUNT", "TYPE_INT32", "1"),
+           ("EN_VOCAB", "TYPE_STRING", "-1"), ("M_VOCAB", "TYPE_STRING", "-1"))
+KINDS = {"auto": None, "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+
+
+def model_config(*, name: str = "milco", max_batch_size: int = 64, device: str = "auto", instances: int = 1,
+                 prune: str = "none", checkpoint: str = "checkpoint", max_length: str = "", echo: bool = True,
+                 precision: str = "auto") -> str:
+    """The ``config.pbtxt`` text; ``device`` auto lets Triton use GPUs when it has some."""
+    kind = KINDS[device]
+    outputs = ",\n".join(f'  {{ name: "{n}", data_type: {t}, dims: [ {d} ] }}' for n, t, d in OUTPUTS)
+    group = f"{{ kind: {kind}, count: {instances} }}" if kind else f"{{ count: {instances} }}"
+    parameters = (("checkpoint", checkpoint), ("prune", str(PruneSpec.parse(prune))), ("max_length", max_length),
+                  ("echo", "true" if echo else "false"), ("precision", precision))
+    parameter_lines = ",\n".join(f'  {{ key: "{k}", value: {{ string_value: "{v}" }} }}' for k, v in parameters)
+    return (
+        "# MILCO sparse encoder. Put a MILCO checkpoint directory at 1/checkpoint (or point the\n"
+        "# \"checkpoint\" parameter at one), or let `milco-os triton export` write a ready repository.\n"
+        "# Without an instance_group kind, Triton uses the GPUs when there are some, else the CPU.\n"
+        f'name: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch_size}\n'
+        'input [\n  { name: "TEXT", data_type: TYPE_STRING, dims: [ 1 ] }\n]\n'
+        f"output [\n{outputs}\n]\n"
+        "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}\n"
+        f"instance_group [\n  {group}\n]\n"
+        f"parameters [\n{parameter_lines}\n]\n"
+    )
+
+
+def copy_checkpoint(source: Path, destination: Path) -> None:
+    """Hard-link the checkpoint's files when the file system allows it, else copy them."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file():
+            target = destination / path.name
+            target.unlink(missing_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+
+
+def export_repository(checkpoint: Path, out: Path, *, name: str = "milco", device: str = "auto",
+                      instances: int = 1, max_batch_size: int = 64, prune: str = "none",
+                      reference: bool = False) -> Path:
+    """Write ``out/<name>/`` (config, model.py, checkpoint) and return the model folder."""
+    MilcoConfig.read(checkpoint / CONFIG_FILE)
+    if not any((checkpoint / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+        raise CheckpointError(f"{checkpoint} holds no weights: expected model.safetensors or pytorch_model.bin.")
+    model_dir = out / name
+    version_dir = model_dir / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(resource_dir("triton_models") / MODEL_TEMPLATE / "1" / "model.py", version_dir / "model.py")
+    if reference:
+        checkpoint_value = str(checkpoint.resolve())
+    else:
+        copy_checkpoint(checkpoint, version_dir / "checkpoint")
+        checkpoint_value = "checkpoint"
+    (model_dir / "config.pbtxt").write_text(model_config(
+        name=name, max_batch_size=max_batch_size, device=device, instances=instances, prune=prune,
+        checkpoint=checkpoint_value))
+    return model_dir
