@@ -48,6 +48,10 @@ class Record:
     raw: str | None = None
     error: str | None = None
     error_field: str | None = None
+    doc_id: str | None = None
+    seq_no: int | None = None
+    primary_term: int | None = None
+    cursor: object = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class IngestOptions:
     passages: bool = False
     passage_tokens: int = 512
     passage_overlap: int = 0
+    in_place: bool = False
+    skip_existing: bool = False
 
 
 @dataclass
@@ -71,6 +77,8 @@ class IngestSummary:
     written: int = 0
     no_text: int = 0
     failed: int = 0
+    skipped: int = 0
+    conflicts: int = 0
     duplicate_ids: int = 0
     elapsed_s: float = 0.0
     encode_s: float = 0.0
@@ -78,8 +86,8 @@ class IngestSummary:
     seen_ids: set[str] = field(default_factory=set, repr=False)
 
     def as_dict(self) -> dict[str, float]:
-        return {"read": self.read, "written": self.written, "no_text": self.no_text, "failed": self.failed,
-                "duplicate_ids": self.duplicate_ids, "elapsed_s": round(self.elapsed_s, 3),
+        return {"read": self.read, "written": self.written, "skipped": self.skipped, "no_text": self.no_text,
+                "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids, "elapsed_s": round(self.elapsed_s, 3),
                 "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
 
 
@@ -157,27 +165,40 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# An in-place update replaces the MILCO fields whole (a partial ``doc`` would merge old terms in).
+REPLACE_FIELDS_SCRIPT = ("for (f in params.set.keySet()) { ctx._source[f] = params.set[f]; } "
+                         "for (f in params.remove) { ctx._source.remove(f); }")
+
+
 class Ingestor:
     """Writes records into an index with MILCO vectors; one instance per run."""
 
     def __init__(self, client, encoder: Encoder, options: IngestOptions, dead_letters: DeadLetters,
-                 on_progress: Callable[[int], None] = lambda n: None) -> None:
+                 on_progress: Callable[[int], None] = lambda n: None,
+                 on_batch_done: Callable[[Record], None] = lambda last: None) -> None:
         self.client = client
         self.encoder = encoder
         self.options = options
         self.dead_letters = dead_letters
         self.on_progress = on_progress
+        self.on_batch_done = on_batch_done
         self.summary = IngestSummary()
+
+    def meta(self, text: str, encoded_at: str) -> dict:
+        return {"model": self.options.model_name, "model_revision": self.options.model_revision,
+                "prune": str(self.options.prune), "text_hash": text_hash(text), "encoded_at": encoded_at}
 
     def run(self, records: Iterable[Record]) -> IngestSummary:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="milco-bulk") as writer:
             pending: Future | None = None
             for batch in self._batches(records):
-                actions = self._encode(batch)
+                last = batch[-1][0]
+                batch = self._without_unchanged(batch) if self.options.skip_existing else batch
+                actions = self._encode(batch) if batch else []
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(self._bulk, actions)
+                pending = writer.submit(self._bulk, actions, last)
             if pending is not None:
                 pending.result()
         self.summary.elapsed_s = time.perf_counter() - started
@@ -205,7 +226,7 @@ class Ingestor:
             self.dead_letters.add(line=record.line, doc_id=None, field_name=record.error_field,
                                   reason=record.error or "no record", record=record.raw)
             return None
-        doc_id = document_id(record.source, options.id_field)
+        doc_id = record.doc_id or document_id(record.source, options.id_field)
         text = document_text(record.source, options.text_field)
         if text is None:
             kind = type(record.source[options.text_field]).__name__
@@ -220,6 +241,26 @@ class Ingestor:
         self.summary.seen_ids.add(doc_id)
         return record, doc_id, text
 
+    def _without_unchanged(self, batch: list[tuple[Record, str, str]]) -> list[tuple[Record, str, str]]:
+        """The batch minus documents whose stored milco_meta already matches model, pruning and text."""
+        if self.options.in_place:
+            stored = {doc_id: (record.source.get(META_FIELD) or {}) for record, doc_id, _ in batch}
+        else:
+            found = self.client.mget(index=self.options.index, body={"ids": [doc_id for _, doc_id, _ in batch]},
+                                     _source_includes=[META_FIELD])["docs"]
+            stored = {doc["_id"]: (doc.get("_source") or {}).get(META_FIELD) or {} for doc in found if doc.get("found")}
+        kept = []
+        for item in batch:
+            record, doc_id, text = item
+            meta = stored.get(doc_id) or {}
+            wanted = self.meta(text, "")
+            if all(meta.get(key) == wanted[key] for key in ("model", "model_revision", "prune", "text_hash")):
+                self.summary.skipped += 1
+                self.on_progress(1)
+            else:
+                kept.append(item)
+        return kept
+
     def _encode(self, batch: list[tuple[Record, str, str]]) -> list[dict]:
         started = time.perf_counter()
         texts = [text for _, _, text in batch]
@@ -232,14 +273,23 @@ class Ingestor:
         encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         actions = []
         for (record, doc_id, text), fields in zip(batch, milco_fields):
-            source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS}
-            if text.strip():
-                source.update(fields)
-            else:
+            if not text.strip():
                 self.summary.no_text += 1
-            source[META_FIELD] = {"model": self.options.model_name, "model_revision": self.options.model_revision,
-                                  "prune": str(self.options.prune), "text_hash": text_hash(text),
-                                  "encoded_at": encoded_at}
+                fields = {}
+            meta = self.meta(text, encoded_at)
+            if self.options.in_place:
+                actions.append({
+                    "_op_type": "update", "_index": self.options.index, "_id": doc_id,
+                    "if_seq_no": record.seq_no, "if_primary_term": record.primary_term,
+                    "script": {"lang": "painless", "source": REPLACE_FIELDS_SCRIPT, "params": {
+                        "set": {**fields, META_FIELD: meta},
+                        "remove": [field for field in MILCO_FIELDS if field not in fields]}},
+                    "_milco_line": record.line,
+                })
+                continue
+            source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS}
+            source.update(fields)
+            source[META_FIELD] = meta
             actions.append({"_index": self.options.index, "_id": doc_id, "_source": source,
                             "_milco_line": record.line})
         return actions
@@ -255,24 +305,33 @@ class Ingestor:
                                   **vector_fields(next(vectors), self.encoder.vocabulary)} for p in passages]}
                 for passages in split]
 
-    def _bulk(self, actions: list[dict]) -> None:
+    def _bulk(self, actions: list[dict], last: Record) -> None:
         started = time.perf_counter()
+        if actions:
+            self._write(actions)
+        self.summary.bulk_s += time.perf_counter() - started
+        self.on_batch_done(last)
+
+    def _write(self, actions: list[dict]) -> None:
         lines = {action["_id"]: action.pop("_milco_line") for action in actions}
+        originals = {action["_id"]: action.get("_source") or action.get("script", {}).get("params")
+                     for action in actions}
         results = helpers.streaming_bulk(
             self.client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
             raise_on_error=False, raise_on_exception=False, max_retries=BULK_MAX_RETRIES,
             initial_backoff=BULK_INITIAL_BACKOFF_S, max_backoff=BULK_MAX_BACKOFF_S,
         )
-        sources = {action["_id"]: action["_source"] for action in actions}
         for ok, item in results:
-            result = item.get("index", item)
+            result = next(iter(item.values())) if item else {}
+            doc_id = str(result.get("_id"))
             if ok:
                 self.summary.written += 1
+            elif result.get("status") == 409:
+                # Changed since it was read: its stale vector is not written; a re-run picks it up.
+                self.summary.conflicts += 1
             else:
                 self.summary.failed += 1
-                doc_id = str(result.get("_id"))
                 self.dead_letters.add(line=lines.get(doc_id), doc_id=doc_id, field_name=None,
                                       reason=f"document {doc_id}: the cluster refused it: {result.get('error')}",
-                                      record=sources.get(doc_id))
+                                      record=originals.get(doc_id))
             self.on_progress(1)
-        self.summary.bulk_s += time.perf_counter() - started

@@ -1,0 +1,126 @@
+"""``milco-os reindex`` and ``milco-os enrich``: add MILCO to indices that already exist."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, \
+    TimeElapsedColumn, TimeRemainingColumn
+
+from milco_os.commands.encode import parse_prune
+from milco_os.commands.encoder_options import encoder_options, load_encoder
+from milco_os.commands.index import password_option, url_option, user_option
+
+
+def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: str | None, source: str,
+                dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
+                alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
+                json_log: Path | None, in_place: bool) -> None:
+    from milco_os.cluster import make_client
+    from milco_os.ingest import DeadLetters, IngestOptions
+    from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
+
+    client = make_client(url, user=user, password=password, ca_certs=ca_certs)
+    encoder = load_encoder(*encoder_args)
+    dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
+    checkpoint = Checkpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices, resume)
+    plan = ReindexPlan(source, dest, IngestOptions(index=dest, text_field=text_field, batch_size=batch_size,
+                                                   prune=prune, model_name=encoder.name, in_place=in_place,
+                                                   skip_existing=skip_existing),
+                       slices=slices, resume=resume, alias=alias)
+    total = client.count(index=source)["count"]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    log = json_log.open("a", encoding="utf-8") if json_log else None
+    with dead_letter.open("a" if resume else "w", encoding="utf-8") as stream, \
+            Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        overall = progress.add_task("total", total=total,
+                                    completed=sum(s.read for s in checkpoint.slices.values()))
+        tasks = {n: progress.add_task(f"slice {n}", total=None, completed=state.read)
+                 for n, state in checkpoint.slices.items()}
+
+        def advance(slice_id: int, count: int) -> None:
+            progress.advance(tasks[slice_id], count)
+            progress.advance(overall, count)
+
+        def log_line(line: dict) -> None:
+            if log:
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+
+        letters = DeadLetters(stream)
+        letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume and dead_letter.exists() else 0
+        summary = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance,
+                            log_line=log_line).run()
+    throughput = summary.read / summary.elapsed_s if summary.elapsed_s else 0.0
+    report = {**summary.as_dict(), "docs_per_s": round(throughput, 1)}
+    if log:
+        log.write(json.dumps({"time": time.time(), "summary": report}) + "\n")
+        log.close()
+    click.echo(json.dumps(report), err=True)
+    if alias and not in_place:
+        click.echo(move_alias(client, alias, dest, source, letters.count), err=True)
+    if summary.failed or letters.count:
+        click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
+        sys.exit(1)
+
+
+common_options = (
+    click.option("--text-field", required=True, help="Field holding the text to encode."),
+    click.option("--ca-certs", envvar="MILCO_OS_CA_CERTS", default=None, help="CA bundle for https clusters."),
+    click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec."),
+    click.option("--slices", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel readers."),
+    click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
+    click.option("--resume", is_flag=True, help="Continue from the checkpoint next to the dead-letter file."),
+    click.option("--skip-existing", is_flag=True,
+                 help="Skip documents already encoded with this model, pruning and text."),
+    click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="JSONL file for refused documents; the checkpoint lives beside it."),
+    click.option("--json-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Append machine-readable progress lines here."),
+)
+
+
+def with_common_options(command):
+    for option in reversed(common_options):
+        command = option(command)
+    return command
+
+
+@click.command("reindex")
+@url_option
+@user_option
+@password_option
+@click.option("--source", required=True, help="Existing index to read.")
+@click.option("--dest", required=True, help="MILCO index to write (created from mappings/ + the source's mapping).")
+@click.option("--alias", default=None, help="Move this alias onto DEST once counts are verified.")
+@with_common_options
+@encoder_options
+def reindex(url, user, password, source, dest, alias, text_field, ca_certs, prune, slices, batch_size, resume,
+            skip_existing, dead_letter, json_log, model, triton_url, triton_model, triton_protocol) -> None:
+    """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
+    run_reindex(url=url, user=user, password=password, ca_certs=ca_certs, source=source, dest=dest,
+                text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
+                slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
+                dead_letter=dead_letter, json_log=json_log, in_place=False)
+
+
+@click.command("enrich")
+@url_option
+@user_option
+@password_option
+@click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
+@with_common_options
+@encoder_options
+def enrich(url, user, password, index, text_field, ca_certs, prune, slices, batch_size, resume, skip_existing,
+           dead_letter, json_log, model, triton_url, triton_model, triton_protocol) -> None:
+    """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
+    run_reindex(url=url, user=user, password=password, ca_certs=ca_certs, source=index, dest=index,
+                text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
+                slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
+                dead_letter=dead_letter, json_log=json_log, in_place=True)
