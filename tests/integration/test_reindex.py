@@ -1,0 +1,208 @@
+"""reindex and enrich against a real node: slices, resume after SIGKILL, skip-existing, alias, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch, helpers
+
+from milco_os.index_fields import vector_fields
+from milco_os.ingest import DeadLetters, IngestOptions
+from milco_os.model import MilcoEncoder
+from milco_os.pruning import PruneSpec
+from milco_os.reindex import Checkpoint, ReindexError, ReindexPlan, Reindexer, move_alias
+from milco_os.testing import MULTILINGUAL_SAMPLE
+
+pytestmark = pytest.mark.integration
+
+DOCS = 2000
+PRUNE = "topk:24"
+
+
+class CountingEncoder:
+    """The tiny encoder, counting the texts it is asked to encode."""
+
+    def __init__(self, encoder: MilcoEncoder, before_first_call=None) -> None:
+        self.encoder, self.vocabulary, self.name = encoder, encoder.vocabulary, encoder.name
+        self.tokenizer = encoder.tokenizer
+        self.encoded = 0
+        self.before_first_call = before_first_call
+
+    def encode(self, texts, **options):
+        if self.before_first_call is not None:
+            hook, self.before_first_call = self.before_first_call, None
+            hook()
+        self.encoded += len(texts)
+        return self.encoder.encode(texts, **options)
+
+
+def make_source(client: OpenSearch, name: str, count: int = DOCS) -> None:
+    rng = random.Random(5)
+    client.indices.create(index=name, body={
+        "settings": {"number_of_shards": 2, "number_of_replicas": 0},
+        "mappings": {"properties": {"title": {"type": "keyword"}, "body": {"type": "text"}, "rank": {"type": "integer"},
+                                    "tags": {"type": "keyword"}}},
+    })
+    helpers.bulk(client, ({"_index": name, "_id": f"doc-{n}", "_source": {
+        "title": f"title {n}", "body": " ".join(rng.sample(MULTILINGUAL_SAMPLE, rng.randint(1, 2))), "rank": n,
+        "tags": [f"t{n % 7}", "all"]}} for n in range(count)), refresh=True)
+
+
+def plan(source: str, dest: str, *, slices: int = 3, batch_size: int = 64, resume: bool = False,
+         skip_existing: bool = False, in_place: bool = False, model_name: str = "tiny-milco0") -> ReindexPlan:
+    options = IngestOptions(index=dest, text_field="body", batch_size=batch_size, prune=PruneSpec.parse(PRUNE),
+                            model_name=model_name, skip_existing=skip_existing, in_place=in_place)
+    return ReindexPlan(source, dest, options, slices=slices, resume=resume)
+
+
+def run(client, encoder, reindex_plan: ReindexPlan, folder: Path, resume: bool = False):
+    """One run with its checkpoint in ``folder`` (a fresh folder starts from scratch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = Checkpoint.load_or_new(folder / "dead.checkpoint.json", reindex_plan.source, reindex_plan.dest,
+                                        reindex_plan.slices, resume)
+    return Reindexer(client, encoder, reindex_plan, checkpoint, DeadLetters(None)).run()
+
+
+@pytest.fixture
+def names(opensearch: OpenSearch):
+    suffix = uuid.uuid4().hex[:8]
+    created = (f"src-{suffix}", f"dst-{suffix}")
+    yield created
+    opensearch.indices.delete(index=",".join(created), ignore_unavailable=True)
+
+
+def all_docs(client: OpenSearch, index: str) -> dict[str, dict]:
+    client.indices.refresh(index=index)
+    return {hit["_id"]: hit["_source"] for hit in helpers.scan(client, index=index, query={"query": {"match_all": {}}})}
+
+
+def test_reindex_with_three_slices_keeps_ids_fields_and_exact_vectors(opensearch: OpenSearch, opensearch_url: str,
+                                                                      names, tmp_path: Path, tiny_checkpoint: Path,
+                                                                      tiny_encoder: MilcoEncoder) -> None:
+    source, dest = names
+    make_source(opensearch, source)
+    log = tmp_path / "progress.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "milco_os", "reindex", "--url", opensearch_url, "--source", source, "--dest", dest, "--text-field", "body", "--model", str(tiny_checkpoint),
+         "--slices", "3", "--prune", PRUNE, "--dead-letter", str(tmp_path / "dead.jsonl"), "--json-log", str(log)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads([line for line in result.stderr.splitlines() if line.startswith("{")][-1])
+    assert (summary["read"], summary["written"], summary["failed"]) == (DOCS, DOCS, 0)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {line["slice"] for line in lines if "slice" in line} == {0, 1, 2}
+    assert lines[-1]["summary"]["written"] == DOCS
+
+    originals, copies = all_docs(opensearch, source), all_docs(opensearch, dest)
+    assert copies.keys() == originals.keys()
+    sample = sorted(originals)[:: DOCS // 50]
+    vectors = tiny_encoder.encode([originals[i]["body"] for i in sample], prune=PRUNE)
+    for doc_id, vector in zip(sample, vectors):
+        copy = copies[doc_id]
+        assert {k: copy[k] for k in originals[doc_id]} == originals[doc_id]
+        expected = vector_fields(vector, tiny_encoder.vocabulary)
+        for field, terms in expected.items():
+            assert copy[field].keys() == terms.keys()
+            assert all(abs(copy[field][k] - w) <= 1e-5 for k, w in terms.items())
+    mapping = opensearch.indices.get_mapping(index=dest)[dest]["mappings"]["properties"]
+    assert mapping["title"]["type"] == "keyword" and mapping["milco_en"]["type"] == "rank_features"
+
+
+def test_sigkill_then_resume_loses_nothing_and_encodes_nothing_twice(opensearch: OpenSearch, opensearch_url: str,
+                                                                     names, tmp_path: Path, tiny_checkpoint: Path,
+                                                                     tiny_encoder: MilcoEncoder) -> None:
+    source, dest = names
+    make_source(opensearch, source)
+    checkpoint_file = tmp_path / "dead.checkpoint.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "milco_os", "reindex", "--url", opensearch_url,
+         "--source", source, "--dest", dest, "--text-field", "body", "--model", str(tiny_checkpoint),
+         "--slices", "3", "--batch-size", "8", "--prune", PRUNE, "--dead-letter", str(tmp_path / "dead.jsonl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            written = sum(s["written"] for s in json.loads(checkpoint_file.read_text())["slices"].values())
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            written = 0
+        if written >= 300 or process.poll() is not None:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    opensearch.indices.refresh(index=dest)
+    before = opensearch.count(index=dest)["count"]
+    assert 0 < before < DOCS, "the kill must land mid-run"
+
+    counting = CountingEncoder(tiny_encoder)
+    assert tiny_encoder.name == tiny_checkpoint.name  # the CLI run above recorded this model name
+    summary = run(opensearch, counting, plan(source, dest, resume=True, batch_size=8, model_name=tiny_encoder.name),
+                  tmp_path, resume=True)
+    assert counting.encoded == DOCS - before
+    copies = all_docs(opensearch, dest)
+    assert len(copies) == DOCS and copies.keys() == all_docs(opensearch, source).keys()
+    assert summary.failed == 0
+
+
+def test_skip_existing_rewrites_nothing_unchanged_and_reencodes_edits(opensearch: OpenSearch, names, tmp_path: Path,
+                                                                      tiny_encoder: MilcoEncoder) -> None:
+    source, dest = names
+    make_source(opensearch, source, count=300)
+    run(opensearch, tiny_encoder, plan(source, dest), tmp_path)
+    counting = CountingEncoder(tiny_encoder)
+    again = run(opensearch, counting, plan(source, dest, skip_existing=True), tmp_path / "second")
+    assert (again.written, again.skipped, counting.encoded) == (0, 300, 0)
+
+    opensearch.update(index=source, id="doc-7", body={"doc": {"body": "Москва — столица России."}}, refresh=True)
+    third = run(opensearch, counting, plan(source, dest, skip_existing=True), tmp_path / "third")
+    assert (third.written, third.skipped, counting.encoded) == (1, 299, 1)
+    stored = opensearch.get(index=dest, id="doc-7")["_source"]
+    expected = vector_fields(tiny_encoder.encode(["Москва — столица России."], prune=PRUNE)[0], tiny_encoder.vocabulary)
+    assert stored["body"] == "Москва — столица России." and stored["milco_en"].keys() == expected["milco_en"].keys()
+
+
+def test_alias_moves_only_after_counts_verify(opensearch: OpenSearch, names, tmp_path: Path,
+                                              tiny_encoder: MilcoEncoder) -> None:
+    source, dest = names
+    make_source(opensearch, source, count=120)
+    alias = f"live-{uuid.uuid4().hex[:6]}"
+    opensearch.indices.put_alias(index=source, name=alias)
+    run(opensearch, tiny_encoder, plan(source, dest), tmp_path)
+
+    opensearch.index(index=dest, id="stray", body={"body": "not from the source"}, refresh=True)
+    with pytest.raises(ReindexError, match=f"Alias '{alias}' left alone: {source} has 120 documents but {dest} has 121"):
+        move_alias(opensearch, alias, dest, source, dead_lettered=0)
+    assert list(opensearch.indices.get_alias(name=alias)) == [source]
+
+    opensearch.delete(index=dest, id="stray", refresh=True)
+    assert move_alias(opensearch, alias, dest, source, dead_lettered=0) == f"alias {alias}: {source} -> {dest}"
+    assert list(opensearch.indices.get_alias(name=alias)) == [dest]
+
+
+def test_enrich_does_not_overwrite_a_document_updated_meanwhile(opensearch: OpenSearch, names, tmp_path: Path,
+                                                                tiny_encoder: MilcoEncoder) -> None:
+    source, _ = names
+    make_source(opensearch, source, count=150)
+
+    def concurrent_edit() -> None:
+        opensearch.update(index=source, id="doc-3", body={"doc": {"body": "edited while enriching"}}, refresh=True)
+
+    counting = CountingEncoder(tiny_encoder, before_first_call=concurrent_edit)
+    summary = run(opensearch, counting, plan(source, source, slices=1, batch_size=50, in_place=True), tmp_path)
+    assert summary.conflicts == 1 and summary.written == 149 and summary.failed == 0
+    docs = all_docs(opensearch, source)
+    assert docs["doc-3"]["body"] == "edited while enriching" and "milco_en" not in docs["doc-3"]
+    assert all("milco_en" in doc and doc["milco_meta"]["prune"] == PRUNE for key, doc in docs.items() if key != "doc-3")
+
+    rerun = run(opensearch, CountingEncoder(tiny_encoder),
+                plan(source, source, slices=1, in_place=True, skip_existing=True), tmp_path / "rerun")
+    assert (rerun.written, rerun.skipped) == (1, 149)
