@@ -9,12 +9,29 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, \
-    TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
+from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.index import password_option, url_option, user_option
+
+
+class DocsPerSecondColumn(ProgressColumn):
+    """Documents per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} docs/s" if task.speed else "- docs/s")
 
 
 def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: str | None, source: str,
@@ -34,7 +51,7 @@ def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: s
                                                    skip_existing=skip_existing),
                        slices=slices, resume=resume, alias=alias)
     total = client.count(index=source)["count"]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     log = json_log.open("a", encoding="utf-8") if json_log else None
     with dead_letter.open("a" if resume else "w", encoding="utf-8") as stream, \
@@ -93,6 +110,7 @@ def with_common_options(command):
 
 
 @click.command("reindex")
+@config_option
 @url_option
 @user_option
 @password_option
@@ -111,6 +129,7 @@ def reindex(url, user, password, source, dest, alias, text_field, ca_certs, prun
 
 
 @click.command("enrich")
+@config_option
 @url_option
 @user_option
 @password_option

@@ -206,3 +206,22 @@ def test_enrich_does_not_overwrite_a_document_updated_meanwhile(opensearch: Open
     rerun = run(opensearch, CountingEncoder(tiny_encoder),
                 plan(source, source, slices=1, in_place=True, skip_existing=True), tmp_path / "rerun")
     assert (rerun.written, rerun.skipped) == (1, 149)
+
+
+def test_options_come_from_a_yaml_config_and_flags_win(opensearch: OpenSearch, opensearch_url: str, names,
+                                                       tmp_path: Path, tiny_checkpoint: Path) -> None:
+    source, dest = names
+    make_source(opensearch, source, count=40)
+    config = tmp_path / "milco.yaml"
+    config.write_text(f"url: {opensearch_url}\nsource: {source}\ndest: {dest}\ntext-field: body\n"
+                      f"model: {tiny_checkpoint}\nprune: topk:3\nslices: 2\n")
+    result = subprocess.run([sys.executable, "-m", "milco_os", "reindex", "--config", str(config), "--prune", "topk:5",
+                             "--dead-letter", str(tmp_path / "dead.jsonl")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    stored = opensearch.get(index=dest, id="doc-1")["_source"]
+    assert stored["milco_meta"]["prune"] == "topk:5" and len(stored["milco_en"]) + len(stored.get("milco_m", {})) == 5
+
+    config.write_text("nonsense-option: 1\n")
+    bad = subprocess.run([sys.executable, "-m", "milco_os", "reindex", "--config", str(config)], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown option(s) nonsense_option" in bad.stderr
