@@ -78,9 +78,9 @@ class Checkpoint:
             temporary.replace(self.path)
 
 
-def dest_body(client, source: str) -> dict:
+def dest_body(client, source: str, *, passages: bool = False) -> dict:
     """``mappings/`` merged with the source index's own mapping and copyable settings."""
-    body = index_body(passages=False, shards=1, replicas=1)
+    body = index_body(passages=passages, shards=1, replicas=1)
     mapping = next(iter(client.indices.get_mapping(index=source).values()))["mappings"]
     problems = [p for p in incompatibilities(mapping, body) if "missing" not in p]
     if problems:
@@ -122,15 +122,19 @@ class SliceReader:
     """Pages of one slice of an index, as Records carrying their cursor, seq_no and primary term."""
 
     def __init__(self, client, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
-                 use_pit: bool) -> None:
+                 use_pit: bool, id_field: str | None = None) -> None:
         self.client, self.index, self.slice_id, self.slices = client, index, slice_id, slices
-        self.state, self.page_size, self.use_pit = state, page_size, use_pit
+        self.state, self.page_size, self.use_pit, self.id_field = state, page_size, use_pit, id_field
 
     def records(self) -> Iterator[Record]:
+        """Each hit as a Record; its id is ``_id``, or the ``id_field`` value when one is named."""
         pages = self._pit_pages() if self.use_pit else self._scroll_pages()
         for hits in pages:
             for hit in hits:
-                yield Record(line=0, source=hit["_source"], doc_id=hit["_id"], seq_no=hit.get("_seq_no"),
+                doc_id = hit["_id"]
+                if self.id_field and hit["_source"].get(self.id_field) not in (None, ""):
+                    doc_id = str(hit["_source"][self.id_field])
+                yield Record(line=0, source=hit["_source"], doc_id=doc_id, seq_no=hit.get("_seq_no"),
                              primary_term=hit.get("_primary_term"), cursor=hit.get("sort"))
 
     def _slice(self) -> dict | None:
@@ -192,6 +196,7 @@ class ReindexPlan:
     slices: int = 1
     resume: bool = False
     alias: str | None = None
+    id_field: str | None = None
 
 
 class Reindexer:
@@ -246,12 +251,13 @@ class Reindexer:
             return
         ensure_pipelines(self.client)
         if not self.client.indices.exists(index=plan.dest):
-            self.client.indices.create(index=plan.dest, body=dest_body(self.client, plan.source))
+            self.client.indices.create(index=plan.dest,
+                                       body=dest_body(self.client, plan.source, passages=plan.options.passages))
 
     def _run_slice(self, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]
         reader = SliceReader(self.client, self.plan.source, slice_id, self.plan.slices, state,
-                             self.plan.options.batch_size, use_pit)
+                             self.plan.options.batch_size, use_pit, self.plan.id_field)
         options = self.plan.options
         if self.plan.resume and not options.skip_existing:
             # Documents written before an interruption are recognised and not encoded again.

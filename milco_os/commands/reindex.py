@@ -37,19 +37,21 @@ class DocsPerSecondColumn(ProgressColumn):
 def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: str | None, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
-                json_log: Path | None, in_place: bool) -> None:
+                json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None) -> None:
     from milco_os.cluster import make_client
     from milco_os.ingest import DeadLetters, IngestOptions
     from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
 
     client = make_client(url, user=user, password=password, ca_certs=ca_certs)
     encoder = load_encoder(*encoder_args)
+    if passages and not hasattr(encoder, "tokenizer"):
+        raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
     checkpoint = Checkpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices, resume)
     plan = ReindexPlan(source, dest, IngestOptions(index=dest, text_field=text_field, batch_size=batch_size,
                                                    prune=prune, model_name=encoder.name, in_place=in_place,
-                                                   skip_existing=skip_existing),
-                       slices=slices, resume=resume, alias=alias)
+                                                   skip_existing=skip_existing, passages=passages),
+                       slices=slices, resume=resume, alias=alias, id_field=id_field)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -117,15 +119,18 @@ def with_common_options(command):
 @click.option("--source", required=True, help="Existing index to read.")
 @click.option("--dest", required=True, help="MILCO index to write (created from mappings/ + the source's mapping).")
 @click.option("--alias", default=None, help="Move this alias onto DEST once counts are verified.")
+@click.option("--id-field", default=None, help="Source field holding DEST's ids (default: the same _id).")
+@click.option("--passages", is_flag=True, help="Nested per-passage vectors (512-token windows) in DEST.")
 @with_common_options
 @encoder_options
-def reindex(url, user, password, source, dest, alias, text_field, ca_certs, prune, slices, batch_size, resume,
-            skip_existing, dead_letter, json_log, model, triton_url, triton_model, triton_protocol) -> None:
+def reindex(url, user, password, source, dest, alias, id_field, passages, text_field, ca_certs, prune, slices,
+            batch_size, resume, skip_existing, dead_letter, json_log, model, triton_url, triton_model,
+            triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(url=url, user=user, password=password, ca_certs=ca_certs, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
-                dead_letter=dead_letter, json_log=json_log, in_place=False)
+                dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field)
 
 
 @click.command("enrich")

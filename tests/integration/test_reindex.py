@@ -225,3 +225,17 @@ def test_options_come_from_a_yaml_config_and_flags_win(opensearch: OpenSearch, o
     bad = subprocess.run([sys.executable, "-m", "milco_os", "reindex", "--config", str(config)], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "unknown option(s) nonsense_option" in bad.stderr
+
+
+def test_reindex_into_passages_with_ids_from_a_field(opensearch: OpenSearch, names, tmp_path: Path,
+                                                    tiny_encoder: MilcoEncoder) -> None:
+    source, dest = names
+    make_source(opensearch, source, count=30)
+    options = IngestOptions(index=dest, text_field="body", prune=PruneSpec.parse(PRUNE), passages=True,
+                            passage_tokens=16, model_name=tiny_encoder.name)
+    summary = run(opensearch, tiny_encoder, ReindexPlan(source, dest, options, slices=2, id_field="title"), tmp_path)
+    assert summary.written == 30
+    copies = all_docs(opensearch, dest)
+    assert set(copies) == {f"title {n}" for n in range(30)}
+    assert all(doc["milco_passages"] and "milco_en" not in doc for doc in copies.values())
+    assert max(len(doc["milco_passages"]) for doc in copies.values()) > 1
