@@ -8,6 +8,7 @@ from milco_os import __version__
 from milco_os.commands.demo import demo
 from milco_os.commands.dev_cluster import dev_cluster
 from milco_os.commands.encode import encode, tiny_checkpoint
+from milco_os.commands.evaluate import evaluate
 from milco_os.commands.index import ingest, search, setup
 from milco_os.commands.reindex import enrich, reindex
 from milco_os.commands.triton import triton
@@ -31,5 +32,6 @@ def main() -> None:
     """MILCO multilingual learned sparse retrieval for OpenSearch and Elasticsearch."""
 
 
-for command in (demo, dev_cluster, encode, enrich, ingest, reindex, search, setup, tiny_checkpoint, triton):
+for command in (demo, dev_cluster, encode, enrich, evaluate, ingest, reindex, search, setup, tiny_checkpoint,
+                triton):
     main.add_command(command)

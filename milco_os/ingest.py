@@ -87,7 +87,8 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, float]:
         return {"read": self.read, "written": self.written, "skipped": self.skipped, "no_text": self.no_text,
-                "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids, "elapsed_s": round(self.elapsed_s, 3),
+                "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids,
+                "elapsed_s": round(self.elapsed_s, 3),
                 "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
 
 
@@ -287,7 +288,8 @@ class Ingestor:
                     "_milco_line": record.line,
                 })
                 continue
-            source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS}
+            # "_id" is metadata: it names the document and cannot also be a field of it.
+            source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS + ("_id",)}
             source.update(fields)
             source[META_FIELD] = meta
             actions.append({"_index": self.options.index, "_id": doc_id, "_source": source,

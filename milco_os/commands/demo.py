@@ -15,15 +15,16 @@ from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_corpus.jsonl"
+SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample" / "corpus.jsonl"
 DEMO_INDEX = "milco-demo"
-DEMO_QUERIES = ("capital of Germany", "Hauptstadt", "столица", "東京", "search engine ranking", "نهر النيل")
+DEMO_QUERIES = ("What is the capital of Germany?", "Was ist die Hauptstadt von Japan?", "столица Египта",
+                "フランスの首都", "ما هي عاصمة كندا؟", "capital de Perú")
 
 
 @click.command("demo")
 @click.option("--model", default=None, help="MILCO checkpoint directory (default: a tiny random one).")
 @click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_CORPUS,
-              show_default=True, help="JSONL with id and text fields.")
+              show_default=True, help="JSONL with _id (or id) and text fields.")
 @click.option("--doc-prune", default="topk:64", show_default=True)
 @click.option("--query-prune", default="topk:64", show_default=True)
 @click.option("--query", "queries", multiple=True, help="Query to run (repeatable; default: a multilingual set).")
@@ -51,7 +52,8 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
         client = make_client(node.url)
         console.print(f"OpenSearch {client.info()['version']['number']} is green.")
         ensure_index(client, DEMO_INDEX, replicas=0)
-        options = IngestOptions(index=DEMO_INDEX, prune=PruneSpec.parse(doc_prune), model_name=encoder.name)
+        options = IngestOptions(index=DEMO_INDEX, id_field="_id", prune=PruneSpec.parse(doc_prune),
+                                model_name=encoder.name)
         summary = Ingestor(client, encoder, options, DeadLetters(None)).run(read_jsonl(corpus))
         client.indices.refresh(index=DEMO_INDEX)
         console.print(f"Indexed {summary.written} documents from {corpus.name} (pruning {doc_prune}).")

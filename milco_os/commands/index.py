@@ -93,6 +93,31 @@ def ingest(url: str, user: str | None, password: str | None, index: str, model: 
     dead_letter.unlink(missing_ok=True)
 
 
+search_flags = (
+    click.option("--no-echo", is_flag=True, help="Leave out LexEcho source-language terms."),
+    click.option("--echo-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
+    click.option("--query-prune", default="none", show_default=True, callback=parse_prune),
+    click.option("--two-phase", is_flag=True, help="Heaviest terms retrieve, the rest rescore the top window."),
+    click.option("--passages", is_flag=True, help="Score documents by their best passage."),
+    click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0)),
+)
+
+
+def search_options(command):
+    """The options that shape a MILCO query, shared by ``search`` and ``eval``."""
+    for option in reversed(search_flags):
+        command = option(command)
+    return command
+
+
+def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune, two_phase: bool, passages: bool,
+                       bm25_weight: float, explain: bool = False):
+    from milco_os.search import SearchOptions
+
+    return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
+                         two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain)
+
+
 @click.command("search")
 @url_option
 @user_option
@@ -100,12 +125,7 @@ def ingest(url: str, user: str | None, password: str | None, index: str, model: 
 @index_option
 @encoder_options
 @click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option("--no-echo", is_flag=True, help="Leave out LexEcho source-language terms.")
-@click.option("--echo-weight", default=1.0, show_default=True, type=click.FloatRange(min=0))
-@click.option("--query-prune", default="none", show_default=True, callback=parse_prune)
-@click.option("--two-phase", is_flag=True, help="Heaviest terms retrieve, the rest rescore the top window.")
-@click.option("--passages", is_flag=True, help="Score documents by their best passage.")
-@click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@search_options
 @click.option("--explain", is_flag=True, help="Show each hit's per-term contributions.")
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @click.argument("query")
@@ -114,12 +134,11 @@ def search(url: str, user: str | None, password: str | None, index: str, model: 
            echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float, explain: bool,
            output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
-    from milco_os.search import SearchOptions, search as run_search
+    from milco_os.search import search as run_search
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
-    options = SearchOptions(size=top_k, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
-                            two_phase=two_phase, passages=passages, bm25_weight=bm25_weight,
-                            explain=explain or output == "table")
+    options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
+                                 explain=explain or output == "table")
     hits = run_search(client_for(url, user, password), index, encoder, query, options)
     if output == "json":
         click.echo(json.dumps({"hits": [

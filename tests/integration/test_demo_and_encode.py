@@ -42,7 +42,7 @@ def test_demo_runs_end_to_end() -> None:
     result = subprocess.run([sys.executable, "-m", "milco_os", "demo", "--query", "Hauptstadt", "--query", "東京"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "Indexed 24 documents" in result.stdout
+    assert "Indexed 600 documents" in result.stdout
     assert "query: Hauptstadt" in result.stdout and "query: 東京" in result.stdout
     assert "rankings are meaningless" in result.stdout
     assert "OpenSearch node stopped." in result.stdout

@@ -12,7 +12,7 @@ from opensearchpy import OpenSearch
 
 pytestmark = pytest.mark.integration
 
-CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "small_corpus.jsonl"
 
 
 def milco_os(*args: str) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from milco_os.testing import MULTILINGUAL_SAMPLE
 pytestmark = pytest.mark.integration
 
 DOC_PRUNE = "topk:48"
-CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "demo_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "small_corpus.jsonl"
 
 
 def corpus(count: int = 320, seed: int = 3) -> list[dict]:

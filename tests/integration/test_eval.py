@@ -1,0 +1,44 @@
+"""``milco-os eval`` on the sample corpus against a real node."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+
+from milco_os.index_setup import ensure_index
+from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+from milco_os.model import MilcoEncoder
+from milco_os.pruning import PruneSpec
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample"
+
+
+def test_eval_scores_the_sample_corpus_and_writes_a_run(opensearch: OpenSearch, opensearch_url: str, index_name: str,
+                                                        tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
+                                                        tmp_path: Path) -> None:
+    ensure_index(opensearch, index_name, replicas=0)
+    options = IngestOptions(index=index_name, id_field="_id", prune=PruneSpec.parse("topk:48"))
+    summary = Ingestor(opensearch, tiny_encoder, options, DeadLetters(None)).run(read_jsonl(SAMPLE / "corpus.jsonl"))
+    opensearch.indices.refresh(index=index_name)
+    assert summary.written == 600 and opensearch.exists(index=index_name, id="p05-ja-0")
+
+    run_file = tmp_path / "run.trec"
+    result = subprocess.run(
+        [sys.executable, "-m", "milco_os", "eval", "--url", opensearch_url, "--index", index_name, "--model",
+         str(tiny_checkpoint), "--queries", str(SAMPLE / "queries.jsonl"), "--qrels",
+         str(SAMPLE / "qrels" / "test.tsv"), "--metrics", "ndcg@10,recall@100,mrr@10", "--depth", "20",
+         "--run-out", str(run_file)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for name in ("nDCG@10", "R@100", "RR@10", "120 queries"):
+        assert name in result.stdout
+    lines = [line.split() for line in run_file.read_text().splitlines()]
+    assert len({line[0] for line in lines}) == 120 and all(len(line) == 6 for line in lines)
+    assert max(int(line[3]) for line in lines) == 20
+    first = [float(line[4]) for line in lines if line[0] == "q00-en"]
+    assert first == sorted(first, reverse=True)
