@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per measurement; the best counts")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    parser.add_argument("--json-out", type=Path, default=None, help="also write the measurements as JSON here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -110,11 +111,13 @@ def main() -> None:
         return
     rows = ["| model | batch | milco-os docs/s | baseline docs/s | speed-up | milco-os tokens/s "
             "| milco-os peak MB | baseline peak MB |", "|---|---|---|---|---|---|---|---|"]
+    measurements = []
     for model in MODELS:
         checkpoint_for(model)
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             ours = run_in_child(model, "milco-os", batch_size, args.texts, args.repeats)
             base = run_in_child(model, "baseline", batch_size, args.texts, args.repeats)
+            measurements.append({"model": model, "batch": batch_size, "milco_os": ours, "baseline": base})
             rows.append(f"| {model} | {batch_size} | {ours['docs_per_s']:.1f} | {base['docs_per_s']:.1f} | "
                         f"{ours['docs_per_s'] / base['docs_per_s']:.2f}x | {ours['tokens_per_s']:.0f} | "
                         f"{ours['peak_mb']:.0f} | {base['peak_mb']:.0f} |")
@@ -125,6 +128,8 @@ def main() -> None:
     print("\n" + table)
     if args.out:
         args.out.write_text(table)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"machine": machine, "texts": args.texts, "results": measurements}, indent=1))
 
 
 if __name__ == "__main__":

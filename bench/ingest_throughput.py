@@ -11,6 +11,7 @@ wall < 1.1 x max(encode, bulk).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from common import local_node, machine, markdown_table, synthetic_corpus
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--prune", default="topk:64")
     parser.add_argument("--url", default=None, help="existing cluster (default: start a local node)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     encoder = MilcoEncoder.from_pretrained(make_tiny_checkpoint(cache_dir() / "bench" / "tiny-ingest", seed=11),
                                            device="cpu")
@@ -55,6 +57,8 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.write_text(table)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"machine": machine(), "summary": summary.as_dict()}, indent=1))
 
 
 if __name__ == "__main__":

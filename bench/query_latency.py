@@ -1,16 +1,19 @@
-"""Query latency (p50/p95) of full, query-pruned, two-phase and BM25 search on one index,
-and index size per document-pruning spec.
+"""Query latency (p50/p95), fidelity and index size for several document-pruning specs.
 
-Latency is the client-side round trip of the search request (queries are encoded
-beforehand), over the same queries for every mode; BM25 on the same index is the
-baseline. Index sizes come from ``_stats`` after a force-merge to one segment.
+For each spec one index holds the same documents pruned that way. On each index the same
+queries run as: MILCO full (exact dot product), query-pruned (topk:32), two-phase (16
+terms, window 100), and BM25 (`match` on the text) as the baseline. Latency is the
+client-side round trip (queries are encoded beforehand). Fidelity is the overlap of the
+full MILCO top-10 with the top-10 of exact in-memory scoring against the unpruned
+document vectors. Index size comes from `_stats` after a force-merge to one segment.
 
-    python bench/query_latency.py [--docs 3000] [--queries 200] [--url URL] [--out FILE]
+    python bench/query_latency.py [--docs 3000] [--queries 200] [--url URL] [--out FILE] [--json-out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -27,8 +30,8 @@ from milco_os.pruning import PruneSpec
 from milco_os.search import SearchOptions, build_body
 from milco_os.testing import make_tiny_checkpoint
 
-INDEX_SPECS = ("none", "topk:128", "topk:64", "topk:32", "mass:0.5")
-SEARCH_INDEX_SPEC = "topk:64"
+INDEX_SPECS = ("none", "mass:0.5", "topk:128", "topk:64", "topk:32", "topk:16")
+MODES = ("BM25 (baseline)", "MILCO full", "MILCO query-pruned topk:32", "MILCO two-phase")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -47,15 +50,16 @@ def build_index(client, encoder: MilcoEncoder, documents: list[dict], spec: str)
     return index, size
 
 
-def latencies(client, index: str, bodies: list[dict]) -> list[float]:
+def latencies(client, index: str, bodies: list[dict]) -> tuple[list[float], list[list[str]]]:
     for body in bodies[:10]:
         client.search(index=index, body=body)
-    timings = []
+    timings, rankings = [], []
     for body in bodies:
         started = time.perf_counter()
-        client.search(index=index, body=body)
+        response = client.search(index=index, body=body)
         timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        rankings.append([hit["_id"] for hit in response["hits"]["hits"]])
+    return timings, rankings
 
 
 def main() -> None:
@@ -64,43 +68,57 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--url", default=None, help="existing cluster (default: start a local node)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     encoder = MilcoEncoder.from_pretrained(make_tiny_checkpoint(cache_dir() / "bench" / "tiny-query", seed=13),
                                            device="cpu")
     documents = synthetic_corpus(args.docs, seed=7)
     texts = synthetic_queries(args.queries, seed=8)
+    full_docs = encoder.encode([doc["text"] for doc in documents])
+    queries = {prune: encoder.encode(texts, max_length=64, prune=prune) for prune in ("none", "topk:32")}
+    exact_top10 = [[documents[i]["id"] for i in sorted(range(len(full_docs)), key=lambda i: -q.dot(full_docs[i]))[:10]]
+                   for q in queries["none"]]
+
+    def bodies(prune: str, options: SearchOptions) -> list[dict]:
+        return [build_body(text, dsl.query_terms(vector, encoder.vocabulary), options)
+                for text, vector in zip(texts, queries[prune])]
+
+    requests = {
+        "BM25 (baseline)": [{"size": 10, "query": {"match": {"text": text}}} for text in texts],
+        "MILCO full": bodies("none", SearchOptions()),
+        "MILCO query-pruned topk:32": bodies("topk:32", SearchOptions()),
+        "MILCO two-phase": bodies("none", SearchOptions(two_phase=True)),
+    }
+    results = []
     with local_node(args.url) as url:
         client = make_client(url)
-        sizes = {spec: build_index(client, encoder, documents, spec) for spec in INDEX_SPECS}
-        index = sizes[SEARCH_INDEX_SPEC][0]
-        vectors = {prune: encoder.encode(texts, max_length=64, prune=prune) for prune in ("none", "topk:32")}
-
-        def bodies(prune: str, options: SearchOptions) -> list[dict]:
-            return [build_body(text, dsl.query_terms(vector, encoder.vocabulary), options)
-                    for text, vector in zip(texts, vectors[prune])]
-
-        modes = {
-            "BM25 (baseline)": [{"size": 10, "query": {"match": {"text": text}}} for text in texts],
-            "MILCO full": bodies("none", SearchOptions()),
-            "MILCO query-pruned topk:32": bodies("topk:32", SearchOptions()),
-            "MILCO two-phase (16 terms, window 100)": bodies("none", SearchOptions(two_phase=True)),
-        }
-        timings = {mode: latencies(client, index, requests) for mode, requests in modes.items()}
-        for name, _ in sizes.values():
-            client.indices.delete(index=name)
-    base = statistics.median(timings["BM25 (baseline)"])
-    latency_rows = [[mode, f"{statistics.median(t):.2f}", f"{percentile(t, 0.95):.2f}",
-                     f"{statistics.median(t) / base:.2f}x"] for mode, t in timings.items()]
-    full = sizes["none"][1]
-    size_rows = [[spec, f"{size / args.docs:.0f}", f"{size / full:.2f}"] for spec, (_, size) in sizes.items()]
-    report = (markdown_table(["mode", "p50 ms", "p95 ms", "p50 vs BM25"], latency_rows)
-              + f"\n\n{args.queries} queries on {args.docs} documents pruned {SEARCH_INDEX_SPEC}; tiny random model "
-              f"(query vectors of ~{statistics.mean(len(v) for v in vectors['none']):.0f} terms), one local node "
-              f"({machine()}).\n\n"
-              + markdown_table(["document pruning", "bytes/doc", "size vs unpruned"], size_rows) + "\n")
-    print(report)
+        for spec in INDEX_SPECS:
+            index, size = build_index(client, encoder, documents, spec)
+            row = {"spec": spec, "bytes_per_doc": size / args.docs}
+            for mode in MODES:
+                timings, rankings = latencies(client, index, requests[mode])
+                row[mode] = {"p50": statistics.median(timings), "p95": percentile(timings, 0.95)}
+                if mode == "MILCO full":
+                    row["fidelity"] = statistics.mean(len(set(r) & set(e)) / 10 for r, e in zip(rankings, exact_top10))
+            client.indices.delete(index=index)
+            results.append(row)
+            print(spec, json.dumps(row), flush=True)
+    unpruned = results[0]["bytes_per_doc"]
+    header = ["document pruning", "bytes/doc", "size vs unpruned", "top-10 overlap with exact"]
+    header += [f"{mode} p50 / p95 ms" for mode in MODES] + ["MILCO full p50 vs BM25"]
+    rows = [[r["spec"], f"{r['bytes_per_doc']:.0f}", f"{r['bytes_per_doc'] / unpruned:.2f}", f"{r['fidelity']:.3f}"]
+            + [f"{r[m]['p50']:.1f} / {r[m]['p95']:.1f}" for m in MODES]
+            + [f"{r['MILCO full']['p50'] / r['BM25 (baseline)']['p50']:.2f}x"] for r in results]
+    query_terms = statistics.mean(len(v) for v in queries["none"])
+    table = markdown_table(header, rows) + (
+        f"\n\n{args.queries} queries on {args.docs} documents; tiny random model (query vectors of ~{query_terms:.0f} "
+        f"terms); one local node on the same machine ({machine()}).\n")
+    print(table)
     if args.out:
-        args.out.write_text(report)
+        args.out.write_text(table)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"machine": machine(), "docs": args.docs, "queries": args.queries,
+                                             "results": results}, indent=1))
 
 
 if __name__ == "__main__":

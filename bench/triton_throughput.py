@@ -13,6 +13,7 @@ float32 vector.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -45,11 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     checkpoint = checkpoint_for(MODEL)
     texts = mixed_texts(args.texts)
     local = MilcoEncoder.from_pretrained(checkpoint, device="cpu")
-    rows = []
+    rows, by_batch = [], []
     with tempfile.TemporaryDirectory() as repository:
         export_repository(checkpoint, Path(repository), device="cpu", max_batch_size=64, reference=True)
         with TritonServer(Path(repository), log_file=Path(repository) / "tritonserver.log") as server:
@@ -66,6 +68,10 @@ def main() -> None:
                     rows.append([prune, str(concurrency), f"{rate:.1f}", f"{baseline:.1f}", f"{rate / baseline:.2f}x",
                                  f"{terms:.0f}", f"{payload:.0f}", f"{DENSE_BYTES / payload:.0f}x"])
                     print(rows[-1], flush=True)
+            for batch_size in (1, 8, 32):
+                remote = TritonEncoder(server.grpc_url, max_in_flight=4, texts_per_request=batch_size)
+                by_batch.append({"batch": batch_size, "docs_per_s": timed(lambda t: remote.encode(t), texts)})
+                print(by_batch[-1], flush=True)
     table = markdown_table(["pruning", "concurrent requests", "Triton docs/s", "in-process docs/s", "ratio",
                             "terms/doc", "bytes/doc on the wire", "dense 280,524 x 4 B / that"], rows)
     table += (f"\n\n{args.texts} mixed-length multilingual texts, {TEXTS_PER_REQUEST} per request, model {MODEL} "
@@ -73,6 +79,8 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.write_text(table)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"machine": machine(), "by_batch": by_batch, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
