@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import random
 import shutil
@@ -15,7 +16,6 @@ import torch
 from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
-from milco_os.testing import MULTILINGUAL_SAMPLE
 
 
 @contextmanager
@@ -34,22 +34,28 @@ def local_node(url: str | None) -> Iterator[str]:
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
+
+
+def sample_passages() -> list[str]:
+    """The texts of the sample multilingual corpus (bench/data/sample/corpus.jsonl)."""
+    return [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
 def synthetic_corpus(count: int, seed: int = 1, max_sentences: int = 6) -> list[dict]:
-    """Documents of 1..max_sentences sentences drawn from the multilingual sample."""
+    """Documents of 1..max_sentences passages of the sample corpus, to reach any size."""
     rng = random.Random(seed)
-    return [{"id": f"b{n}", "text": " ".join(rng.choice(MULTILINGUAL_SAMPLE)
-                                             for _ in range(rng.randint(1, max_sentences)))}
+    passages = sample_passages()
+    return [{"id": f"b{n}", "text": " ".join(rng.choice(passages) for _ in range(rng.randint(1, max_sentences)))}
             for n in range(count)]
 
 
 def synthetic_queries(count: int, seed: int = 2) -> list[str]:
-    rng = random.Random(seed)
-    queries = []
-    for _ in range(count):
-        words = rng.choice(MULTILINGUAL_SAMPLE).split()
-        start = rng.randrange(len(words))
-        queries.append(" ".join(words[start : start + rng.randint(1, 4)]))
-    return queries
+    """The sample corpus's queries, cycled to ``count`` in a seeded order."""
+    lines = (SAMPLE / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["text"] for line in lines]
+    random.Random(seed).shuffle(queries)
+    return [queries[n % len(queries)] for n in range(count)]
 
 
 def machine() -> str:
