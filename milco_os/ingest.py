@@ -47,7 +47,6 @@ class Record:
     source: dict | None = None
     raw: str | None = None
     error: str | None = None
-    error_field: str | None = None
     doc_id: str | None = None
     seq_no: int | None = None
     primary_term: int | None = None
@@ -224,7 +223,7 @@ class Ingestor:
         options = self.options
         if record.error is not None or record.source is None:
             self.summary.failed += 1
-            self.dead_letters.add(line=record.line, doc_id=None, field_name=record.error_field,
+            self.dead_letters.add(line=record.line, doc_id=None, field_name=None,
                                   reason=record.error or "no record", record=record.raw)
             return None
         doc_id = record.doc_id or document_id(record.source, options.id_field)

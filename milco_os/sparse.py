@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,6 @@ class TermVocabulary:
 
     def m_name(self, term_id: int) -> str:
         return M_PREFIX + self.m_pieces[term_id]
-
-    @cached_property
-    def ids_by_name(self) -> dict[str, tuple[str, int]]:
-        """Term name -> (view, id); the first id wins when a vocabulary repeats a piece."""
-        mapping: dict[str, tuple[str, int]] = {}
-        for view, pieces, prefix in (("e", self.en_pieces, EN_PREFIX), ("m", self.m_pieces, M_PREFIX)):
-            for term_id, piece in enumerate(pieces):
-                mapping.setdefault(prefix + piece, (view, term_id))
-        return mapping
 
 
 @dataclass(frozen=True, eq=False)
