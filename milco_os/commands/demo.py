@@ -28,27 +28,42 @@ DEMO_QUERIES = ("What is the capital of Germany?", "Was ist die Hauptstadt von J
 @click.option("--doc-prune", default="topk:64", show_default=True)
 @click.option("--query-prune", default="topk:64", show_default=True)
 @click.option("--query", "queries", multiple=True, help="Query to run (repeatable; default: a multilingual set).")
-def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, queries: tuple[str, ...]) -> None:
-    """End to end on local services; the node is stopped and removed afterwards."""
+@click.option("--in-process", is_flag=True, help="Encode in this process instead of on a local Triton server.")
+def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, queries: tuple[str, ...],
+         in_process: bool) -> None:
+    """End to end on local services (OpenSearch node, Triton serving the encoder); both stop afterwards."""
     from milco_os.cluster import make_client
     from milco_os.index_setup import ensure_index
     from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
     from milco_os.model import MilcoEncoder
     from milco_os.pruning import PruneSpec
     from milco_os.search import SearchOptions, search
+    from milco_os.services.triton_server import TritonServer
     from milco_os.testing import make_tiny_checkpoint
+    from milco_os.triton_client import TritonEncoder
+    from milco_os.triton_repository import export_repository
 
     console = Console()
     if model is None:
         model = str(make_tiny_checkpoint(cache_dir() / "demo" / "tiny-milco", seed=0))
         console.print("[yellow]No --model given: using a tiny random MILCO checkpoint. The data path is real; "
                       "the rankings are meaningless.[/yellow]")
-    encoder = MilcoEncoder.from_pretrained(model)
     runtime = Path(tempfile.mkdtemp(prefix="demo-", dir=services_root(service_user())))
     node = OpenSearchNode(runtime, NodeSettings(http_port=free_port()))
+    triton = None
     console.print(f"Starting OpenSearch on {node.url} ...")
     node.start()
     try:
+        if in_process:
+            encoder = MilcoEncoder.from_pretrained(model)
+        else:
+            repository = runtime / "triton-models"
+            export_repository(Path(model), repository, device="auto", reference=True)
+            triton = TritonServer(repository, log_file=runtime / "tritonserver.log")
+            console.print("Starting tritonserver with the MILCO model ...")
+            triton.start()
+            console.print(f"Triton serves the encoder on {triton.grpc_url} (gRPC).")
+            encoder = TritonEncoder(triton.grpc_url)
         client = make_client(node.url)
         console.print(f"OpenSearch {client.info()['version']['number']} is green.")
         ensure_index(client, DEMO_INDEX, replicas=0)
@@ -66,6 +81,9 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
             console.print(table)
         client.close()
     finally:
+        if triton is not None:
+            triton.stop()
+            console.print("tritonserver stopped.")
         node.stop()
         shutil.rmtree(runtime, ignore_errors=True)
         console.print("OpenSearch node stopped.")

@@ -45,4 +45,5 @@ def test_demo_runs_end_to_end() -> None:
     assert "Indexed 600 documents" in result.stdout
     assert "query: Hauptstadt" in result.stdout and "query: 東京" in result.stdout
     assert "rankings are meaningless" in result.stdout
+    assert "Triton serves the encoder" in result.stdout and "tritonserver stopped." in result.stdout
     assert "OpenSearch node stopped." in result.stdout
