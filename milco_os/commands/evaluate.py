@@ -9,21 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from milco_os.commands.encoder_options import encoder_options, load_encoder
-from milco_os.commands.index import (
-    client_for,
-    index_option,
-    options_from_flags,
-    password_option,
-    search_options,
-    url_option,
-    user_option,
-)
+from milco_os.commands.connection import connection_options
+from milco_os.commands.index import index_option, options_from_flags, search_options
 
 
 @click.command("eval")
-@url_option
-@user_option
-@password_option
+@connection_options
 @index_option
 @encoder_options
 @click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -35,7 +26,7 @@ from milco_os.commands.index import (
 @click.option("--run-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the run in TREC format here.")
 @search_options
-def evaluate(url, user, password, index, model, triton_url, triton_model, triton_protocol, queries, qrels, metrics,
+def evaluate(connection, index, model, triton_url, triton_model, triton_protocol, queries, qrels, metrics,
              depth, run_out, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight) -> None:
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
@@ -48,7 +39,7 @@ def evaluate(url, user, password, index, model, triton_url, triton_model, triton
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
-    client = client_for(url, user, password)
+    client = connection.client()
     options = options_from_flags(depth, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)

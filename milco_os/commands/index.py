@@ -12,42 +12,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from milco_os.commands.encode import parse_prune
+from milco_os.commands.connection import Connection, connection_options
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 
-url_option = click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL.")
-user_option = click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user.")
-password_option = click.option("--password", envvar="MILCO_OS_PASSWORD", default=None, hidden=True)
 index_option = click.option("--index", required=True, help="Index name.")
 
 
-def client_for(url: str, user: str | None, password: str | None):
-    from milco_os.cluster import make_client
-
-    return make_client(url, user=user, password=password)
-
-
 @click.command("setup")
-@url_option
-@user_option
-@password_option
+@connection_options
 @index_option
 @click.option("--passages", is_flag=True, help="Nested per-passage vectors for long documents.")
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=0))
-def setup(url: str, user: str | None, password: str | None, index: str, passages: bool, shards: int,
-          replicas: int) -> None:
+def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int) -> None:
     """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
     from milco_os.index_setup import ensure_index
 
-    outcome = ensure_index(client_for(url, user, password), index, passages=passages, shards=shards,
+    outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
                            replicas=replicas)
     click.echo(f"index {index}: {outcome}")
 
 
 @click.command("ingest")
-@url_option
-@user_option
-@password_option
+@connection_options
 @index_option
 @encoder_options
 @click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec.")
@@ -61,7 +48,7 @@ def setup(url: str, user: str | None, password: str | None, index: str, passages
 @click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSONL file for refused documents (default: FILE.dead-letter.jsonl).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def ingest(url: str, user: str | None, password: str | None, index: str, model: str | None,
+def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
            id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
            passage_overlap: int, dead_letter: Path | None, file: Path) -> None:
@@ -72,7 +59,7 @@ def ingest(url: str, user: str | None, password: str | None, index: str, model: 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     if passages and not hasattr(encoder, "tokenizer"):
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    client = client_for(url, user, password)
+    client = connection.client()
     ensure_index(client, index, passages=passages)
     options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
                             prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
@@ -119,9 +106,7 @@ def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune
 
 
 @click.command("search")
-@url_option
-@user_option
-@password_option
+@connection_options
 @index_option
 @encoder_options
 @click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1))
@@ -129,7 +114,7 @@ def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune
 @click.option("--explain", is_flag=True, help="Show each hit's per-term contributions.")
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @click.argument("query")
-def search(url: str, user: str | None, password: str | None, index: str, model: str | None,
+def search(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, top_k: int, no_echo: bool,
            echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float, explain: bool,
            output: str, query: str) -> None:
@@ -139,7 +124,7 @@ def search(url: str, user: str | None, password: str | None, index: str, model: 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
                                  explain=explain or output == "table")
-    hits = run_search(client_for(url, user, password), index, encoder, query, options)
+    hits = run_search(connection.client(), index, encoder, query, options)
     if output == "json":
         click.echo(json.dumps({"hits": [
             {"id": hit.id, "score": hit.score, **({"terms": hit.terms} if explain else {})} for hit in hits

@@ -24,7 +24,7 @@ from rich.text import Text
 from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
-from milco_os.commands.index import password_option, url_option, user_option
+from milco_os.commands.connection import Connection, connection_options
 
 
 class DocsPerSecondColumn(ProgressColumn):
@@ -34,15 +34,14 @@ class DocsPerSecondColumn(ProgressColumn):
         return Text(f"{task.speed:,.0f} docs/s" if task.speed else "- docs/s")
 
 
-def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: str | None, source: str,
+def run_reindex(*, connection: Connection, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None) -> None:
-    from milco_os.cluster import make_client
     from milco_os.ingest import DeadLetters, IngestOptions
     from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
 
-    client = make_client(url, user=user, password=password, ca_certs=ca_certs)
+    client = connection.client()
     encoder = load_encoder(*encoder_args)
     if passages and not hasattr(encoder, "tokenizer"):
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
@@ -91,7 +90,6 @@ def run_reindex(*, url: str, user: str | None, password: str | None, ca_certs: s
 
 common_options = (
     click.option("--text-field", required=True, help="Field holding the text to encode."),
-    click.option("--ca-certs", envvar="MILCO_OS_CA_CERTS", default=None, help="CA bundle for https clusters."),
     click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec."),
     click.option("--slices", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel readers."),
     click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
@@ -113,9 +111,7 @@ def with_common_options(command):
 
 @click.command("reindex")
 @config_option
-@url_option
-@user_option
-@password_option
+@connection_options
 @click.option("--source", required=True, help="Existing index to read.")
 @click.option("--dest", required=True, help="MILCO index to write (created from mappings/ + the source's mapping).")
 @click.option("--alias", default=None, help="Move this alias onto DEST once counts are verified.")
@@ -123,11 +119,11 @@ def with_common_options(command):
 @click.option("--passages", is_flag=True, help="Nested per-passage vectors (512-token windows) in DEST.")
 @with_common_options
 @encoder_options
-def reindex(url, user, password, source, dest, alias, id_field, passages, text_field, ca_certs, prune, slices,
+def reindex(connection, source, dest, alias, id_field, passages, text_field, prune, slices,
             batch_size, resume, skip_existing, dead_letter, json_log, model, triton_url, triton_model,
             triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
-    run_reindex(url=url, user=user, password=password, ca_certs=ca_certs, source=source, dest=dest,
+    run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field)
@@ -135,16 +131,14 @@ def reindex(url, user, password, source, dest, alias, id_field, passages, text_f
 
 @click.command("enrich")
 @config_option
-@url_option
-@user_option
-@password_option
+@connection_options
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
 @encoder_options
-def enrich(url, user, password, index, text_field, ca_certs, prune, slices, batch_size, resume, skip_existing,
+def enrich(connection, index, text_field, prune, slices, batch_size, resume, skip_existing,
            dead_letter, json_log, model, triton_url, triton_model, triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
-    run_reindex(url=url, user=user, password=password, ca_certs=ca_certs, source=index, dest=index,
+    run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True)

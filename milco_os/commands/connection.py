@@ -1,0 +1,51 @@
+"""The cluster connection options shared by every command that talks to a cluster."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import click
+
+INSECURE_WARNING = ("Warning: TLS certificate verification is OFF (--insecure): the cluster's identity is not "
+                    "checked and credentials could go to an impostor.")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the cluster is and how to authenticate; the password never shows in its repr."""
+
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    insecure: bool = False
+
+    def client(self):
+        from milco_os.cluster import make_client
+
+        if self.insecure:
+            click.echo(INSECURE_WARNING, err=True)
+        return make_client(self.url, user=self.user, password=self.password, ca_certs=self.ca_certs,
+                           verify_certs=not self.insecure)
+
+
+def connection_options(command: Callable) -> Callable:
+    """Adds --url, --user, --password, --ca-certs, --insecure and passes them as one ``connection``."""
+
+    @functools.wraps(command)
+    def wrapper(*args, url, user, password, ca_certs, insecure, **kwargs):
+        return command(*args, connection=Connection(url, user, password, ca_certs, insecure), **kwargs)
+
+    options = (
+        click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL."),
+        click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user."),
+        click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
+                     help="Basic-auth password (prefer MILCO_OS_PASSWORD); never printed."),
+        click.option("--ca-certs", envvar="MILCO_OS_CA_CERTS", default=None, help="CA bundle for https clusters."),
+        click.option("--insecure", is_flag=True, help="Do not verify https certificates (prints a warning)."),
+    )
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
