@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import click
+from opensearchpy.exceptions import ImproperlyConfigured, TransportError
 
 from milco_os import __version__
+from milco_os.commands.connection import META_SECRETS, META_URL, META_USER
 from milco_os.commands.demo import demo
 from milco_os.commands.dev_cluster import dev_cluster
 from milco_os.commands.encode import encode, tiny_checkpoint
@@ -14,16 +16,32 @@ from milco_os.commands.reindex import enrich, reindex
 from milco_os.commands.triton import triton
 from milco_os.errors import MilcoOsError
 
+SECRET_MASK = "***"
+
 
 class MilcoOsGroup(click.Group):
-    """A click group that turns MilcoOsError into one clear message and its exit code."""
+    """A click group that turns MilcoOsError and cluster client errors into one clear message and an exit code.
+
+    Any secret given on the command line is masked in that message, whatever produced it.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except (TransportError, ImproperlyConfigured) as exc:
+            from milco_os.cluster import cluster_error
+
+            self.fail(ctx, cluster_error(exc, ctx.meta.get(META_URL, "the cluster"), ctx.meta.get(META_USER)))
         except MilcoOsError as exc:
-            click.secho(f"Error: {exc}", err=True, fg="red")
-            ctx.exit(exc.exit_code)
+            self.fail(ctx, exc)
+
+    @staticmethod
+    def fail(ctx: click.Context, error: MilcoOsError) -> None:
+        message = f"Error: {error}"
+        for secret in ctx.meta.get(META_SECRETS, ()):
+            message = message.replace(secret, SECRET_MASK)
+        click.secho(message, err=True, fg="red")
+        ctx.exit(error.exit_code)
 
 
 @click.group(cls=MilcoOsGroup)

@@ -33,3 +33,19 @@ class ServiceError(MilcoOsError):
     """A service (OpenSearch node, tritonserver) could not be provisioned, started or stopped."""
 
     exit_code = 4
+
+
+class ClusterUnavailableError(ServiceError):
+    """The cluster cannot be reached, or stopped answering for longer than the job waits."""
+
+
+class CredentialsError(MilcoOsError):
+    """The cluster refused the credentials (401) or the user's permissions (403)."""
+
+    exit_code = 9
+
+
+class TlsError(MilcoOsError):
+    """The cluster's TLS certificate could not be verified."""
+
+    exit_code = 10

@@ -7,6 +7,8 @@ vocabularies can never collide whatever their pieces look like.
 
 from __future__ import annotations
 
+import numpy as np
+
 from milco_os.feature_names import decode_key, encode_key
 from milco_os.sparse import EN_PREFIX, M_PREFIX, SparseVector, TermVocabulary
 
@@ -25,6 +27,30 @@ def vector_fields(vector: SparseVector, vocabulary: TermVocabulary) -> dict[str,
         if len(ids):
             fields[field] = {encode_key(pieces[i]): w for i, w in zip(ids.tolist(), weights.tolist())}
     return fields
+
+
+class InvalidVectorError(ValueError):
+    """A vector that cannot be stored: a weight that is not a positive finite number, or an unknown term id."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"field '{field}': {message}")
+        self.field = field
+
+
+def check_vector(vector: SparseVector, vocabulary: TermVocabulary) -> None:
+    """Raise InvalidVectorError naming the view's field when the vector cannot go into ``rank_features``."""
+    views = ((EN_FIELD, vector.en_ids, vector.en_weights, len(vocabulary.en_pieces)),
+             (M_FIELD, vector.m_ids, vector.m_weights, len(vocabulary.m_pieces)))
+    for field, ids, weights, size in views:
+        if len(ids) != len(weights):
+            raise InvalidVectorError(field, f"{len(ids)} term ids but {len(weights)} weights")
+        bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
+        if len(bad):
+            raise InvalidVectorError(field, f"{len(bad)} weight(s) are not positive finite numbers "
+                                            f"(first: {float(weights[bad[0]])!r} for term id {int(ids[bad[0]])})")
+        unknown = np.flatnonzero((ids < 0) | (ids >= size))
+        if len(unknown):
+            raise InvalidVectorError(field, f"term id {int(ids[unknown[0]])} is outside the vocabulary of {size}")
 
 
 def stored_terms(source: dict) -> dict[str, float]:

@@ -8,16 +8,20 @@ Semantics, per document:
 - with ``passages``: the text is split into token windows, one vector per window in the
   nested ``milco_passages`` field; a document then scores as its best passage;
 - id missing: a deterministic id from the record's content (so re-ingesting the same
-  file never duplicates it); a duplicate id within one run: the last one wins, counted.
-Encoding batch N+1 overlaps the bulk write of batch N. Bulk rejections (429) are
-retried with exponential backoff by opensearch-py's bulk helper; documents the cluster
-still refuses go to the dead-letter file.
+  file never duplicates it); a duplicate id within one run: the last one wins, counted
+  and reported;
+- a vector with a weight that is not a positive finite number (a faulty custom encoder):
+  not written; dead-lettered naming the view's field.
+Encoding batch N+1 overlaps the bulk write of batch N. Bulk rejections (429) and short
+cluster outages are ridden out by ``BulkWriter``; documents the cluster refuses go to
+the dead-letter file, with the field the cluster names when it names one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,18 +29,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TextIO
 
-from opensearchpy import helpers
-
-from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD, vector_fields
+from milco_os.bulk_writer import BulkResult, BulkWriter
+from milco_os.cluster import client_url
+from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD, InvalidVectorError, check_vector, vector_fields
 from milco_os.passages import split_passages
 from milco_os.pruning import PruneSpec
 from milco_os.query import PASSAGES_PATH
 from milco_os.search import Encoder
 
 MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
-BULK_MAX_RETRIES = 6
-BULK_INITIAL_BACKOFF_S = 1
-BULK_MAX_BACKOFF_S = 30
+# "failed to parse field [year] of type [long] in document with id '7'"
+REFUSED_FIELD = re.compile(r"field \[([^\]]+)\]")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class IngestOptions:
     passage_overlap: int = 0
     in_place: bool = False
     skip_existing: bool = False
+    unavailable_timeout_s: float = 120.0
 
 
 @dataclass
@@ -79,28 +83,36 @@ class IngestSummary:
     skipped: int = 0
     conflicts: int = 0
     duplicate_ids: int = 0
+    rejected_429: int = 0
+    unavailable_retries: int = 0
     elapsed_s: float = 0.0
     encode_s: float = 0.0
     bulk_s: float = 0.0
-    seen_ids: set[str] = field(default_factory=set, repr=False)
+    seen_ids: dict[str, int] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, float]:
         return {"read": self.read, "written": self.written, "skipped": self.skipped, "no_text": self.no_text,
                 "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids,
+                "rejected_429_retried": self.rejected_429, "unavailable_retries": self.unavailable_retries,
                 "elapsed_s": round(self.elapsed_s, 3),
                 "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
 
 
 class DeadLetters:
-    """Refused documents as JSON lines: line, id, field, reason, and the original record."""
+    """Refused documents as JSON lines: line, id, field, reason, and the original record.
 
-    def __init__(self, stream: TextIO | None) -> None:
+    ``on_entry`` gets each reason as one line (the CLI prints it).
+    """
+
+    def __init__(self, stream: TextIO | None, on_entry: Callable[[str], None] = lambda reason: None) -> None:
         self.stream = stream
+        self.on_entry = on_entry
         self.count = 0
 
     def add(self, *, line: int | None, doc_id: str | None, field_name: str | None, reason: str,
             record: object) -> None:
         self.count += 1
+        self.on_entry(reason)
         if self.stream is not None:
             entry = {"line": line, "id": doc_id, "field": field_name, "reason": reason, "record": record}
             self.stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
@@ -175,13 +187,16 @@ class Ingestor:
 
     def __init__(self, client, encoder: Encoder, options: IngestOptions, dead_letters: DeadLetters,
                  on_progress: Callable[[int], None] = lambda n: None,
-                 on_batch_done: Callable[[Record], None] = lambda last: None) -> None:
+                 on_batch_done: Callable[[Record], None] = lambda last: None,
+                 on_notice: Callable[[str], None] = lambda line: None) -> None:
         self.client = client
         self.encoder = encoder
         self.options = options
         self.dead_letters = dead_letters
         self.on_progress = on_progress
         self.on_batch_done = on_batch_done
+        self.on_notice = on_notice
+        self.writer = BulkWriter(client, url=client_url(client), unavailable_timeout_s=options.unavailable_timeout_s)
         self.summary = IngestSummary()
 
     def meta(self, text: str, encoded_at: str) -> dict:
@@ -236,9 +251,12 @@ class Ingestor:
                                          f"is a {kind}, not a string or a list of strings",
                                   record=record.source)
             return None
-        if doc_id in self.summary.seen_ids:
+        first_line = self.summary.seen_ids.get(doc_id)
+        if first_line is not None:
             self.summary.duplicate_ids += 1
-        self.summary.seen_ids.add(doc_id)
+            self.on_notice(f"document {doc_id} (line {record.line}): duplicate id, also at line {first_line}; "
+                           "the last one wins")
+        self.summary.seen_ids[doc_id] = record.line
         return record, doc_id, text
 
     def _without_unchanged(self, batch: list[tuple[Record, str, str]]) -> list[tuple[Record, str, str]]:
@@ -268,11 +286,18 @@ class Ingestor:
             milco_fields = self._encode_passages(texts)
         else:
             vectors = self.encoder.encode(texts, max_length=self.options.max_length, prune=self.options.prune)
-            milco_fields = [vector_fields(vector, self.encoder.vocabulary) for vector in vectors]
+            milco_fields = [self._fields(vector) for vector in vectors]
         self.summary.encode_s += time.perf_counter() - started
         encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         actions = []
         for (record, doc_id, text), fields in zip(batch, milco_fields):
+            if isinstance(fields, InvalidVectorError):
+                self.summary.failed += 1
+                self.on_progress(1)
+                self.dead_letters.add(line=record.line, doc_id=doc_id, field_name=fields.field,
+                                      reason=f"document {doc_id} (line {record.line}): the encoder's vector is "
+                                             f"not storable: {fields}", record=record.source)
+                continue
             if not text.strip():
                 self.summary.no_text += 1
                 fields = {}
@@ -295,16 +320,28 @@ class Ingestor:
                             "_milco_line": record.line})
         return actions
 
-    def _encode_passages(self, texts: list[str]) -> list[dict]:
+    def _fields(self, vector) -> dict | InvalidVectorError:
+        """The document's MILCO fields, or why the vector cannot be stored."""
+        try:
+            check_vector(vector, self.encoder.vocabulary)
+        except InvalidVectorError as exc:
+            return exc
+        return vector_fields(vector, self.encoder.vocabulary)
+
+    def _encode_passages(self, texts: list[str]) -> list[dict | InvalidVectorError]:
         """Per text, a ``milco_passages`` list with one vector per token window."""
         split = [split_passages(self.encoder.tokenizer, text, max_tokens=self.options.passage_tokens,
                                 overlap=self.options.passage_overlap) if text.strip() else [] for text in texts]
         flat = [passage for passages in split for passage in passages]
         vectors = iter(self.encoder.encode([p.text for p in flat], max_length=self.options.passage_tokens,
                                            prune=self.options.prune))
-        return [{PASSAGES_PATH: [{"text": p.text, "start_token": p.start_token,
-                                  **vector_fields(next(vectors), self.encoder.vocabulary)} for p in passages]}
-                for passages in split]
+        documents: list[dict | InvalidVectorError] = []
+        for passages in split:
+            fields = [(p, self._fields(next(vectors))) for p in passages]
+            invalid = next((f for _, f in fields if isinstance(f, InvalidVectorError)), None)
+            documents.append(invalid or {PASSAGES_PATH: [{"text": p.text, "start_token": p.start_token, **f}
+                                                         for p, f in fields]})
+        return documents
 
     def _bulk(self, actions: list[dict], last: Record) -> None:
         started = time.perf_counter()
@@ -317,22 +354,31 @@ class Ingestor:
         lines = {action["_id"]: action.pop("_milco_line") for action in actions}
         originals = {action["_id"]: action.get("_source") or action.get("script", {}).get("params")
                      for action in actions}
-        results = helpers.streaming_bulk(
-            self.client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
-            raise_on_error=False, raise_on_exception=False, max_retries=BULK_MAX_RETRIES,
-            initial_backoff=BULK_INITIAL_BACKOFF_S, max_backoff=BULK_MAX_BACKOFF_S,
-        )
-        for ok, item in results:
-            result = next(iter(item.values())) if item else {}
-            doc_id = str(result.get("_id"))
-            if ok:
+        try:
+            results = self.writer.write(actions)
+        finally:
+            self.summary.rejected_429 = self.writer.counters.rejected_429
+            self.summary.unavailable_retries = self.writer.counters.unavailable_retries
+        for result in results:
+            if result.ok:
                 self.summary.written += 1
-            elif result.get("status") == 409:
+            elif result.status == 409:
                 # Changed since it was read: its stale vector is not written; a re-run picks it up.
                 self.summary.conflicts += 1
             else:
-                self.summary.failed += 1
-                self.dead_letters.add(line=lines.get(doc_id), doc_id=doc_id, field_name=None,
-                                      reason=f"document {doc_id}: the cluster refused it: {result.get('error')}",
-                                      record=originals.get(doc_id))
+                self._refused(result, lines.get(result.doc_id), originals.get(result.doc_id))
             self.on_progress(1)
+
+    def _refused(self, result: BulkResult, line: int | None, original: object) -> None:
+        self.summary.failed += 1
+        error = result.error
+        reason = error.get("reason", error) if isinstance(error, dict) else error
+        caused_by = error.get("caused_by", {}).get("reason") if isinstance(error, dict) else None
+        named = REFUSED_FIELD.search(str(reason))
+        field_name = named.group(1) if named else None
+        where = f"document {result.doc_id}" + (f" (line {line})" if line is not None else "")
+        detail = f"{reason}" + (f": {caused_by}" if caused_by else "")
+        self.dead_letters.add(line=line, doc_id=result.doc_id, field_name=field_name,
+                              reason=f"{where}: the cluster refused it (status {result.status}"
+                                     + (f", field '{field_name}'" if field_name else "") + f"): {detail}",
+                              record=original)

@@ -241,6 +241,9 @@ class Reindexer:
             total.conflicts += summary.conflicts
             total.encode_s += summary.encode_s
             total.bulk_s += summary.bulk_s
+            total.duplicate_ids += summary.duplicate_ids
+            total.rejected_429 += summary.rejected_429
+            total.unavailable_retries += summary.unavailable_retries
         total.elapsed_s = time.perf_counter() - started
         return total
 

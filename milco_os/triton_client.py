@@ -2,7 +2,8 @@
 
 Work is split into requests of at most ``texts_per_request`` texts, at most
 ``max_in_flight`` of them outstanding; each request has a timeout and is retried
-with exponential backoff while the server is unavailable. Vectors come back as
+with exponential backoff while the server is unavailable, for up to
+``unavailable_timeout_s`` (a restarting server is waited for). Vectors come back as
 (ids, weights) per view; the piece names are fetched once from the model.
 """
 
@@ -22,6 +23,7 @@ from milco_os.pruning import PruneSpec
 from milco_os.sparse import SparseVector, TermVocabulary
 from milco_os.triton_backend import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
 
+MAX_BACKOFF_S = 5.0
 RETRIABLE_STATUSES = ("UNAVAILABLE", "StatusCode.UNAVAILABLE", "DEADLINE_EXCEEDED", "StatusCode.DEADLINE_EXCEEDED")
 
 
@@ -41,11 +43,12 @@ class TritonEncoder:
     """Encodes through ``model`` on the Triton server at ``url`` (``host:port``), over gRPC or HTTP."""
 
     def __init__(self, url: str, model: str = "milco", protocol: str = "grpc", *, timeout_s: float = 60.0,
-                 retries: int = 4, backoff_s: float = 0.5, max_in_flight: int = 4, texts_per_request: int = 16):
+                 unavailable_timeout_s: float = 60.0, backoff_s: float = 0.5, max_in_flight: int = 4,
+                 texts_per_request: int = 16):
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
         self.url, self.model, self.protocol = url, model, protocol
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.timeout_s, self.unavailable_timeout_s, self.backoff_s = timeout_s, unavailable_timeout_s, backoff_s
         self.max_in_flight, self.texts_per_request = max_in_flight, texts_per_request
         self.name = f"triton:{model}"
         self._local = threading.local()
@@ -118,7 +121,10 @@ class TritonEncoder:
         return {name: result.as_numpy(name) for name in outputs}
 
     def _with_retries(self, call, what: str):
-        for attempt in range(self.retries + 1):
+        deadline = time.monotonic() + self.unavailable_timeout_s
+        attempts = 0
+        while True:
+            attempts += 1
             try:
                 return call()
             except InferenceServerException as exc:
@@ -127,11 +133,13 @@ class TritonEncoder:
                 failure: Exception = exc
             except OSError as exc:
                 failure = exc
-            if attempt < self.retries:
-                time.sleep(self.backoff_s * 2**attempt)
+            pause = min(self.backoff_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
+            if time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)
         raise TritonUnavailableError(
             f"Triton at {self.url} ({self.protocol}) is unreachable or unavailable for the {what} "
-            f"after {self.retries + 1} attempts: {failure}",
+            f"({attempts} attempts over {self.unavailable_timeout_s:.0f} s): {failure}",
             hint="check that tritonserver runs there and serves the model; see 'milco-os triton serve'.",
         )
 

@@ -10,39 +10,52 @@ import click
 
 INSECURE_WARNING = ("Warning: TLS certificate verification is OFF (--insecure): the cluster's identity is not "
                     "checked and credentials could go to an impostor.")
+# Keys of click's shared ``ctx.meta``: what error reporting may name (the URL) and must hide (the secrets).
+META_URL = "milco_os.cluster_url"
+META_USER = "milco_os.cluster_user"
+META_SECRETS = "milco_os.secrets"
 
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the cluster is and how to authenticate; the password never shows in its repr."""
+    """Where the cluster is and how to authenticate; secrets never show in its repr."""
 
     url: str
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
     ca_certs: str | None = None
     insecure: bool = False
 
     def client(self):
-        from milco_os.cluster import make_client
+        """An opensearch-py client; also tells the CLI's error reporting which host to name and what to hide."""
+        from milco_os.cluster import make_client, redact_url
 
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.meta[META_URL] = redact_url(self.url)
+            context.meta[META_USER] = self.user
+            context.meta.setdefault(META_SECRETS, set()).update(s for s in (self.password, self.api_key) if s)
         if self.insecure:
             click.echo(INSECURE_WARNING, err=True)
-        return make_client(self.url, user=self.user, password=self.password, ca_certs=self.ca_certs,
-                           verify_certs=not self.insecure)
+        return make_client(self.url, user=self.user, password=self.password, api_key=self.api_key,
+                           ca_certs=self.ca_certs, verify_certs=not self.insecure)
 
 
 def connection_options(command: Callable) -> Callable:
-    """Adds --url, --user, --password, --ca-certs, --insecure and passes them as one ``connection``."""
+    """Adds --url, --user, --password, --api-key, --ca-certs, --insecure and passes them as one ``connection``."""
 
     @functools.wraps(command)
-    def wrapper(*args, url, user, password, ca_certs, insecure, **kwargs):
-        return command(*args, connection=Connection(url, user, password, ca_certs, insecure), **kwargs)
+    def wrapper(*args, url, user, password, api_key, ca_certs, insecure, **kwargs):
+        return command(*args, connection=Connection(url, user, password, api_key, ca_certs, insecure), **kwargs)
 
     options = (
         click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL."),
         click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user."),
         click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
                      help="Basic-auth password (prefer MILCO_OS_PASSWORD); never printed."),
+        click.option("--api-key", envvar="MILCO_OS_API_KEY", default=None,
+                     help="API key sent as 'Authorization: ApiKey ...' (prefer MILCO_OS_API_KEY); never printed."),
         click.option("--ca-certs", envvar="MILCO_OS_CA_CERTS", default=None, help="CA bundle for https clusters."),
         click.option("--insecure", is_flag=True, help="Do not verify https certificates (prints a warning)."),
     )

@@ -21,15 +21,19 @@ def encoder_options(command: Callable) -> Callable:
     return command
 
 
-def load_encoder(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str):
-    """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url``: exactly one."""
+def load_encoder(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, *,
+                 unavailable_timeout_s: float = 60.0):
+    """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url``: exactly one.
+
+    A Triton server that stops answering is waited for up to ``unavailable_timeout_s``.
+    """
     if bool(model) == bool(triton_url):
         raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
                                "(or MILCO_MODEL / MILCO_TRITON_URL)")
     if triton_url:
         from milco_os.triton_client import TritonEncoder
 
-        return TritonEncoder(triton_url, triton_model, triton_protocol)
+        return TritonEncoder(triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout_s)
     from milco_os.model import MilcoEncoder  # torch and transformers load only for commands that encode
 
     return MilcoEncoder.from_pretrained(model)

@@ -12,8 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from milco_os.commands.encode import parse_prune
+from milco_os.errors import MilcoOsError
 from milco_os.commands.connection import Connection, connection_options
 from milco_os.commands.encoder_options import encoder_options, load_encoder
+from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 index_option = click.option("--index", required=True, help="Index name.")
 
@@ -46,36 +48,68 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.option("--passage-tokens", default=512, show_default=True, type=click.IntRange(min=3))
 @click.option("--passage-overlap", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="JSONL file for refused documents (default: FILE.dead-letter.jsonl).")
+              help="JSONL file for refused documents (default: FILE.dead-letter.jsonl); the checkpoint lives "
+                   "beside it.")
+@click.option("--resume", is_flag=True, help="Go on after the last line a previous, interrupted run wrote.")
+@unavailable_timeout_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
            id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
-           passage_overlap: int, dead_letter: Path | None, file: Path) -> None:
-    """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused."""
+           passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
+           file: Path) -> None:
+    """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused.
+
+    Progress is checkpointed after every written batch; a run stopped by an outage
+    (exit 4 for the cluster, 7 for Triton) goes on with --resume.
+    """
     from milco_os.index_setup import ensure_index
     from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+    from milco_os.ingest_checkpoint import IngestCheckpoint
 
-    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
+    encoder = load_encoder(model, triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout)
     if passages and not hasattr(encoder, "tokenizer"):
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     client = connection.client()
     ensure_index(client, index, passages=passages)
     options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
                             prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
-                            passage_tokens=passage_tokens, passage_overlap=passage_overlap)
+                            passage_tokens=passage_tokens, passage_overlap=passage_overlap,
+                            unavailable_timeout_s=unavailable_timeout)
     dead_letter = dead_letter or file.with_suffix(".dead-letter.jsonl")
+    checkpoint_path = dead_letter.with_suffix(".checkpoint.json")
+    checkpoint = IngestCheckpoint.load_or_new(checkpoint_path, file, index, resume)
     total = sum(1 for line in file.open("rb") if line.strip())
+    console = Console(stderr=True)
+    if checkpoint.line:
+        console.print(f"resuming after line {checkpoint.line} of {file}", markup=False, highlight=False)
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with dead_letter.open("w", encoding="utf-8") as stream, Progress(*columns, transient=True) as progress:
+
+    def batch_done(last) -> None:
+        checkpoint.line = last.line
+        checkpoint.save(checkpoint_path)
+
+    with dead_letter.open("a" if resume else "w", encoding="utf-8") as stream, \
+            Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("ingest", total=total)
-        letters = DeadLetters(stream)
-        summary = Ingestor(client, encoder, options, letters,
-                           on_progress=lambda n: progress.advance(task, n)).run(read_jsonl(file))
+        notices = NoticePrinter(progress.console)
+        letters = DeadLetters(stream, on_entry=notices)
+        letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume else 0
+        ingestor = Ingestor(client, encoder, options, letters, on_progress=lambda n: progress.advance(task, n),
+                            on_batch_done=batch_done, on_notice=notices)
+        try:
+            summary = ingestor.run(checkpoint.remaining(read_jsonl(file)))
+        except MilcoOsError:
+            console.print(f"progress saved in {checkpoint_path}: once the service is back, run the same "
+                          "command with --resume", markup=False, highlight=False, soft_wrap=True)
+            raise
+        finally:
+            notices.finish(str(dead_letter))
     client.indices.refresh(index=index)
+    checkpoint_path.unlink(missing_ok=True)
     click.echo(json.dumps(summary.as_dict()), err=True)
-    if summary.failed:
-        click.echo(f"{summary.failed} document(s) refused: see {dead_letter}", err=True)
+    if letters.count:
+        click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
         sys.exit(1)
     dead_letter.unlink(missing_ok=True)
 

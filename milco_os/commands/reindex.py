@@ -25,6 +25,7 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
+from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 
 class DocsPerSecondColumn(ProgressColumn):
@@ -37,19 +38,21 @@ class DocsPerSecondColumn(ProgressColumn):
 def run_reindex(*, connection: Connection, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
-                json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None) -> None:
+                json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
+                unavailable_timeout: float = 120.0) -> None:
     from milco_os.ingest import DeadLetters, IngestOptions
     from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
 
     client = connection.client()
-    encoder = load_encoder(*encoder_args)
+    encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)
     if passages and not hasattr(encoder, "tokenizer"):
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
     checkpoint = Checkpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices, resume)
     plan = ReindexPlan(source, dest, IngestOptions(index=dest, text_field=text_field, batch_size=batch_size,
                                                    prune=prune, model_name=encoder.name, in_place=in_place,
-                                                   skip_existing=skip_existing, passages=passages),
+                                                   skip_existing=skip_existing, passages=passages,
+                                                   unavailable_timeout_s=unavailable_timeout),
                        slices=slices, resume=resume, alias=alias, id_field=id_field)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
@@ -71,10 +74,14 @@ def run_reindex(*, connection: Connection, source: str,
                 log.write(json.dumps(line) + "\n")
                 log.flush()
 
-        letters = DeadLetters(stream)
+        notices = NoticePrinter(progress.console)
+        letters = DeadLetters(stream, on_entry=notices)
         letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume and dead_letter.exists() else 0
-        summary = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance,
-                            log_line=log_line).run()
+        try:
+            summary = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance,
+                                log_line=log_line).run()
+        finally:
+            notices.finish(str(dead_letter))
     throughput = summary.read / summary.elapsed_s if summary.elapsed_s else 0.0
     report = {**summary.as_dict(), "docs_per_s": round(throughput, 1)}
     if log:
@@ -100,6 +107,7 @@ common_options = (
                  help="JSONL file for refused documents; the checkpoint lives beside it."),
     click.option("--json-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Append machine-readable progress lines here."),
+    unavailable_timeout_option,
 )
 
 
@@ -120,13 +128,14 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, text_field, prune, slices,
-            batch_size, resume, skip_existing, dead_letter, json_log, model, triton_url, triton_model,
-            triton_protocol) -> None:
+            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, model, triton_url,
+            triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
-                dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field)
+                dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
+                unavailable_timeout=unavailable_timeout)
 
 
 @click.command("enrich")
@@ -136,9 +145,10 @@ def reindex(connection, source, dest, alias, id_field, passages, text_field, pru
 @with_common_options
 @encoder_options
 def enrich(connection, index, text_field, prune, slices, batch_size, resume, skip_existing,
-           dead_letter, json_log, model, triton_url, triton_model, triton_protocol) -> None:
+           dead_letter, json_log, unavailable_timeout, model, triton_url, triton_model, triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
-                dead_letter=dead_letter, json_log=json_log, in_place=True)
+                dead_letter=dead_letter, json_log=json_log, in_place=True,
+                unavailable_timeout=unavailable_timeout)

@@ -16,7 +16,8 @@ from opensearchpy.exceptions import OpenSearchException
 
 from milco_os.errors import ServiceError
 from milco_os.paths import cache_dir
-from milco_os.services import opensearch_dist
+from milco_os.services import opensearch_dist, opensearch_security
+from milco_os.services.opensearch_security import BasicAuthUser
 from milco_os.services.ports import LOOPBACK, free_port, require_free_port
 from milco_os.services.processes import log_tail, pid_alive, terminate_process_group, wait_until
 from milco_os.services.service_user import hand_over, service_user, services_root
@@ -31,12 +32,20 @@ STOP_GRACE_S = 30.0
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """What to run: the OpenSearch version, its HTTP port, heap size and extra ``opensearch.yml`` settings."""
+    """What to run: the OpenSearch version, its HTTP port, heap size and extra ``opensearch.yml`` settings.
+
+    With ``users``, the node runs the security plugin: https only, basic auth for these users.
+    """
 
     version: str = opensearch_dist.DEFAULT_VERSION
     http_port: int = DEFAULT_HTTP_PORT
     heap: str = DEFAULT_HEAP
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
+    users: tuple[BasicAuthUser, ...] = ()
+
+    @property
+    def secure(self) -> bool:
+        return bool(self.users)
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,8 @@ class NodeState:
             return None
 
 
-def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path) -> str:
+def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
+              plugin_settings: Mapping[str, object] | None = None) -> str:
     """``opensearch.yml`` for a loopback-only single node (values JSON-quoted, which is valid YAML)."""
     values: dict[str, object] = {
         "cluster.name": "milco-os-dev",
@@ -77,6 +87,7 @@ def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path) ->
         # A dev node on a nearly full disk should still allocate shards.
         "cluster.routing.allocation.disk.threshold_enabled": False,
     }
+    values.update(plugin_settings or {})
     values.update(settings.extra)
     return "".join(f"{key}: {json.dumps(value)}\n" for key, value in values.items())
 
@@ -90,9 +101,9 @@ def runtime_jvm_options(distribution_options: str, runtime_dir: Path) -> str:
     )
 
 
-def cluster_health(url: str) -> dict | None:
+def cluster_health(url: str, **client_options: object) -> dict | None:
     """The cluster health document, or ``None`` when the node does not answer."""
-    client = OpenSearch(hosts=[url], timeout=5, max_retries=0)
+    client = OpenSearch(hosts=[url], timeout=5, max_retries=0, **client_options)
     try:
         return client.cluster.health()
     except OpenSearchException:
@@ -101,16 +112,17 @@ def cluster_health(url: str) -> dict | None:
         client.close()
 
 
-def is_green(url: str) -> bool:
-    health = cluster_health(url)
+def is_green(url: str, **client_options: object) -> bool:
+    health = cluster_health(url, **client_options)
     return bool(health) and health.get("status") == "green"
 
 
-def install_distribution(version: str) -> Path:
-    """The OpenSearch home for ``version``: Maven downloads cached in the cache's ``m2`` folder."""
-    return opensearch_dist.install(
-        version, repository=cache_dir() / "m2", installs=services_root(service_user()) / "opensearch"
-    )
+def install_distribution(version: str, *, secure: bool = False) -> Path:
+    """The OpenSearch home for ``version`` (with the security plugin when ``secure``); downloads cached in ``m2``."""
+    repository = cache_dir() / "m2"
+    home = opensearch_dist.install(version, repository=repository,
+                                   installs=services_root(service_user()) / "opensearch")
+    return opensearch_security.install(home, version, repository=repository) if secure else home
 
 
 class OpenSearchNode:
@@ -122,7 +134,21 @@ class OpenSearchNode:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.settings.http_port}"
+        scheme = "https" if self.settings.secure else "http"
+        return f"{scheme}://{LOOPBACK}:{self.settings.http_port}"
+
+    @property
+    def ca_certs(self) -> Path | None:
+        """The CA that signed a secure node's certificate."""
+        return self.runtime_dir / opensearch_security.CERTS / opensearch_security.CA_FILE if self.settings.secure \
+            else None
+
+    def client_options(self) -> dict[str, object]:
+        """opensearch-py options to reach this node (as its first user, trusting its CA, when secure)."""
+        if not self.settings.secure:
+            return {}
+        admin = self.settings.users[0]
+        return {"http_auth": (admin.name, admin.password), "ca_certs": str(self.ca_certs), "verify_certs": True}
 
     @property
     def console_log(self) -> Path:
@@ -135,7 +161,7 @@ class OpenSearchNode:
         """Provision, launch and wait for green health; the node outlives this process."""
         user = service_user()
         java = opensearch_dist.java_for(self.settings.version)
-        home = install_distribution(self.settings.version)
+        home = install_distribution(self.settings.version, secure=self.settings.secure)
         require_free_port(self.settings.http_port, f"OpenSearch node (HTTP port {self.settings.http_port})")
         transport_port = free_port()
         self._prepare_runtime_dir(home, transport_port)
@@ -174,7 +200,7 @@ class OpenSearchNode:
         state.save(self.runtime_dir)
         try:
             wait_until(
-                lambda: is_green(self.url),
+                lambda: is_green(self.url, **self.client_options()),
                 timeout=timeout,
                 what=f"OpenSearch {self.settings.version} node on {self.url}",
                 alive=lambda: process.poll() is None,
@@ -212,7 +238,21 @@ class OpenSearchNode:
             (self.runtime_dir / folder).mkdir(parents=True, exist_ok=True)
         jvm_options = config / "jvm.options"
         jvm_options.write_text(runtime_jvm_options(jvm_options.read_text(), self.runtime_dir))
-        (config / "opensearch.yml").write_text(node_yaml(self.settings, transport_port, self.runtime_dir))
+        extra: dict[str, object] = {}
+        if self.settings.secure:
+            extra = self._prepare_security(home, config)
+        (config / "opensearch.yml").write_text(
+            node_yaml(self.settings, transport_port, self.runtime_dir, extra))
+
+    def _prepare_security(self, home: Path, config: Path) -> dict[str, object]:
+        """Certificates (made once per runtime dir, kept across restarts) and users; the settings for both."""
+        certs = self.runtime_dir / opensearch_security.CERTS
+        if not (certs / opensearch_security.CA_FILE).is_file():
+            opensearch_security.make_certificates(certs)
+        shutil.copytree(certs, config / opensearch_security.CERTS)
+        (config / "opensearch-security" / "internal_users.yml").write_text(
+            opensearch_security.internal_users_yaml(home, self.settings.users, self.settings.version))
+        return opensearch_security.node_settings()
 
 
 def dev_clusters_root() -> Path:

@@ -31,7 +31,8 @@ def test_setup_ingest_search_round_trip(opensearch_url: str, opensearch: OpenSea
     ingested = milco_os("ingest", *common, "--model", str(tiny_checkpoint), "--prune", "topk:32",
                         "--dead-letter", str(dead), str(source))
     assert ingested.returncode == 1
-    summary = json.loads(ingested.stderr.strip().splitlines()[0])
+    summary = next(json.loads(line) for line in ingested.stderr.splitlines() if line.startswith("{"))
+    assert "document bad (line 25): field 'text' is a int" in ingested.stderr
     assert (summary["read"], summary["written"], summary["failed"]) == (25, 24, 1)
     assert json.loads(dead.read_text())["id"] == "bad"
     assert opensearch.count(index=index_name)["count"] == 24

@@ -118,14 +118,14 @@ def test_encode_command_prints_the_same_json_through_triton(milco_server: Triton
 def test_unreachable_server_is_a_clear_error_naming_the_url() -> None:
     started = time.monotonic()
     with pytest.raises(TritonUnavailableError, match="Triton at 127.0.0.1:1 .*unreachable"):
-        TritonEncoder("127.0.0.1:1", retries=2, backoff_s=0.1)
+        TritonEncoder("127.0.0.1:1", unavailable_timeout_s=0.5, backoff_s=0.1)
     assert time.monotonic() - started < 30
 
 
 def test_server_killed_mid_run_raises_after_retries(tiny_checkpoint: Path, tmp_path: Path) -> None:
     export_repository(tiny_checkpoint, tmp_path / "repo", device="cpu", reference=True)
     server = TritonServer(tmp_path / "repo", log_file=tmp_path / "triton.log").start()
-    encoder = TritonEncoder(server.grpc_url, retries=3, backoff_s=0.2, texts_per_request=2, timeout_s=10)
+    encoder = TritonEncoder(server.grpc_url, unavailable_timeout_s=2, backoff_s=0.2, texts_per_request=2, timeout_s=10)
     outcome: dict[str, BaseException] = {}
 
     def run() -> None:

@@ -32,4 +32,4 @@ def test_options_arrive_as_one_connection(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("MILCO_OS_PASSWORD", "from-env")
     result = CliRunner().invoke(command, ["--url", "http://h:1", "--user", "u", "--index", "i", "--insecure"])
     assert result.exit_code == 0, result.output
-    assert seen == {"connection": Connection("http://h:1", "u", "from-env", None, True), "index": "i"}
+    assert seen == {"connection": Connection("http://h:1", "u", "from-env", None, None, True), "index": "i"}
