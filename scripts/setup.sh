@@ -43,6 +43,8 @@ fetch_java_artifacts() {
   # The default OpenSearch 2.x, and the 3.x release the test suite also runs.
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch >/dev/null
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --version 3.8.0 >/dev/null
+  # The release the security plugin is served for (TLS + basic-auth tests).
+  "$MILCO_VENV/bin/milco-os" dev-cluster fetch --secure >/dev/null
 }
 
 timed "virtualenv (.venv)" create_venv

@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from milco_os.services import opensearch_dist
+from milco_os.services import opensearch_dist, opensearch_security
 from milco_os.services.opensearch_node import (
     DEFAULT_HEAP,
     DEFAULT_HTTP_PORT,
@@ -31,31 +31,54 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
+def chosen_version(version: str | None, secure: bool) -> str:
+    """The version asked for, else the default (with --secure: the one the security plugin is served for)."""
+    return version or (opensearch_security.SECURE_VERSION if secure else opensearch_dist.DEFAULT_VERSION)
+
+
+version_option = click.option(
+    "--version", "version", default=None,
+    help=f"OpenSearch version [default: {opensearch_dist.DEFAULT_VERSION}, with --secure "
+         f"{opensearch_security.SECURE_VERSION}] (3.x needs Java 21+).")
+secure_option = click.option(
+    "--secure", is_flag=True, help="Security plugin: https with a generated CA, basic auth (needs the version's "
+                                   "opensearch-security release on Maven Central).")
+
+
 @click.group("dev-cluster")
 def dev_cluster() -> None:
-    """Run a local OpenSearch node (loopback only, security off) provisioned from Maven Central."""
+    """Run a local OpenSearch node (loopback only; security off unless --secure) provisioned from Maven Central."""
 
 
 @dev_cluster.command("fetch")
-@click.option("--version", "version", default=opensearch_dist.DEFAULT_VERSION, show_default=True)
-def fetch(version: str) -> None:
+@version_option
+@secure_option
+def fetch(version: str | None, secure: bool) -> None:
     """Download and assemble the OpenSearch distribution without starting it."""
-    click.echo(str(install_distribution(version)))
+    click.echo(str(install_distribution(chosen_version(version, secure), secure=secure)))
 
 
 @dev_cluster.command("start")
-@click.option("--version", "version", default=opensearch_dist.DEFAULT_VERSION, show_default=True,
-              help="OpenSearch version (3.x needs Java 21+).")
+@version_option
+@secure_option
+@click.option("--user", default="admin", show_default=True, help="With --secure: the basic-auth user to create.")
+@click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
+              help="With --secure: that user's password (prefer MILCO_OS_PASSWORD); never printed.")
 @click.option("--port", default=DEFAULT_HTTP_PORT, show_default=True, type=click.IntRange(1, 65535),
               help="HTTP port on 127.0.0.1.")
 @click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap (-Xms/-Xmx).")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="Extra opensearch.yml setting; repeatable.")
 @click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
-              help="Seconds to wait for green health.")
-def start(version: str, port: int, heap: str, settings: tuple[str, ...], timeout: float) -> None:
-    """Start a node in the background, wait for green health and print its URL."""
-    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings)))
+              help="Seconds to wait for the node's shards.")
+def start(version: str | None, secure: bool, user: str, password: str | None, port: int, heap: str,
+          settings: tuple[str, ...], timeout: float) -> None:
+    """Start a node in the background, wait until its primary shards are assigned and print its URL."""
+    if secure and not password:
+        raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
+    version = chosen_version(version, secure)
+    users = (opensearch_security.BasicAuthUser(user, password),) if secure else ()
+    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings), users=users))
     state = node.state()
     if state is not None and pid_alive(state.pid):
         click.echo(f"OpenSearch {state.version} already runs at {state.url} (pid {state.pid}).", err=True)
@@ -63,8 +86,10 @@ def start(version: str, port: int, heap: str, settings: tuple[str, ...], timeout
         return
     click.echo(f"Starting OpenSearch {version} on 127.0.0.1:{port} ...", err=True)
     state = node.start(timeout=timeout)
-    click.echo(f"OpenSearch {version} is green at {state.url} (pid {state.pid}, logs in {node.console_log}).",
+    click.echo(f"OpenSearch {version} is up at {state.url} (pid {state.pid}, logs in {node.console_log}).",
                err=True)
+    if secure:
+        click.echo(f"TLS and basic auth are on: use --user {user} --ca-certs {node.ca_certs}", err=True)
     click.echo(state.url)
 
 

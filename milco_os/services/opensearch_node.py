@@ -117,6 +117,12 @@ def is_green(url: str, **client_options: object) -> bool:
     return bool(health) and health.get("status") == "green"
 
 
+def primaries_assigned(url: str, **client_options: object) -> bool:
+    """Yellow or green: every primary shard is assigned (replicas cannot be on a single node)."""
+    health = cluster_health(url, **client_options)
+    return bool(health) and health.get("status") in ("yellow", "green")
+
+
 def install_distribution(version: str, *, secure: bool = False) -> Path:
     """The OpenSearch home for ``version`` (with the security plugin when ``secure``); downloads cached in ``m2``."""
     repository = cache_dir() / "m2"
@@ -158,7 +164,7 @@ class OpenSearchNode:
         return NodeState.load(self.runtime_dir)
 
     def start(self, timeout: float = START_TIMEOUT_S) -> NodeState:
-        """Provision, launch and wait for green health; the node outlives this process."""
+        """Provision, launch and wait until every primary shard is assigned; the node outlives this process."""
         user = service_user()
         java = opensearch_dist.java_for(self.settings.version)
         home = install_distribution(self.settings.version, secure=self.settings.secure)
@@ -200,7 +206,7 @@ class OpenSearchNode:
         state.save(self.runtime_dir)
         try:
             wait_until(
-                lambda: is_green(self.url, **self.client_options()),
+                lambda: primaries_assigned(self.url, **self.client_options()),
                 timeout=timeout,
                 what=f"OpenSearch {self.settings.version} node on {self.url}",
                 alive=lambda: process.poll() is None,

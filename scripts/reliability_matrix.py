@@ -1,0 +1,106 @@
+"""Run the reliability tests and write docs/RELIABILITY.md from the rows they record.
+
+    .venv/bin/python scripts/reliability_matrix.py            # run tests/reliability, then render
+    .venv/bin/python scripts/reliability_matrix.py --rows F   # render from rows kept by an earlier run
+
+The tests record each case with ``MILCO_OS_RELIABILITY_MATRIX`` set; a failing test
+fails this script and leaves the document as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENT = ROOT / "docs" / "RELIABILITY.md"
+COLUMNS = (("area", "Area"), ("case", "Fault or input"), ("interface", "Via"), ("sent", "Sent"),
+           ("stored", "Stored"), ("dead_lettered", "Dead-lettered"), ("left_for_rerun", "Left for re-run"),
+           ("lost", "Lost"), ("duplicated", "Duplicated"), ("exit_codes", "Exit code"), ("note", "Note"))
+
+PREAMBLE = """# Reliability matrix
+
+What milco-os does with outages, backpressure, bad input and bad connection settings, measured
+by `tests/reliability/` against real services the tests start: OpenSearch nodes built from Maven
+Central (one with the security plugin: TLS on HTTP and transport, basic auth), a `tritonserver`,
+and a tiny random MILCO checkpoint. Each row is one test's audit of the index afterwards:
+every document sent is stored (each once, with the vector the in-process encoder gives its text),
+dead-lettered (one JSON line naming its line, id and field), or left for a re-run that the tool
+reported (a refused job or a checkpoint); **Lost** is what is none of these and must be 0.
+
+Regenerate with `.venv/bin/python scripts/reliability_matrix.py` (after `bash scripts/test.sh`
+has set up the machine).
+"""
+
+SEMANTICS = """## What the tool does
+
+| Situation | Behaviour | Exit code |
+|---|---|---|
+| 429 (write queue full) | retried with exponential backoff (opensearch-py bulk helper), counted as `rejected_429_retried` in the summary | 0 |
+| cluster stops answering, or answers 502/503/504 | the batch waits and retries until `--unavailable-timeout` (default 120 s) passes without progress; then stops with the checkpoint saved | 4 (resume with `--resume`) |
+| tritonserver unreachable or restarting | requests retried with backoff for `--unavailable-timeout`; then stops with the checkpoint saved | 7 (resume with `--resume`) |
+| invalid JSON or UTF-8, a JSON value that is not an object, text that is not a string or list of strings | dead-lettered with line (and id, field when known); the rest goes on | 1 |
+| empty or blank text | stored without MILCO terms, counted as `no_text` | 0 |
+| text longer than the model takes (e.g. 5 MB) | truncated to the model's token limit and encoded (or split with `--passages`) | 0 |
+| no id | a content-hash id, so re-ingesting the same file never duplicates | 0 |
+| the same id twice in one run | the last one wins; each repeat is reported on stderr and counted as `duplicate_ids` | 0 |
+| a vector weight that is NaN, infinite, zero or negative (custom encoder) | dead-lettered naming the field (`milco_en`/`milco_m`) before anything reaches the cluster | 1 |
+| a value the index mapping refuses | dead-lettered with the field the cluster names | 1 |
+| destination index maps a MILCO field differently | refused before reading input | 6 |
+| wrong credentials (401) or missing permission (403) | one line naming the host (and user), nothing written | 9 |
+| TLS certificate not verifiable | one line naming the host; `--ca-certs` fixes it, `--insecure` skips it with a warning | 10 |
+| cluster unreachable | one line naming the host | 4 |
+
+Passwords, API keys and the `Authorization` headers they make never appear in output, errors,
+dead-letter or checkpoint files (a test runs every failing path and searches all of it); a
+password inside `--url` is removed before the URL is shown. Services the tool starts
+(`dev-cluster`, `triton serve`, the test nodes) listen on 127.0.0.1 only (checked from
+`/proc/net/tcp`).
+"""
+
+
+def run_tests(rows_file: Path) -> None:
+    env = {**os.environ, "MILCO_OS_RELIABILITY_MATRIX": str(rows_file)}
+    command = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-p", "no:cacheprovider"]
+    if subprocess.run(command, cwd=ROOT, env=env).returncode != 0:
+        sys.exit("reliability tests failed: docs/RELIABILITY.md left unchanged")
+
+
+def render(rows: list[dict]) -> str:
+    header = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|" + "|".join("---" if key in ("area", "case", "interface", "note") else "---:" for key, _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(str(row[key]).replace("|", "\\|") for key, _ in COLUMNS) + " |"
+            for row in sorted(rows, key=lambda row: (row["area"], row["case"]))]
+    measured = (f"Measured {datetime.date.today().isoformat()} on {platform.machine()} Linux, Python "
+                f"{platform.python_version()}: {len(rows)} cases, {sum(row['sent'] for row in rows)} documents, "
+                f"{sum(row['lost'] for row in rows)} lost, {sum(row['duplicated'] for row in rows)} duplicated.")
+    return "\n".join([PREAMBLE, "## Matrix", "", measured, "", header, rule, *body, "", SEMANTICS])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=Path, help="render from this rows file instead of running the tests")
+    args = parser.parse_args()
+    if args.rows:
+        rows = json.loads(args.rows.read_text(encoding="utf-8"))
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            rows_file = Path(scratch) / "rows.json"
+            run_tests(rows_file)
+            rows = json.loads(rows_file.read_text(encoding="utf-8"))
+    if any(row["lost"] for row in rows):
+        sys.exit("a case lost documents: docs/RELIABILITY.md left unchanged")
+    DOCUMENT.parent.mkdir(exist_ok=True)
+    DOCUMENT.write_text(render(rows), encoding="utf-8")
+    print(f"wrote {DOCUMENT.relative_to(ROOT)} ({len(rows)} cases)")
+
+
+if __name__ == "__main__":
+    main()
