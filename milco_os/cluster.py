@@ -72,8 +72,8 @@ def cluster_error(exc: Exception, url: str, user: str | None = None) -> MilcoOsE
                                 hint="check --user and --password (or MILCO_OS_USER / MILCO_OS_PASSWORD).")
     if isinstance(exc, AuthorizationException):
         return CredentialsError(f"the cluster at {url} denied the request (HTTP 403): {_reason(exc)}",
-                                hint="grant the user the index and cluster permissions milco-os needs "
-                                     "(README: Permissions).")
+                                hint="grant the user write access to the index (and, for setup, the ingest "
+                                     "pipeline permissions), or use a user that has it.")
     if isinstance(exc, ImproperlyConfigured):
         return MilcoOsError(f"the connection to {url} is misconfigured: {exc}")
     if isinstance(exc, TransportError):
