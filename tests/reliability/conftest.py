@@ -33,6 +33,7 @@ def record() -> Callable[[Row], None]:
     """Adds a row to the matrix; every row must account for every document."""
 
     def add(row: Row) -> None:
+        assert row.lost == 0, f"{row.lost} document(s) unaccounted for in: {row.case}"
         ROWS.append({**asdict(row), "lost": row.lost})
 
     return add

@@ -22,7 +22,8 @@ from milco_os.testing import MULTILINGUAL_SAMPLE
 
 @dataclass
 class Row:
-    """One case of the matrix; ``lost`` is what is neither stored, dead-lettered nor reported as left to do."""
+    """One case of the matrix; ``lost`` is what is neither stored, dead-lettered, reported as left to do, nor
+    superseded by a later document with the same id (reported as a duplicate)."""
 
     area: str
     case: str
@@ -34,10 +35,11 @@ class Row:
     duplicated: int
     exit_codes: str
     note: str = ""
+    superseded: int = 0
 
     @property
     def lost(self) -> int:
-        return self.sent - self.stored - self.dead_lettered - self.left_for_rerun
+        return self.sent - self.stored - self.dead_lettered - self.left_for_rerun - self.superseded
 
 
 def milco_os(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -71,6 +73,11 @@ class Audit:
     unexpected: list[str]
     duplicated: int
     wrong_vectors: list[str]
+
+    def problems(self, count: int) -> tuple:
+        """Empty when exactly ``count`` expected documents are stored, each once, with the right vector."""
+        found = (self.stored, self.missing, self.unexpected, self.duplicated, self.wrong_vectors)
+        return () if found == (count, [], [], 0, []) else found
 
 
 def expected_fields(encoder: MilcoEncoder, documents: list[dict], prune: str = "none") -> dict[str, dict]:

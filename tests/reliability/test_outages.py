@@ -41,7 +41,7 @@ def start_ingest(*args: str) -> subprocess.Popen:
 
 
 def wait_for_checkpoint(checkpoint: Path, job: subprocess.Popen, timeout: float = 240) -> int:
-    """The first line the job reports done (the job is then mid-run: it has written some, not all)."""
+    """The line done once the job has written a quarter of the documents (it is then mid-run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job.poll() is not None:
@@ -50,7 +50,7 @@ def wait_for_checkpoint(checkpoint: Path, job: subprocess.Popen, timeout: float 
             line = json.loads(checkpoint.read_text())["line"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             line = 0
-        if line:
+        if line >= DOCS // 4:
             return line
         time.sleep(0.02)
     pytest.fail("the job wrote nothing in time")
@@ -75,8 +75,7 @@ def test_node_restart_within_the_wait_window_is_ridden_out(own_node, tiny_checkp
     summary = summary_of(stderr)
     assert summary["unavailable_retries"] > 0, "the node was down, so the job must have waited for it"
     result = audit(node.client(), "outage", expected_fields(tiny_encoder, documents))
-    assert (result.stored, result.missing, result.unexpected, result.duplicated, result.wrong_vectors) == \
-        (DOCS, [], [], 0, [])
+    assert not result.problems(DOCS)
     record(Row("outage", "OpenSearch node stopped mid-ingest, restarted within --unavailable-timeout", "CLI",
                DOCS, result.stored, 0, 0, result.duplicated, "0",
                f"stopped after line {line_at_fault}; {summary['unavailable_retries']} waits"))
@@ -110,8 +109,7 @@ def test_node_down_longer_than_the_window_stops_with_a_checkpoint_then_resumes(
     assert summary_of(resumed.stderr)["read"] == DOCS - done
     assert not checkpoint.exists()
     result = audit(node.client(), "outage", expected_fields(tiny_encoder, documents))
-    assert (result.stored, result.missing, result.unexpected, result.duplicated, result.wrong_vectors) == \
-        (DOCS, [], [], 0, [])
+    assert not result.problems(DOCS)
     record(Row("outage", "OpenSearch node down longer than --unavailable-timeout, then --resume", "CLI",
                DOCS, result.stored, 0, 0, result.duplicated, "4, then 0",
                f"{left_over} stored before the stop; checkpoint at line {done}; resume read {DOCS - done}"))
@@ -141,7 +139,7 @@ def test_write_queue_rejections_are_retried_and_counted(own_node, tiny_encoder: 
     assert retried > 0, "six writers against a write queue of 2 must have been pushed back"
     assert letters.count == 0 and sum(summary.written for summary in summaries) == len(documents)
     result = audit(client, "busy", expected_fields(tiny_encoder, documents))
-    assert (result.stored, result.missing, result.duplicated, result.wrong_vectors) == (len(documents), [], 0, [])
+    assert not result.problems(len(documents))
     record(Row("backpressure", "6 parallel writers, thread_pool.write.queue_size 2 (429 rejections)", "Python API",
                len(documents), result.stored, letters.count, 0, result.duplicated, "-",
                f"{retried} rejections retried with backoff"))
@@ -171,7 +169,6 @@ def test_tritonserver_killed_and_restarted_mid_ingest(own_node, tiny_checkpoint:
     assert job.returncode == 0, stderr
     assert line_at_fault < DOCS
     result = audit(node.client(), "triton-outage", expected_fields(tiny_encoder, documents), rel=1e-4)
-    assert (result.stored, result.missing, result.unexpected, result.duplicated, result.wrong_vectors) == \
-        (DOCS, [], [], 0, [])
+    assert not result.problems(DOCS)
     record(Row("outage", "tritonserver SIGKILLed mid-ingest, restarted on the same ports", "CLI",
                DOCS, result.stored, 0, 0, result.duplicated, "0", f"killed after line {line_at_fault}"))
