@@ -8,6 +8,7 @@ on loopback ports and waits until every model of the repository is ready.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -204,6 +205,9 @@ class TritonServer:
         if self.process is None:
             return None
         code = stop_popen(self.process, grace=self.exit_timeout_s + 10, first_signal=signal.SIGTERM)
+        # Python-backend stubs outlive a server that died abruptly: end its whole process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
         return code
 
