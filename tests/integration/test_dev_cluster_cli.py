@@ -32,7 +32,7 @@ def test_start_status_stop_round_trip() -> None:
         with urllib.request.urlopen(url, timeout=10) as response:
             info = json.load(response)
         assert info["version"]["distribution"] == "opensearch"
-        assert "green" in started.stderr
+        assert f"is up at {url}" in started.stderr
 
         again = milco_os("dev-cluster", "start", "--port", str(port))
         assert again.returncode == 0 and "already runs" in again.stderr
