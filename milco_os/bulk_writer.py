@@ -1,11 +1,11 @@
 """Bulk writes that ride out backpressure and short outages, and count what they rode out.
 
-opensearch-py's ``streaming_bulk`` retries documents the cluster rejects with 429
-(exponential backoff); a thin wrapper around the client counts those rejections.
+The client library's ``streaming_bulk`` retries documents the cluster rejects with
+429 (exponential backoff); a thin wrapper around the client counts those rejections.
 Documents that fail because the cluster does not answer (connection refused, timeout)
-or answers 503 (node closing, shards not yet recovered) are retried as a group until
-``unavailable_timeout_s`` has passed without progress; then ``ClusterUnavailableError``
-stops the job, whose checkpoint covers everything written before.
+or answers 502/503/504 (node closing, shards not yet recovered) are retried as a group
+until ``unavailable_timeout_s`` has passed without progress; then
+``ClusterUnavailableError`` stops the job, whose checkpoint covers everything written before.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from opensearchpy import helpers
-from opensearchpy.exceptions import ConnectionError as TransportConnectionError
-from opensearchpy.exceptions import TransportError
-
+from milco_os.engines import Engine, ErrorKind
 from milco_os.errors import ClusterUnavailableError
 
 MAX_RETRIES_ON_429 = 8
@@ -29,10 +26,17 @@ UNAVAILABLE_STATUSES = (502, 503, 504)
 
 @dataclass
 class BulkCounters:
-    """What a writer rode out: 429 rejections retried, and waits for an unavailable cluster."""
+    """What a writer rode out: documents rejected with 429 (and retried), and waits for an unavailable cluster."""
 
     rejected_429: int = 0
     unavailable_retries: int = 0
+
+    def count_response(self, response: dict) -> None:
+        self.rejected_429 += sum(
+            1 for item in response.get("items", ()) if next(iter(item.values())).get("status") == 429)
+
+    def count_rejected_request(self) -> None:
+        self.rejected_429 += 1
 
 
 @dataclass(frozen=True)
@@ -43,44 +47,20 @@ class BulkResult:
     ok: bool
     status: int | str | None = None
     error: object = None
-
-
-class _RejectionCountingClient:
-    """The client as ``streaming_bulk`` sees it, counting documents rejected with 429."""
-
-    def __init__(self, client, counters: BulkCounters) -> None:
-        self._client = client
-        self._counters = counters
-        self.transport = client.transport
-
-    def bulk(self, *args, **kwargs):
-        try:
-            response = self._client.bulk(*args, **kwargs)
-        except TransportError as exc:
-            if exc.status_code == 429:
-                self._counters.rejected_429 += 1
-            raise
-        self._counters.rejected_429 += sum(
-            1 for item in response.get("items", ()) if next(iter(item.values())).get("status") == 429)
-        return response
-
-
-def is_unavailable(result: BulkResult) -> bool:
-    """True when the document failed because the cluster could not take it right now."""
-    return isinstance(result.error, TransportConnectionError) or result.status in UNAVAILABLE_STATUSES
+    unavailable: bool = False
 
 
 class BulkWriter:
     """Writes batches of bulk actions (each with an ``_id``) and reports one result per document."""
 
-    def __init__(self, client, *, url: str, unavailable_timeout_s: float = 120.0,
+    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.client = client
-        self.url = url
+        self.engine = engine
         self.unavailable_timeout_s = unavailable_timeout_s
         self.sleep = sleep
         self.counters = BulkCounters()
-        self._counting_client = _RejectionCountingClient(client, self.counters)
+        self._counting_client = engine.counting_client(self.counters.count_response,
+                                                       self.counters.count_rejected_request)
 
     def write(self, actions: list[dict]) -> list[BulkResult]:
         """Results in no particular order; raises ClusterUnavailableError after a long outage."""
@@ -89,7 +69,7 @@ class BulkWriter:
         waited_since: float | None = None
         while pending:
             results = self._write_once(pending)
-            unavailable = {result.doc_id for result in results if is_unavailable(result)}
+            unavailable = {result.doc_id for result in results if result.unavailable}
             done.extend(result for result in results if result.doc_id not in unavailable)
             if not unavailable:
                 break
@@ -99,7 +79,7 @@ class BulkWriter:
             if now - waited_since > self.unavailable_timeout_s:
                 reason = next(result.error for result in results if result.doc_id in unavailable)
                 raise ClusterUnavailableError(
-                    f"the cluster at {self.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
+                    f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
                     f"({len(unavailable)} document(s) waiting): {_short(reason)}",
                     hint="bring the cluster back, then re-run the same command with --resume.",
                 )
@@ -110,15 +90,27 @@ class BulkWriter:
 
     def _write_once(self, actions: list[dict]) -> list[BulkResult]:
         results = []
-        for ok, item in helpers.streaming_bulk(
-            self._counting_client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
-            raise_on_error=False, raise_on_exception=False, max_retries=MAX_RETRIES_ON_429,
-            initial_backoff=INITIAL_BACKOFF_S, max_backoff=MAX_BACKOFF_S,
-        ):
-            info = next(iter(item.values())) if item else {}
-            error = info.get("exception") or info.get("error")
-            results.append(BulkResult(str(info.get("_id")), ok, info.get("status"), None if ok else error))
+        try:
+            for ok, item in self.engine.streaming_bulk(
+                self._counting_client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
+                raise_on_error=False, raise_on_exception=False, max_retries=MAX_RETRIES_ON_429,
+                initial_backoff=INITIAL_BACKOFF_S, max_backoff=MAX_BACKOFF_S,
+            ):
+                info = next(iter(item.values())) if item else {}
+                error = info.get("exception") or info.get("error")
+                results.append(BulkResult(str(info.get("_id")), ok, info.get("status"), None if ok else error,
+                                          unavailable=not ok and self._is_unavailable(info.get("status"), error)))
+        except Exception as exc:  # a client that raises connection failures instead of reporting them per item
+            if self.engine.classify(exc) is not ErrorKind.CONNECTION:
+                raise
+            written = {result.doc_id for result in results}
+            results += [BulkResult(str(action["_id"]), False, None, exc, unavailable=True)
+                        for action in actions if str(action["_id"]) not in written]
         return results
+
+    def _is_unavailable(self, status: object, error: object) -> bool:
+        return status in UNAVAILABLE_STATUSES or (
+            isinstance(error, BaseException) and self.engine.classify(error) is ErrorKind.CONNECTION)
 
 
 def _short(reason: object) -> str:

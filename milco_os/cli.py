@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from opensearchpy.exceptions import ImproperlyConfigured, TransportError
 
 from milco_os import __version__
 from milco_os.commands.connection import META_SECRETS, META_URL, META_USER
@@ -14,13 +13,15 @@ from milco_os.commands.evaluate import evaluate
 from milco_os.commands.index import ingest, search, setup
 from milco_os.commands.reindex import enrich, reindex
 from milco_os.commands.triton import triton
+from milco_os.engines import classify_error
 from milco_os.errors import MilcoOsError
 
 SECRET_MASK = "***"
 
 
 class MilcoOsGroup(click.Group):
-    """A click group that turns MilcoOsError and cluster client errors into one clear message and an exit code.
+    """A click group that turns MilcoOsError and cluster client errors (opensearch-py or elasticsearch) into one
+    clear message and an exit code.
 
     Any secret given on the command line is masked in that message, whatever produced it.
     """
@@ -28,12 +29,14 @@ class MilcoOsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (TransportError, ImproperlyConfigured) as exc:
+        except MilcoOsError as exc:
+            self.fail(ctx, exc)
+        except Exception as exc:
+            if classify_error(exc) is None:
+                raise
             from milco_os.cluster import cluster_error
 
             self.fail(ctx, cluster_error(exc, ctx.meta.get(META_URL, "the cluster"), ctx.meta.get(META_USER)))
-        except MilcoOsError as exc:
-            self.fail(ctx, exc)
 
     @staticmethod
     def fail(ctx: click.Context, error: MilcoOsError) -> None:

@@ -1,43 +1,46 @@
-"""Cluster clients: opensearch-py with retries on transient failures, and client errors users can act on."""
+"""Connecting to a cluster (OpenSearch or Elasticsearch, told or detected) and turning client errors into
+messages users can act on."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import (
-    AuthenticationException,
-    AuthorizationException,
-    ConnectionError as TransportConnectionError,
-    ImproperlyConfigured,
-    SSLError,
-    TransportError,
-)
-
+from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, classify_error
 from milco_os.errors import ClusterUnavailableError, CredentialsError, MilcoOsError, TlsError
 
-RETRY_ON_STATUS = (502, 503, 504)
+BACKENDS = ("auto", *ENGINES)
 
 
-def make_client(url: str, *, user: str | None = None, password: str | None = None, api_key: str | None = None,
-                ca_certs: str | None = None, verify_certs: bool = True, timeout: float = 60,
-                max_retries: int = 5) -> OpenSearch:
-    """A client for ``url`` that retries 502/503/504 and timeouts; basic auth or an API key when given.
+def make_client(url: str, *, backend: str = "auto", user: str | None = None, password: str | None = None,
+                api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
+                timeout: float = 60, max_retries: int = 5) -> Any:
+    """A client of the cluster at ``url``: opensearch-py for OpenSearch, elasticsearch for Elasticsearch.
 
-    https certificates are verified (against ``ca_certs`` when given) unless ``verify_certs`` is false.
+    ``backend="auto"`` asks the cluster's root endpoint which engine it is. Clients retry
+    502/503/504 and timeouts; https certificates are verified (against ``ca_certs`` when
+    given) unless ``verify_certs`` is false; basic auth when a user is given, else an API key.
     """
-    return OpenSearch(
-        hosts=[url],
-        http_auth=(user, password or "") if user else None,
-        headers={"Authorization": f"ApiKey {api_key}"} if api_key else None,
-        verify_certs=verify_certs,
-        ssl_show_warn=verify_certs,
-        ca_certs=ca_certs,
-        timeout=timeout,
-        max_retries=max_retries,
-        retry_on_status=RETRY_ON_STATUS,
-        retry_on_timeout=True,
-    )
+    options = dict(user=user, password=password, api_key=api_key, ca_certs=ca_certs, verify_certs=verify_certs,
+                   timeout=timeout, max_retries=max_retries)
+    engine = detect_backend(url, **options) if backend == "auto" else backend
+    if engine not in ENGINES:
+        raise MilcoOsError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    return ENGINES[engine].make_client(url, **options)
+
+
+def detect_backend(url: str, **options: Any) -> str:
+    """'opensearch' when the root endpoint says so, else 'elasticsearch' (whose test builds may lack it: 405)."""
+    probe = OpenSearchEngine.make_client(url, **options)
+    try:
+        info = probe.transport.perform_request("GET", "/")
+    except Exception as exc:
+        if OpenSearchEngine.status(exc) == 405:
+            return "elasticsearch"
+        raise
+    finally:
+        probe.close()
+    return "opensearch" if info.get("version", {}).get("distribution") == "opensearch" else "elasticsearch"
 
 
 def redact_url(url: str) -> str:
@@ -50,52 +53,43 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def client_url(client) -> str:
-    """The (first) cluster URL a client talks to, without credentials."""
-    host = client.transport.hosts[0]
-    scheme = "https" if host.get("use_ssl") else "http"
-    return f"{scheme}://{host['host']}:{host['port']}{host.get('url_prefix', '')}"
+def client_error_reason(exc: BaseException) -> str:
+    """The cluster's reason for ``exc`` (or the connection failure), whichever client raised it."""
+    for engine in ENGINES.values():
+        if engine.classify(exc) is not None:
+            return engine.reason(exc)
+    return str(exc)
 
 
-def cluster_error(exc: Exception, url: str, user: str | None = None) -> MilcoOsError:
+def client_error_status(exc: BaseException) -> int | None:
+    for engine in ENGINES.values():
+        if engine.classify(exc) is not None:
+            return engine.status(exc)
+    return None
+
+
+def cluster_error(exc: BaseException, url: str, user: str | None = None) -> MilcoOsError:
     """A client exception as one message naming the host, with what to do and the matching exit code."""
-    if isinstance(exc, SSLError):
-        return TlsError(f"TLS verification of {url} failed: {_cause(exc)}",
+    kind = classify_error(exc)
+    reason = client_error_reason(exc)
+    if kind is ErrorKind.TLS:
+        return TlsError(f"TLS verification of {url} failed: {reason}",
                         hint="pass the cluster's CA bundle with --ca-certs (or MILCO_OS_CA_CERTS); "
                              "--insecure skips verification and is unsafe.")
-    if isinstance(exc, TransportConnectionError):
-        return ClusterUnavailableError(f"cannot reach the cluster at {url}: {_cause(exc)}",
+    if kind is ErrorKind.CONNECTION:
+        return ClusterUnavailableError(f"cannot reach the cluster at {url}: {reason}",
                                        hint="check --url, that the cluster runs, and the network between.")
-    if isinstance(exc, AuthenticationException):
-        who = f"user '{user}'" if user else "no credentials"
+    if kind is ErrorKind.AUTHENTICATION:
+        who = f"user '{user}'" if user else "no user"
         return CredentialsError(f"the cluster at {url} refused the credentials (HTTP 401, {who})",
-                                hint="check --user and --password (or MILCO_OS_USER / MILCO_OS_PASSWORD).")
-    if isinstance(exc, AuthorizationException):
-        return CredentialsError(f"the cluster at {url} denied the request (HTTP 403): {_reason(exc)}",
+                                hint="check --user and --password or --api-key (or MILCO_OS_USER / "
+                                     "MILCO_OS_PASSWORD / MILCO_OS_API_KEY).")
+    if kind is ErrorKind.AUTHORIZATION:
+        return CredentialsError(f"the cluster at {url} denied the request (HTTP 403): {reason}",
                                 hint="grant the user write access to the index (and, for setup, the ingest "
                                      "pipeline permissions), or use a user that has it.")
-    if isinstance(exc, ImproperlyConfigured):
-        return MilcoOsError(f"the connection to {url} is misconfigured: {exc}")
-    if isinstance(exc, TransportError):
-        return MilcoOsError(f"the cluster at {url} answered HTTP {exc.status_code}: {_reason(exc)}")
-    raise TypeError(f"not a client error: {exc!r}")
-
-
-def _reason(exc: TransportError) -> str:
-    info = exc.info if isinstance(exc.info, dict) else {}
-    error = info.get("error")
-    if isinstance(error, dict):
-        return str(error.get("reason") or error.get("type") or error)
-    return str(error or exc.error)
-
-
-def _cause(exc: TransportConnectionError) -> str:
-    """The innermost reason of a connection failure, on one line (urllib3 nests them deeply)."""
-    cause: BaseException | None = exc.info if isinstance(exc.info, BaseException) else None
-    text = str(exc.error)
-    while cause is not None:
-        text = str(cause)
-        cause = getattr(cause, "reason", None) or cause.__cause__
-        if cause is not None and str(cause) == text:
-            break
-    return " ".join(text.split())[:300]
+    if kind is ErrorKind.CONFIGURATION:
+        return MilcoOsError(f"the connection to {url} is misconfigured: {reason}")
+    if kind is not None:
+        return MilcoOsError(f"the cluster at {url} answered HTTP {client_error_status(exc)}: {reason}")
+    raise TypeError(f"not a cluster client error: {exc!r}")

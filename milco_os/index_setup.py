@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+import functools
+
+from milco_os.engines import engine_for, plain
 from milco_os.errors import MilcoOsError
+from milco_os.index_fields import EN_FIELD, M_FIELD
+from milco_os.query import PASSAGES_PATH
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
 PASSAGES_MAPPING = "milco_passages.json"
 PIPELINES = "ingest_pipelines"
+RANK_FEATURES = "rank_features"
+SPARSE_VECTOR = "sparse_vector"
+VECTOR_TYPES = (RANK_FEATURES, SPARSE_VECTOR)
 
 
 class IncompatibleIndexError(MilcoOsError):
     exit_code = 6
 
 
-def index_body(*, passages: bool, shards: int, replicas: int) -> dict:
+def index_body(*, passages: bool, shards: int, replicas: int, vector_type: str = RANK_FEATURES,
+               default_pipeline: bool = True, sparse_vector_options: dict | None = None) -> dict:
+    """The index body of ``mappings/`` with the vector fields as ``vector_type`` (recorded in ``_meta``)."""
+    if vector_type not in VECTOR_TYPES:
+        raise MilcoOsError(f"unknown vector field type '{vector_type}': choose one of {', '.join(VECTOR_TYPES)}")
     body = load_json("mappings", PASSAGES_MAPPING if passages else INDEX_MAPPING)
     body["settings"]["index"].update({"number_of_shards": shards, "number_of_replicas": replicas})
+    if not default_pipeline:
+        body["settings"]["index"].pop("default_pipeline", None)
+    vector_spec = {"type": vector_type, **(sparse_vector_options or {} if vector_type == SPARSE_VECTOR else {})}
+    for properties in (body["mappings"]["properties"],
+                       body["mappings"]["properties"].get(PASSAGES_PATH, {}).get("properties", {})):
+        for field in (EN_FIELD, M_FIELD):
+            if field in properties:
+                properties[field] = dict(vector_spec)
+    body["mappings"]["_meta"]["milco_os"]["vector_field_type"] = vector_type
     return body
+
+
+def cluster_index_body(client, *, passages: bool, shards: int, replicas: int, vector_type: str = RANK_FEATURES,
+                       default_pipeline: bool = True) -> dict:
+    """``index_body`` for this cluster: ``sparse_vector`` only where the engine has it, unpruned where it prunes."""
+    options = None
+    if vector_type == SPARSE_VECTOR:
+        version = engine_for(client).version
+        if version.engine != "elasticsearch" or version.major_minor < (8, 11):
+            raise MilcoOsError(f"the sparse_vector field needs Elasticsearch 8.11+, not {version.engine} "
+                               f"{version.number}", hint="use --vector-field rank_features.")
+        # 8.19+ prunes frequent tokens at query time by default; MILCO scores the full dot product.
+        options = {"index_options": {"prune": False}} if version.major_minor >= (8, 19) else None
+    return index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
+                      default_pipeline=default_pipeline, sparse_vector_options=options)
 
 
 def field_types(properties: dict, prefix: str = "") -> dict[str, str]:
@@ -41,12 +77,22 @@ def incompatibilities(existing: dict, wanted: dict) -> list[str]:
 
 
 def ensure_pipelines(client) -> dict[str, str]:
-    """Install every pipeline of ``ingest_pipelines/`` (named after its file); name -> 'installed' or 'unchanged'."""
+    """Install every pipeline of ``ingest_pipelines/`` (named after its file).
+
+    Name -> 'installed', 'unchanged', or 'skipped: ...' when the cluster lacks a processor it
+    uses (Elasticsearch test builds ship no ingest-common); indices then go without it.
+    """
+    engine = engine_for(client)
+    available: set[str] | None = None
     outcomes = {}
     for path in sorted(resource_dir(PIPELINES).glob("*.json")):
         body = load_json(PIPELINES, path.name)
-        existing = client.ingest.get_pipeline(id=path.stem, ignore=404)
-        if existing.get(path.stem) == body:
+        needed = {next(iter(processor)) for processor in body["processors"]}
+        available = engine.ingest_processors() if available is None else available
+        if not needed <= available:
+            outcomes[path.stem] = f"skipped: the cluster has no {', '.join(sorted(needed - available))} processor"
+            continue
+        if engine.get_pipeline(path.stem) == body:
             outcomes[path.stem] = "unchanged"
             continue
         client.ingest.put_pipeline(id=path.stem, body=body)
@@ -54,18 +100,34 @@ def ensure_pipelines(client) -> dict[str, str]:
     return outcomes
 
 
-def ensure_index(client, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1) -> str:
+def pipelines_installed(outcomes: dict[str, str]) -> bool:
+    return all(not outcome.startswith("skipped") for outcome in outcomes.values())
+
+
+@functools.lru_cache(maxsize=256)
+def stored_vector_type(client, index: str) -> str:
+    """The vector field type an index was set up with (its mapping's ``_meta``; rank_features before it said)."""
+    mappings = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
+    return (mappings.get("_meta") or {}).get("milco_os", {}).get("vector_field_type", RANK_FEATURES)
+
+
+def ensure_index(client, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
+                 vector_type: str | None = None) -> str:
     """Install the pipelines, then create ``index`` unless it exists; 'created' or 'exists'.
 
-    An existing index that lacks or mistypes a MILCO field is an error.
+    An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
+    defaults to the existing index's, else ``rank_features``.
     """
-    ensure_pipelines(client)
-    body = index_body(passages=passages, shards=shards, replicas=replicas)
+    default_pipeline = pipelines_installed(ensure_pipelines(client))
     if not client.indices.exists(index=index):
+        body = cluster_index_body(client, passages=passages, shards=shards, replicas=replicas,
+                                  vector_type=vector_type or RANK_FEATURES, default_pipeline=default_pipeline)
         client.indices.create(index=index, body=body)
         return "created"
-    mapping = client.indices.get_mapping(index=index)
-    existing = next(iter(mapping.values()))["mappings"]
+    existing = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
+    wanted_type = vector_type or (existing.get("_meta") or {}).get("milco_os", {}).get("vector_field_type",
+                                                                                      RANK_FEATURES)
+    body = index_body(passages=passages, shards=shards, replicas=replicas, vector_type=wanted_type)
     problems = incompatibilities(existing, body)
     if problems:
         raise IncompatibleIndexError(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TextIO
 
 from milco_os.bulk_writer import BulkResult, BulkWriter
-from milco_os.cluster import client_url
+from milco_os.engines import engine_for, plain
 from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD, InvalidVectorError, check_vector, vector_fields
 from milco_os.passages import split_passages
 from milco_os.pruning import PruneSpec
@@ -177,11 +177,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# An in-place update replaces the MILCO fields whole (a partial ``doc`` would merge old terms in).
-REPLACE_FIELDS_SCRIPT = ("for (f in params.set.keySet()) { ctx._source[f] = params.set[f]; } "
-                         "for (f in params.remove) { ctx._source.remove(f); }")
-
-
 class Ingestor:
     """Writes records into an index with MILCO vectors; one instance per run."""
 
@@ -196,7 +191,7 @@ class Ingestor:
         self.on_progress = on_progress
         self.on_batch_done = on_batch_done
         self.on_notice = on_notice
-        self.writer = BulkWriter(client, url=client_url(client), unavailable_timeout_s=options.unavailable_timeout_s)
+        self.writer = BulkWriter(engine_for(client), unavailable_timeout_s=options.unavailable_timeout_s)
         self.summary = IngestSummary()
 
     def meta(self, text: str, encoded_at: str) -> dict:
@@ -264,8 +259,8 @@ class Ingestor:
         if self.options.in_place:
             stored = {doc_id: (record.source.get(META_FIELD) or {}) for record, doc_id, _ in batch}
         else:
-            found = self.client.mget(index=self.options.index, body={"ids": [doc_id for _, doc_id, _ in batch]},
-                                     _source_includes=[META_FIELD])["docs"]
+            found = plain(self.client.mget(index=self.options.index, body={"ids": [doc_id for _, doc_id, _ in batch]},
+                                           _source_includes=[META_FIELD]))["docs"]
             stored = {doc["_id"]: (doc.get("_source") or {}).get(META_FIELD) or {} for doc in found if doc.get("found")}
         kept = []
         for item in batch:
@@ -301,23 +296,15 @@ class Ingestor:
             if not text.strip():
                 self.summary.no_text += 1
                 fields = {}
-            meta = self.meta(text, encoded_at)
-            if self.options.in_place:
-                actions.append({
-                    "_op_type": "update", "_index": self.options.index, "_id": doc_id,
-                    "if_seq_no": record.seq_no, "if_primary_term": record.primary_term,
-                    "script": {"lang": "painless", "source": REPLACE_FIELDS_SCRIPT, "params": {
-                        "set": {**fields, META_FIELD: meta},
-                        "remove": [field for field in MILCO_FIELDS if field not in fields]}},
-                    "_milco_line": record.line,
-                })
-                continue
             # "_id" is metadata: it names the document and cannot also be a field of it.
             source = {key: value for key, value in record.source.items() if key not in MILCO_FIELDS + ("_id",)}
             source.update(fields)
-            source[META_FIELD] = meta
-            actions.append({"_index": self.options.index, "_id": doc_id, "_source": source,
-                            "_milco_line": record.line})
+            source[META_FIELD] = self.meta(text, encoded_at)
+            action = {"_index": self.options.index, "_id": doc_id, "_source": source, "_milco_line": record.line}
+            if self.options.in_place:
+                # The document as read, with its MILCO fields replaced whole, written only if unchanged since.
+                action.update(if_seq_no=record.seq_no, if_primary_term=record.primary_term)
+            actions.append(action)
         return actions
 
     def _fields(self, vector) -> dict | InvalidVectorError:
@@ -352,8 +339,7 @@ class Ingestor:
 
     def _write(self, actions: list[dict]) -> None:
         lines = {action["_id"]: action.pop("_milco_line") for action in actions}
-        originals = {action["_id"]: action.get("_source") or action.get("script", {}).get("params")
-                     for action in actions}
+        originals = {action["_id"]: action["_source"] for action in actions}
         try:
             results = self.writer.write(actions)
         finally:

@@ -1,9 +1,9 @@
 """Reindexing an existing index into a MILCO index (or enriching it in place), resumably and in parallel.
 
-Reading: a point in time (PIT) with ``search_after`` over ``_id``, one slice per worker
-(OpenSearch has no ``_shard_doc`` tiebreaker; ``_id`` is unique, so a cursor also stays
-valid under a new PIT). Clusters without PIT, or that refuse to sort on ``_id``, are
-read with a sliced scroll instead. Each slice's progress (its PIT, its cursor, its
+Reading: a point in time (PIT) with ``search_after``, one slice per worker, sorted on
+``_shard_doc`` (Elasticsearch) or ``_id`` (OpenSearch has no ``_shard_doc``; ``_id`` is
+unique, so a cursor also stays valid under a new PIT). Clusters without PIT, or that
+refuse the sort, are read with a sliced scroll instead. Each slice's progress (its PIT, its cursor, its
 counts) is checkpointed after every written batch; ``--resume`` continues each
 unfinished slice after its cursor (with a scroll: from the start), and documents
 already written with the same model, pruning and text are skipped, so nothing is
@@ -19,11 +19,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
-
+from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
 from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD
-from milco_os.index_setup import ensure_pipelines, incompatibilities, index_body
+from milco_os.index_setup import (
+    RANK_FEATURES,
+    cluster_index_body,
+    ensure_pipelines,
+    incompatibilities,
+    pipelines_installed,
+)
 from milco_os.ingest import DeadLetters, IngestOptions, IngestSummary, Ingestor, Record
 from milco_os.search import Encoder
 
@@ -78,26 +83,28 @@ class Checkpoint:
             temporary.replace(self.path)
 
 
-def dest_body(client, source: str, *, passages: bool = False) -> dict:
+def dest_body(client, source: str, *, passages: bool = False, vector_type: str = RANK_FEATURES,
+              default_pipeline: bool = True) -> dict:
     """``mappings/`` merged with the source index's own mapping and copyable settings."""
-    body = index_body(passages=passages, shards=1, replicas=1)
-    mapping = next(iter(client.indices.get_mapping(index=source).values()))["mappings"]
+    body = cluster_index_body(client, passages=passages, shards=1, replicas=1, vector_type=vector_type,
+                              default_pipeline=default_pipeline)
+    mapping = next(iter(plain(client.indices.get_mapping(index=source)).values()))["mappings"]
     problems = [p for p in incompatibilities(mapping, body) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{source}' has fields that clash with the MILCO fields: {'; '.join(problems)}.")
     properties = {**mapping.get("properties", {}), **body["mappings"]["properties"]}
     body["mappings"] = {**mapping, **body["mappings"], "properties": properties}
-    settings = next(iter(client.indices.get_settings(index=source).values()))["settings"]["index"]
+    settings = next(iter(plain(client.indices.get_settings(index=source)).values()))["settings"]["index"]
     body["settings"]["index"].update({key: settings[key] for key in COPIED_SETTINGS if key in settings})
     body["settings"]["index"]["number_of_replicas"] = settings.get("number_of_replicas", "1")
     return body
 
 
-def ensure_milco_mapping(client, index: str) -> None:
+def ensure_milco_mapping(client, index: str, vector_type: str = RANK_FEATURES) -> None:
     """Add the MILCO fields to an existing index's mapping (for enriching in place)."""
     ensure_pipelines(client)
-    wanted = index_body(passages=False, shards=1, replicas=1)
-    mapping = next(iter(client.indices.get_mapping(index=index).values()))["mappings"]
+    wanted = cluster_index_body(client, passages=False, shards=1, replicas=1, vector_type=vector_type)
+    mapping = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
     problems = [p for p in incompatibilities(mapping, wanted) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{index}' cannot take MILCO fields: {'; '.join(problems)}.")
@@ -105,16 +112,20 @@ def ensure_milco_mapping(client, index: str) -> None:
     client.indices.put_mapping(index=index, body={"properties": milco})
 
 
-def supports_pit_by_id(client, index: str) -> bool:
-    """True when the cluster has PIT (OpenSearch 2.4+) and sorts on ``_id``."""
-    version = client.info()["version"]["number"]
-    major, minor = (int(part) for part in version.split(".")[:2])
-    if (major, minor) < (2, 4):
+def supports_pit_reading(engine: Engine, index: str) -> bool:
+    """True when the cluster has PIT and takes the engine's PIT sort."""
+    if not engine.supports_pit():
         return False
+    pit = engine.open_pit(index, "1m")
     try:
-        client.search(index=index, body={"size": 1, "sort": [{"_id": "asc"}], "_source": False})
-    except RequestError:
+        engine.client.search(body={"size": 1, "sort": engine.pit_sort, "_source": False,
+                                   "pit": {"id": pit, "keep_alive": "1m"}})
+    except Exception as exc:
+        if engine.classify(exc) is not ErrorKind.BAD_REQUEST:
+            raise
         return False
+    finally:
+        engine.close_pit(pit)
     return True
 
 
@@ -123,6 +134,7 @@ class SliceReader:
 
     def __init__(self, client, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
                  use_pit: bool, id_field: str | None = None) -> None:
+        self.engine = engine_for(client)
         self.client, self.index, self.slice_id, self.slices = client, index, slice_id, slices
         self.state, self.page_size, self.use_pit, self.id_field = state, page_size, use_pit, id_field
 
@@ -142,17 +154,16 @@ class SliceReader:
 
     def _pit_pages(self) -> Iterator[list[dict]]:
         if self.state.pit is None or not self._pit_alive(self.state.pit):
-            response = self.client.create_pit(index=self.index, params={"keep_alive": PIT_KEEP_ALIVE})
-            self.state.pit = response["pit_id"]
+            self.state.pit = self.engine.open_pit(self.index, PIT_KEEP_ALIVE)
         cursor = self.state.cursor  # the checkpoint's cursor moves only when a batch is written
         while True:
             body: dict = {"size": self.page_size, "pit": {"id": self.state.pit, "keep_alive": PIT_KEEP_ALIVE},
-                          "sort": [{"_id": "asc"}], "seq_no_primary_term": True, "track_total_hits": False}
+                          "sort": self.engine.pit_sort, "seq_no_primary_term": True, "track_total_hits": False}
             if self._slice():
                 body["slice"] = self._slice()
             if cursor:
                 body["search_after"] = cursor
-            hits = self.client.search(body=body)["hits"]["hits"]
+            hits = plain(self.client.search(body=body))["hits"]["hits"]
             if not hits:
                 return
             cursor = hits[-1]["sort"]
@@ -164,10 +175,9 @@ class SliceReader:
         try:
             self.client.search(body={"size": 0, "pit": {"id": pit, "keep_alive": PIT_KEEP_ALIVE}})
             return True
-        except (NotFoundError, RequestError):
-            return False
-        except TransportError as exc:
-            if exc.status_code in (404, 400, 500):
+        except Exception as exc:
+            if self.engine.classify(exc) in (ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST) or \
+                    self.engine.status(exc) == 500:
                 return False
             raise
 
@@ -176,16 +186,16 @@ class SliceReader:
         body: dict = {"size": self.page_size, "sort": ["_doc"], "seq_no_primary_term": True}
         if self._slice():
             body["slice"] = self._slice()
-        response = self.client.search(index=self.index, body=body, scroll="10m")
+        response = plain(self.client.search(index=self.index, body=body, scroll="10m"))
         scroll_id = response.get("_scroll_id")
         try:
             while response["hits"]["hits"]:
                 yield response["hits"]["hits"]
-                response = self.client.scroll(body={"scroll_id": scroll_id, "scroll": "10m"})
+                response = self.engine.scroll(scroll_id, "10m")
                 scroll_id = response.get("_scroll_id", scroll_id)
         finally:
             if scroll_id:
-                self.client.clear_scroll(body={"scroll_id": [scroll_id]}, ignore=(404,))
+                self.engine.clear_scroll(scroll_id)
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,7 @@ class ReindexPlan:
     resume: bool = False
     alias: str | None = None
     id_field: str | None = None
+    vector_type: str = RANK_FEATURES
 
 
 class Reindexer:
@@ -212,7 +223,7 @@ class Reindexer:
     def run(self) -> IngestSummary:
         started = time.perf_counter()
         self._prepare_dest()
-        use_pit = supports_pit_by_id(self.client, self.plan.source)
+        use_pit = supports_pit_reading(engine_for(self.client), self.plan.source)
         summaries: dict[int, IngestSummary] = {}
         errors: list[BaseException] = []
 
@@ -250,12 +261,13 @@ class Reindexer:
     def _prepare_dest(self) -> None:
         plan = self.plan
         if plan.options.in_place:
-            ensure_milco_mapping(self.client, plan.dest)
+            ensure_milco_mapping(self.client, plan.dest, plan.vector_type)
             return
-        ensure_pipelines(self.client)
+        default_pipeline = pipelines_installed(ensure_pipelines(self.client))
         if not self.client.indices.exists(index=plan.dest):
-            self.client.indices.create(index=plan.dest,
-                                       body=dest_body(self.client, plan.source, passages=plan.options.passages))
+            body = dest_body(self.client, plan.source, passages=plan.options.passages, vector_type=plan.vector_type,
+                             default_pipeline=default_pipeline)
+            self.client.indices.create(index=plan.dest, body=body)
 
     def _run_slice(self, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]
@@ -298,7 +310,7 @@ def move_alias(client, alias: str, dest: str, source: str, dead_lettered: int) -
         )
     if client.indices.exists(index=alias) and not client.indices.exists_alias(name=alias):
         raise ReindexError(f"'{alias}' is an index, not an alias: it cannot be moved onto {dest}.")
-    current = list(client.indices.get_alias(name=alias).keys()) if client.indices.exists_alias(name=alias) else []
+    current = list(plain(client.indices.get_alias(name=alias)).keys()) if client.indices.exists_alias(name=alias) else []
     actions = [{"remove": {"index": index, "alias": alias}} for index in current if index != dest]
     actions.append({"add": {"index": dest, "alias": alias}})
     client.indices.update_aliases(body={"actions": actions})

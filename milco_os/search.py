@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from milco_os import query as dsl
+from milco_os.engines import engine_for
+from milco_os.index_setup import SPARSE_VECTOR as SPARSE_VECTOR_FIELD
+from milco_os.index_setup import stored_vector_type
 from milco_os.index_fields import stored_terms
 from milco_os.pruning import PruneSpec
 from milco_os.sparse import SparseVector, TermVocabulary
@@ -40,6 +44,8 @@ class SearchOptions:
     filters: tuple[dict, ...] = ()
     source: bool | list[str] = True
     explain: bool = False
+    query_style: str | None = None
+    pruning_config: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -50,15 +56,18 @@ class SearchHit:
     terms: dict[str, float] = field(default_factory=dict)
 
 
-def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions) -> dict:
-    """The search request body for already-encoded query terms."""
+def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions,
+               style: str = dsl.RANK_FEATURE) -> dict:
+    """The search request body for already-encoded query terms, in the query style of the index's fields."""
     if options.two_phase:
         body = dsl.two_phase_body(terms, size=options.size, first_phase_terms=options.first_phase_terms,
-                                  window=options.window, max_clauses=options.max_clauses)
+                                  window=options.window, max_clauses=options.max_clauses, style=style)
     elif options.passages:
-        body = {"size": options.size, "query": dsl.passages_query(terms, max_clauses=options.max_clauses)}
+        body = {"size": options.size, "query": dsl.passages_query(terms, max_clauses=options.max_clauses,
+                                                                  style=style, pruning_config=options.pruning_config)}
     else:
-        body = {"size": options.size, "query": dsl.sparse_query(terms, max_clauses=options.max_clauses)}
+        body = {"size": options.size, "query": dsl.sparse_query(terms, max_clauses=options.max_clauses, style=style,
+                                                                pruning_config=options.pruning_config)}
     if options.bm25_weight > 0:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
                                          bm25_weight=options.bm25_weight)
@@ -75,12 +84,21 @@ def contributions(terms: list[dsl.QueryTerm], source: dict) -> dict[str, float]:
     return dict(sorted(matched.items(), key=lambda item: -item[1]))
 
 
+@functools.lru_cache(maxsize=256)
+def query_style_for(client, index: str) -> str:
+    """The query style an index's vector fields need: rank_feature, or sparse_vector (Elasticsearch 8.15+) / term."""
+    if stored_vector_type(client, index) != SPARSE_VECTOR_FIELD:
+        return dsl.RANK_FEATURE
+    return dsl.SPARSE_VECTOR if engine_for(client).version.major_minor >= (8, 15) else dsl.TERM
+
+
 def search(client, index: str, encoder: Encoder, text: str, options: SearchOptions = SearchOptions()) -> list[SearchHit]:
     """Encode ``text``, search ``index`` and return the hits (with per-term contributions when ``explain``)."""
     vector = encoder.encode([text], max_length=options.query_max_length, prune=options.query_prune,
                             echo=options.echo)[0]
     terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight)
-    response = client.search(index=index, body=build_body(text, terms, options))
+    style = options.query_style or query_style_for(client, index)
+    response = client.search(index=index, body=build_body(text, terms, options, style))
     return [
         SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}),
                   contributions(terms, hit["_source"]) if options.explain else {})

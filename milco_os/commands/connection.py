@@ -26,9 +26,11 @@ class Connection:
     api_key: str | None = field(default=None, repr=False)
     ca_certs: str | None = None
     insecure: bool = False
+    backend: str = "auto"
 
     def client(self):
-        """An opensearch-py client; also tells the CLI's error reporting which host to name and what to hide."""
+        """An opensearch-py or elasticsearch client (``backend``, or asked of the cluster); also tells the CLI's
+        error reporting which host to name and what to hide."""
         from milco_os.cluster import make_client, redact_url
 
         context = click.get_current_context(silent=True)
@@ -38,19 +40,23 @@ class Connection:
             context.meta.setdefault(META_SECRETS, set()).update(s for s in (self.password, self.api_key) if s)
         if self.insecure:
             click.echo(INSECURE_WARNING, err=True)
-        return make_client(self.url, user=self.user, password=self.password, api_key=self.api_key,
-                           ca_certs=self.ca_certs, verify_certs=not self.insecure)
+        return make_client(self.url, backend=self.backend, user=self.user, password=self.password,
+                           api_key=self.api_key, ca_certs=self.ca_certs, verify_certs=not self.insecure)
 
 
 def connection_options(command: Callable) -> Callable:
-    """Adds --url, --user, --password, --api-key, --ca-certs, --insecure and passes them as one ``connection``."""
+    """Adds --url, --backend, --user, --password, --api-key, --ca-certs, --insecure; passes one ``connection``."""
 
     @functools.wraps(command)
-    def wrapper(*args, url, user, password, api_key, ca_certs, insecure, **kwargs):
-        return command(*args, connection=Connection(url, user, password, api_key, ca_certs, insecure), **kwargs)
+    def wrapper(*args, url, backend, user, password, api_key, ca_certs, insecure, **kwargs):
+        connection = Connection(url, user, password, api_key, ca_certs, insecure, backend)
+        return command(*args, connection=connection, **kwargs)
 
     options = (
         click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL."),
+        click.option("--backend", type=click.Choice(["auto", "opensearch", "elasticsearch"]), default="auto",
+                     envvar="MILCO_OS_BACKEND", show_default=True,
+                     help="Cluster engine; auto asks the cluster's root endpoint."),
         click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user."),
         click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
                      help="Basic-auth password (prefer MILCO_OS_PASSWORD); never printed."),

@@ -27,7 +27,8 @@ from milco_os.commands.index import index_option, options_from_flags, search_opt
               help="Write the run in TREC format here.")
 @search_options
 def evaluate(connection, index, model, triton_url, triton_model, triton_protocol, queries, qrels, metrics,
-             depth, run_out, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight) -> None:
+             depth, run_out, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
+             pruning_config) -> None:
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
 
@@ -40,7 +41,8 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     client = connection.client()
-    options = options_from_flags(depth, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight)
+    options = options_from_flags(depth, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
+                                 pruning_config)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)
            for qid, text in topics.items() for hit in search(client, index, encoder, text, options)]

@@ -18,6 +18,21 @@ from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 index_option = click.option("--index", required=True, help="Index name.")
+vector_field_option = click.option(
+    "--vector-field", type=click.Choice(["rank_features", "sparse_vector"]), default=None,
+    help="Field type of new indices' vectors [default: rank_features]; sparse_vector needs Elasticsearch 8.11+. "
+         "Recorded in the mapping's _meta, so search picks the matching query.")
+
+
+def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str | None) -> dict | None:
+    """``RATIO:WEIGHT`` as Elasticsearch's sparse_vector ``pruning_config``."""
+    if value is None:
+        return None
+    try:
+        ratio, weight = (float(part) for part in value.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not RATIO:WEIGHT (e.g. 5:0.4)") from None
+    return {"tokens_freq_ratio_threshold": ratio, "tokens_weight_threshold": weight, "only_score_pruned_tokens": False}
 
 
 @click.command("setup")
@@ -26,12 +41,14 @@ index_option = click.option("--index", required=True, help="Index name.")
 @click.option("--passages", is_flag=True, help="Nested per-passage vectors for long documents.")
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=0))
-def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int) -> None:
+@vector_field_option
+def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int,
+          vector_field: str | None) -> None:
     """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
     from milco_os.index_setup import ensure_index
 
     outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
-                           replicas=replicas)
+                           replicas=replicas, vector_type=vector_field)
     click.echo(f"index {index}: {outcome}")
 
 
@@ -52,12 +69,13 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
                    "beside it.")
 @click.option("--resume", is_flag=True, help="Go on after the last line a previous, interrupted run wrote.")
 @unavailable_timeout_option
+@vector_field_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
            id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
            passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
-           file: Path) -> None:
+           vector_field: str | None, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused.
 
     Progress is checkpointed after every written batch; a run stopped by an outage
@@ -71,7 +89,7 @@ def ingest(connection: Connection, index: str, model: str | None,
     if passages and not hasattr(encoder, "tokenizer"):
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     client = connection.client()
-    ensure_index(client, index, passages=passages)
+    ensure_index(client, index, passages=passages, vector_type=vector_field)
     options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
                             prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
                             passage_tokens=passage_tokens, passage_overlap=passage_overlap,
@@ -121,6 +139,9 @@ search_flags = (
     click.option("--two-phase", is_flag=True, help="Heaviest terms retrieve, the rest rescore the top window."),
     click.option("--passages", is_flag=True, help="Score documents by their best passage."),
     click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0)),
+    click.option("--sparse-vector-pruning", "pruning_config", default=None, callback=parse_pruning_config,
+                 metavar="RATIO:WEIGHT", help="sparse_vector indices (Elasticsearch): prune query tokens with "
+                                              "this pruning_config (scores then approximate the dot product)."),
 )
 
 
@@ -132,11 +153,12 @@ def search_options(command):
 
 
 def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune, two_phase: bool, passages: bool,
-                       bm25_weight: float, explain: bool = False):
+                       bm25_weight: float, pruning_config: dict | None = None, explain: bool = False):
     from milco_os.search import SearchOptions
 
     return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
-                         two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain)
+                         two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain,
+                         pruning_config=pruning_config)
 
 
 @click.command("search")
@@ -150,14 +172,14 @@ def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune
 @click.argument("query")
 def search(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, top_k: int, no_echo: bool,
-           echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float, explain: bool,
-           output: str, query: str) -> None:
+           echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float,
+           pruning_config: dict | None, explain: bool, output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
     from milco_os.search import search as run_search
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
-                                 explain=explain or output == "table")
+                                 pruning_config, explain=explain or output == "table")
     hits = run_search(connection.client(), index, encoder, query, options)
     if output == "json":
         click.echo(json.dumps({"hits": [

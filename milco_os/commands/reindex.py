@@ -25,6 +25,7 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
+from milco_os.commands.index import vector_field_option
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 
@@ -39,7 +40,7 @@ def run_reindex(*, connection: Connection, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
-                unavailable_timeout: float = 120.0) -> None:
+                unavailable_timeout: float = 120.0, vector_field: str | None = None) -> None:
     from milco_os.ingest import DeadLetters, IngestOptions
     from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
 
@@ -53,7 +54,8 @@ def run_reindex(*, connection: Connection, source: str,
                                                    prune=prune, model_name=encoder.name, in_place=in_place,
                                                    skip_existing=skip_existing, passages=passages,
                                                    unavailable_timeout_s=unavailable_timeout),
-                       slices=slices, resume=resume, alias=alias, id_field=id_field)
+                       slices=slices, resume=resume, alias=alias, id_field=id_field,
+                       vector_type=vector_field or "rank_features")
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -108,6 +110,7 @@ common_options = (
     click.option("--json-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Append machine-readable progress lines here."),
     unavailable_timeout_option,
+    vector_field_option,
 )
 
 
@@ -128,14 +131,14 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, text_field, prune, slices,
-            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, model, triton_url,
-            triton_model, triton_protocol) -> None:
+            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, model,
+            triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
-                unavailable_timeout=unavailable_timeout)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field)
 
 
 @click.command("enrich")
@@ -145,10 +148,11 @@ def reindex(connection, source, dest, alias, id_field, passages, text_field, pru
 @with_common_options
 @encoder_options
 def enrich(connection, index, text_field, prune, slices, batch_size, resume, skip_existing,
-           dead_letter, json_log, unavailable_timeout, model, triton_url, triton_model, triton_protocol) -> None:
+           dead_letter, json_log, unavailable_timeout, vector_field, model, triton_url, triton_model,
+           triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True,
-                unavailable_timeout=unavailable_timeout)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field)

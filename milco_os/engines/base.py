@@ -1,0 +1,125 @@
+"""What an engine adapter provides; see ``milco_os.engines``."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator
+
+
+class ErrorKind(enum.Enum):
+    TLS = "tls"
+    CONNECTION = "connection"
+    AUTHENTICATION = "authentication"
+    AUTHORIZATION = "authorization"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    HTTP = "http"
+    CONFIGURATION = "configuration"
+
+
+@dataclass(frozen=True)
+class ClusterVersion:
+    """The engine and version a cluster reports."""
+
+    engine: str
+    number: str
+
+    @property
+    def major_minor(self) -> tuple[int, int]:
+        major, minor = (int(part) for part in self.number.split(".")[:2])
+        return major, minor
+
+
+class Engine(ABC):
+    """One engine's client and the operations whose API differs between engines."""
+
+    name: ClassVar[str]
+    client_module: ClassVar[str]
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    @abstractmethod
+    def make_client(cls, url: str, *, user: str | None, password: str | None, api_key: str | None,
+                    ca_certs: str | None, verify_certs: bool, timeout: float, max_retries: int) -> Any:
+        """A client that retries 502/503/504 and timeouts, verifying https unless told not to."""
+
+    @staticmethod
+    @abstractmethod
+    def classify(exc: BaseException) -> ErrorKind | None:
+        """The kind of failure, or None when ``exc`` is not this client's error."""
+
+    @staticmethod
+    @abstractmethod
+    def status(exc: BaseException) -> int | None:
+        """The HTTP status of an error response, None for other failures."""
+
+    @staticmethod
+    @abstractmethod
+    def reason(exc: BaseException) -> str:
+        """The cluster's reason (or the connection failure) on one line."""
+
+    @abstractmethod
+    def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
+        """This client library's ``helpers.streaming_bulk`` on ``client`` (which may wrap ``self.client``)."""
+
+    @abstractmethod
+    def counting_client(self, on_bulk_response: Callable[[dict], None],
+                        on_rejected_request: Callable[[], None]) -> Any:
+        """``self.client`` as the bulk helper sees it, reporting each bulk response and each 429 request."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The first cluster URL, without credentials."""
+
+    @functools.cached_property
+    def version(self) -> ClusterVersion:
+        """The cluster's engine and version number (asked once)."""
+        return ClusterVersion(self.name, self._version_number())
+
+    @abstractmethod
+    def _version_number(self) -> str: ...
+
+    @abstractmethod
+    def open_pit(self, index: str, keep_alive: str) -> str: ...
+
+    @abstractmethod
+    def close_pit(self, pit: str) -> None: ...
+
+    @property
+    @abstractmethod
+    def pit_sort(self) -> list[dict]:
+        """A unique sort for ``search_after`` over a point in time."""
+
+    @abstractmethod
+    def supports_pit(self) -> bool: ...
+
+    @abstractmethod
+    def scroll(self, scroll_id: str, keep_alive: str) -> dict: ...
+
+    @abstractmethod
+    def clear_scroll(self, scroll_id: str) -> None: ...
+
+    @abstractmethod
+    def get_pipeline(self, name: str) -> dict | None:
+        """The stored ingest pipeline, or None when there is none."""
+
+    def ingest_processors(self) -> set[str]:
+        """The processor types every node's ingest service has (same API in both engines)."""
+        nodes = plain(self.client.nodes.info(metric="ingest"))["nodes"].values()
+        sets = [{p["type"] for p in (node.get("ingest") or {}).get("processors", [])} for node in nodes]
+        return set.intersection(*sets) if sets else set()
+
+
+def plain(response: Any) -> Any:
+    """A response as plain JSON data (elasticsearch wraps it in an ApiResponse, opensearch-py does not)."""
+    return getattr(response, "body", response)
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    return " ".join(str(text).split())[:limit]

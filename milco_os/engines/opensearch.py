@@ -1,0 +1,128 @@
+"""OpenSearch through opensearch-py."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy import exceptions as errors
+
+from milco_os.engines.base import Engine, ErrorKind, one_line
+
+RETRY_ON_STATUS = (502, 503, 504)
+
+
+class OpenSearchEngine(Engine):
+    name = "opensearch"
+    client_module = "opensearchpy"
+
+    @classmethod
+    def make_client(cls, url: str, *, user: str | None = None, password: str | None = None,
+                    api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
+                    timeout: float = 60, max_retries: int = 5) -> OpenSearch:
+        return OpenSearch(
+            hosts=[url],
+            http_auth=(user, password or "") if user else None,
+            headers={"Authorization": f"ApiKey {api_key}"} if api_key else None,
+            verify_certs=verify_certs,
+            ssl_show_warn=verify_certs,
+            ca_certs=ca_certs,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_on_status=RETRY_ON_STATUS,
+            retry_on_timeout=True,
+        )
+
+    @staticmethod
+    def classify(exc: BaseException) -> ErrorKind | None:
+        kinds = ((errors.SSLError, ErrorKind.TLS), (errors.ConnectionError, ErrorKind.CONNECTION),
+                 (errors.AuthenticationException, ErrorKind.AUTHENTICATION),
+                 (errors.AuthorizationException, ErrorKind.AUTHORIZATION),
+                 (errors.NotFoundError, ErrorKind.NOT_FOUND), (errors.RequestError, ErrorKind.BAD_REQUEST),
+                 (errors.TransportError, ErrorKind.HTTP), (errors.ImproperlyConfigured, ErrorKind.CONFIGURATION))
+        return next((kind for cls, kind in kinds if isinstance(exc, cls)), None)
+
+    @staticmethod
+    def status(exc: BaseException) -> int | None:
+        status = getattr(exc, "status_code", None)
+        return status if isinstance(status, int) else None
+
+    @staticmethod
+    def reason(exc: BaseException) -> str:
+        if isinstance(exc, errors.ConnectionError):
+            cause: BaseException | None = exc.info if isinstance(exc.info, BaseException) else None
+            text = str(exc.error)
+            while cause is not None:  # urllib3 nests the real reason deeply
+                text = str(cause)
+                cause = getattr(cause, "reason", None) or cause.__cause__
+                if cause is not None and str(cause) == text:
+                    break
+            return one_line(text)
+        if isinstance(exc, errors.TransportError):
+            error = exc.info.get("error") if isinstance(exc.info, dict) else None
+            if isinstance(error, dict):
+                return one_line(error.get("reason") or error.get("type") or error)
+            return one_line(error or exc.error)
+        return one_line(exc)
+
+    def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
+        return helpers.streaming_bulk(client, actions, **options)
+
+    def counting_client(self, on_bulk_response: Callable[[dict], None],
+                        on_rejected_request: Callable[[], None]) -> Any:
+        return _CountingClient(self.client, on_bulk_response, on_rejected_request)
+
+    @property
+    def url(self) -> str:
+        host = self.client.transport.hosts[0]
+        scheme = "https" if host.get("use_ssl") else "http"
+        return f"{scheme}://{host['host']}:{host['port']}{host.get('url_prefix', '')}"
+
+    def _version_number(self) -> str:
+        return self.client.info()["version"]["number"]
+
+    def open_pit(self, index: str, keep_alive: str) -> str:
+        return self.client.create_pit(index=index, params={"keep_alive": keep_alive})["pit_id"]
+
+    def close_pit(self, pit: str) -> None:
+        self.client.delete_pit(body={"pit_id": [pit]}, ignore=(404,))
+
+    @property
+    def pit_sort(self) -> list[dict]:
+        # No _shard_doc in OpenSearch; _id is unique, so a cursor stays valid under a new PIT too.
+        return [{"_id": "asc"}]
+
+    def supports_pit(self) -> bool:
+        return self.version.major_minor >= (2, 4)
+
+    def scroll(self, scroll_id: str, keep_alive: str) -> dict:
+        return self.client.scroll(body={"scroll_id": scroll_id, "scroll": keep_alive})
+
+    def clear_scroll(self, scroll_id: str) -> None:
+        self.client.clear_scroll(body={"scroll_id": [scroll_id]}, ignore=(404,))
+
+    def get_pipeline(self, name: str) -> dict | None:
+        return self.client.ingest.get_pipeline(id=name, ignore=404).get(name)
+
+
+class _CountingClient:
+    """The client with ``bulk`` observed: each response, and each request refused as a whole with 429."""
+
+    def __init__(self, client: OpenSearch, on_response: Callable[[dict], None],
+                 on_rejected_request: Callable[[], None]) -> None:
+        self._client = client
+        self._on_response = on_response
+        self._on_rejected_request = on_rejected_request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def bulk(self, *args: Any, **kwargs: Any) -> dict:
+        try:
+            response = self._client.bulk(*args, **kwargs)
+        except errors.TransportError as exc:
+            if exc.status_code == 429:
+                self._on_rejected_request()
+            raise
+        self._on_response(response)
+        return response
