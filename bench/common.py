@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode
+from milco_os.services.opensearch_node import NodeSettings, SearchNode
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 
@@ -25,7 +25,7 @@ def local_node(url: str | None) -> Iterator[str]:
         yield url
         return
     runtime = Path(tempfile.mkdtemp(prefix="bench-", dir=services_root(service_user())))
-    node = OpenSearchNode(runtime, NodeSettings(http_port=free_port()))
+    node = SearchNode(runtime, NodeSettings(http_port=free_port()))
     node.start()
     try:
         yield node.url

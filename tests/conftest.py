@@ -20,7 +20,7 @@ from opensearchpy import OpenSearch
 
 from milco_os.model import MilcoEncoder
 from milco_os.services.opensearch_dist import DEFAULT_VERSION
-from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode, is_green
+from milco_os.services.opensearch_node import NodeSettings, SearchNode, is_green
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 from milco_os.services.triton_server import TritonServer
@@ -80,7 +80,7 @@ def provisioned_node() -> Iterator[str]:
     version = os.environ.get(TEST_VERSION_ENV, DEFAULT_VERSION)
     port = free_port()
     runtime_dir = services_root(service_user()) / "test-nodes" / f"{port}-{uuid.uuid4().hex[:8]}"
-    node = OpenSearchNode(runtime_dir, NodeSettings(version=version, http_port=port))
+    node = SearchNode(runtime_dir, NodeSettings(version=version, http_port=port))
     node.start()
     try:
         record_opensearch(node.url, "node provisioned from Maven Central by the test suite")
@@ -138,3 +138,23 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for name, description in SERVICE_REPORT.items():
             terminalreporter.write_line(f"{name}: {description}")
 
+
+
+# Elasticsearch nodes the suite provisions: 7.17 (rank_features via mapper-extras) and 8.x (sparse_vector).
+ELASTICSEARCH_TARGETS = (("7.17.29", "rank_features"), ("8.19.21", "sparse_vector"))
+
+
+@pytest.fixture(scope="module", params=ELASTICSEARCH_TARGETS, ids=lambda target: f"es{target[0]}-{target[1]}")
+def elasticsearch_target(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(URL, vector field type) of a real Elasticsearch node started for this module."""
+    version, vector_type = request.param
+    port = free_port()
+    runtime_dir = services_root(service_user()) / "test-nodes" / f"es-{port}-{uuid.uuid4().hex[:8]}"
+    node = SearchNode(runtime_dir, NodeSettings(version=version, http_port=port, heap="512m", engine="elasticsearch"))
+    node.start()
+    try:
+        SERVICE_REPORT[f"Elasticsearch {version}"] = f"at {node.url} (node provisioned from Maven Central)"
+        yield node.url, vector_type
+    finally:
+        node.stop()
+        shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from milco_os.paths import cache_dir
-from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode
+from milco_os.services.opensearch_node import NodeSettings, SearchNode
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 
@@ -49,7 +49,7 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
         console.print("[yellow]No --model given: using a tiny random MILCO checkpoint. The data path is real; "
                       "the rankings are meaningless.[/yellow]")
     runtime = Path(tempfile.mkdtemp(prefix="demo-", dir=services_root(service_user())))
-    node = OpenSearchNode(runtime, NodeSettings(http_port=free_port()))
+    node = SearchNode(runtime, NodeSettings(http_port=free_port()))
     triton = None
     console.print(f"Starting OpenSearch on {node.url} ...")
     node.start()

@@ -1,4 +1,5 @@
-"""A local single-node OpenSearch cluster on loopback, started from a Maven-provisioned distribution."""
+"""A local single-node OpenSearch (or Elasticsearch) cluster on loopback, started from a Maven-provisioned
+distribution."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from opensearchpy.exceptions import OpenSearchException
 
 from milco_os.errors import ServiceError
 from milco_os.paths import cache_dir
-from milco_os.services import opensearch_dist, opensearch_security
+from milco_os.services import elasticsearch_dist, opensearch_dist, opensearch_security
 from milco_os.services.opensearch_security import BasicAuthUser
 from milco_os.services.ports import LOOPBACK, free_port, require_free_port
 from milco_os.services.processes import log_tail, pid_alive, terminate_process_group, wait_until
@@ -30,11 +31,14 @@ START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 30.0
 
 
+ENGINES = ("opensearch", "elasticsearch")
+
+
 @dataclass(frozen=True)
 class NodeSettings:
-    """What to run: the OpenSearch version, its HTTP port, heap size and extra ``opensearch.yml`` settings.
+    """What to run: the engine and version, its HTTP port, heap size and extra ``<engine>.yml`` settings.
 
-    With ``users``, the node runs the security plugin: https only, basic auth for these users.
+    With ``users`` (OpenSearch), the node runs the security plugin: https only, basic auth for these users.
     """
 
     version: str = opensearch_dist.DEFAULT_VERSION
@@ -42,10 +46,19 @@ class NodeSettings:
     heap: str = DEFAULT_HEAP
     extra: Mapping[str, object] = field(default_factory=dict)
     users: tuple[BasicAuthUser, ...] = ()
+    engine: str = "opensearch"
 
     @property
     def secure(self) -> bool:
         return bool(self.users)
+
+    @property
+    def display_name(self) -> str:
+        return f"{'Elasticsearch' if self.engine == 'elasticsearch' else 'OpenSearch'} {self.version}"
+
+
+def default_version(engine: str) -> str:
+    return elasticsearch_dist.DEFAULT_VERSION if engine == "elasticsearch" else opensearch_dist.DEFAULT_VERSION
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class NodeState:
     runtime_dir: str
     java_home: str
     started_at: float
+    engine: str = "opensearch"
 
     def save(self, runtime_dir: Path) -> None:
         (runtime_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -74,7 +88,7 @@ class NodeState:
 
 def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
               plugin_settings: Mapping[str, object] | None = None) -> str:
-    """``opensearch.yml`` for a loopback-only single node (values JSON-quoted, which is valid YAML)."""
+    """``opensearch.yml`` / ``elasticsearch.yml`` for a loopback-only single node (JSON-quoted values are YAML)."""
     values: dict[str, object] = {
         "cluster.name": "milco-os-dev",
         "node.name": f"milco-os-{settings.http_port}",
@@ -87,6 +101,9 @@ def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
         # A dev node on a nearly full disk should still allocate shards.
         "cluster.routing.allocation.disk.threshold_enabled": False,
     }
+    if settings.engine == "elasticsearch":
+        # The integ-test build carries x-pack security; a dev node runs without it, like OpenSearch's.
+        values["xpack.security.enabled"] = False
     values.update(plugin_settings or {})
     values.update(settings.extra)
     return "".join(f"{key}: {json.dumps(value)}\n" for key, value in values.items())
@@ -123,16 +140,19 @@ def primaries_assigned(url: str, **client_options: object) -> bool:
     return bool(health) and health.get("status") in ("yellow", "green")
 
 
-def install_distribution(version: str, *, secure: bool = False) -> Path:
-    """The OpenSearch home for ``version`` (with the security plugin when ``secure``); downloads cached in ``m2``."""
+def install_distribution(version: str, *, secure: bool = False, engine: str = "opensearch") -> Path:
+    """The engine's home for ``version`` (with the security plugin when ``secure``); downloads cached in ``m2``."""
     repository = cache_dir() / "m2"
+    if engine == "elasticsearch":
+        return elasticsearch_dist.install(version, repository=repository,
+                                          installs=services_root(service_user()) / "elasticsearch")
     home = opensearch_dist.install(version, repository=repository,
                                    installs=services_root(service_user()) / "opensearch")
     return opensearch_security.install(home, version, repository=repository) if secure else home
 
 
-class OpenSearchNode:
-    """One single-node OpenSearch cluster whose config, data and logs live in ``runtime_dir``."""
+class SearchNode:
+    """One single-node OpenSearch or Elasticsearch cluster whose config, data and logs live in ``runtime_dir``."""
 
     def __init__(self, runtime_dir: Path, settings: NodeSettings) -> None:
         self.runtime_dir = runtime_dir
@@ -166,23 +186,26 @@ class OpenSearchNode:
     def start(self, timeout: float = START_TIMEOUT_S) -> NodeState:
         """Provision, launch and wait until every primary shard is assigned; the node outlives this process."""
         user = service_user()
-        java = opensearch_dist.java_for(self.settings.version)
-        home = install_distribution(self.settings.version, secure=self.settings.secure)
-        require_free_port(self.settings.http_port, f"OpenSearch node (HTTP port {self.settings.http_port})")
+        settings = self.settings
+        distribution = elasticsearch_dist if settings.engine == "elasticsearch" else opensearch_dist
+        java = distribution.java_for(settings.version)
+        home = install_distribution(settings.version, secure=settings.secure, engine=settings.engine)
+        require_free_port(settings.http_port, f"{settings.display_name} node (HTTP port {settings.http_port})")
         transport_port = free_port()
         self._prepare_runtime_dir(home, transport_port)
         hand_over(self.runtime_dir, user)
+        prefix = "ES" if settings.engine == "elasticsearch" else "OPENSEARCH"
         env = {
             **os.environ,
             "JAVA_HOME": str(java.path),
-            "OPENSEARCH_JAVA_HOME": str(java.path),
-            "OPENSEARCH_PATH_CONF": str(self.runtime_dir / "config"),
-            "OPENSEARCH_TMPDIR": str(self.runtime_dir / "tmp"),
-            "OPENSEARCH_JAVA_OPTS": f"-Xms{self.settings.heap} -Xmx{self.settings.heap}",
+            f"{prefix}_JAVA_HOME": str(java.path),
+            f"{prefix}_PATH_CONF": str(self.runtime_dir / "config"),
+            f"{prefix}_TMPDIR": str(self.runtime_dir / "tmp"),
+            f"{prefix}_JAVA_OPTS": f"-Xms{settings.heap} -Xmx{settings.heap}",
         }
         with self.console_log.open("ab") as console:
             process = subprocess.Popen(
-                [str(home / "bin" / "opensearch")],
+                [str(home / "bin" / settings.engine)],
                 cwd=self.runtime_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -202,13 +225,14 @@ class OpenSearchNode:
             runtime_dir=str(self.runtime_dir),
             java_home=str(java.path),
             started_at=time.time(),
+            engine=settings.engine,
         )
         state.save(self.runtime_dir)
         try:
             wait_until(
                 lambda: primaries_assigned(self.url, **self.client_options()),
                 timeout=timeout,
-                what=f"OpenSearch {self.settings.version} node on {self.url}",
+                what=f"{settings.display_name} node on {self.url}",
                 alive=lambda: process.poll() is None,
                 log=self.console_log,
             )
@@ -247,7 +271,7 @@ class OpenSearchNode:
         extra: dict[str, object] = {}
         if self.settings.secure:
             extra = self._prepare_security(home, config)
-        (config / "opensearch.yml").write_text(
+        (config / f"{self.settings.engine}.yml").write_text(
             node_yaml(self.settings, transport_port, self.runtime_dir, extra))
 
     def _prepare_security(self, home: Path, config: Path) -> dict[str, object]:
@@ -266,9 +290,9 @@ def dev_clusters_root() -> Path:
     return services_root(service_user()) / "dev-cluster"
 
 
-def dev_cluster_node(http_port: int, settings: NodeSettings | None = None) -> OpenSearchNode:
+def dev_cluster_node(http_port: int, settings: NodeSettings | None = None) -> SearchNode:
     settings = settings or NodeSettings(http_port=http_port)
-    return OpenSearchNode(dev_clusters_root() / str(http_port), settings)
+    return SearchNode(dev_clusters_root() / str(http_port), settings)
 
 
 def known_dev_clusters() -> list[NodeState]:

@@ -15,7 +15,7 @@ from opensearchpy import OpenSearch, helpers
 
 from milco_os.index_fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
-from milco_os.services.opensearch_node import NodeSettings, OpenSearchNode
+from milco_os.services.opensearch_node import NodeSettings, SearchNode
 from milco_os.services.service_user import service_user, services_root
 from milco_os.testing import MULTILINGUAL_SAMPLE
 
@@ -112,7 +112,7 @@ class NodeHandle:
 
     def __init__(self, settings: NodeSettings) -> None:
         self.runtime_dir = services_root(service_user()) / "test-nodes" / f"{settings.http_port}-{uuid.uuid4().hex[:8]}"
-        self.node = OpenSearchNode(self.runtime_dir, settings)
+        self.node = SearchNode(self.runtime_dir, settings)
 
     @property
     def url(self) -> str:

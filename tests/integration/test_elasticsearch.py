@@ -1,0 +1,133 @@
+"""Elasticsearch as a backend, against real nodes: 7.17 with rank_features, 8.x with sparse_vector.
+
+The same fidelity check as on OpenSearch (top-10 equals the exact dot-product top-10,
+with and without LexEcho terms), a sliced point-in-time reindex, and bad input through
+the CLI with the engine detected from the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch, helpers
+
+from milco_os.cluster import make_client
+from milco_os.engines import engine_for
+from milco_os.index_fields import vector_fields
+from milco_os.index_setup import ensure_index, stored_vector_type
+from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.model import MilcoEncoder
+from milco_os.pruning import PruneSpec
+from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer
+from milco_os.search import SearchOptions, search
+from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, corpus, exact_dot, queries
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def es(elasticsearch_target) -> Elasticsearch:
+    url, _ = elasticsearch_target
+    client = make_client(url)
+    assert isinstance(client, Elasticsearch), "auto-detection must pick the elasticsearch client"
+    return client
+
+
+@pytest.fixture(scope="module")
+def indexed(es: Elasticsearch, elasticsearch_target, tiny_encoder: MilcoEncoder) -> tuple[str, dict]:
+    _, vector_type = elasticsearch_target
+    index = f"fidelity-{vector_type.replace('_', '-')}"
+    ensure_index(es, index, shards=1, replicas=0, vector_type=vector_type)
+    documents = corpus()
+    options = IngestOptions(index=index, prune=PruneSpec.parse(DOC_PRUNE), batch_size=50)
+    summary = Ingestor(es, tiny_encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    es.indices.refresh(index=index)
+    assert summary.written == len(documents) and summary.failed == 0
+    vectors = tiny_encoder.encode([doc["text"] for doc in documents], prune=DOC_PRUNE)
+    return index, {doc["id"]: vector for doc, vector in zip(documents, vectors)}
+
+
+def test_the_index_records_its_vector_field_type(es: Elasticsearch, elasticsearch_target, indexed) -> None:
+    index, _ = indexed
+    _, vector_type = elasticsearch_target
+    properties = es.indices.get_mapping(index=index).body[index]["mappings"]["properties"]
+    assert properties["milco_en"]["type"] == properties["milco_m"]["type"] == vector_type
+    assert stored_vector_type(es, index) == vector_type
+    assert engine_for(es).version.engine == "elasticsearch"
+
+
+@pytest.mark.parametrize("echo", [True, False])
+def test_top10_equals_exact_dot_product(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed, echo: bool) -> None:
+    index, doc_vectors = indexed
+    for text in queries():
+        query_vector = tiny_encoder.encode([text], max_length=64)[0]
+        exact = sorted(((exact_dot(query_vector, v, echo), doc_id) for doc_id, v in doc_vectors.items()), reverse=True)
+        hits = search(es, index, tiny_encoder, text, SearchOptions(size=10, echo=echo))
+        assert_top10_is_exact(hits, exact, doc_vectors, query_vector, echo)
+
+
+def test_two_phase_scores_are_the_full_dot_product(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed) -> None:
+    index, doc_vectors = indexed
+    for text in queries()[:8]:
+        query_vector = tiny_encoder.encode([text], max_length=64)[0]
+        full = search(es, index, tiny_encoder, text, SearchOptions(size=10))
+        whole = search(es, index, tiny_encoder, text,
+                       SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=len(doc_vectors)))
+        assert [hit.id for hit in whole] == [hit.id for hit in full]
+        assert [hit.score for hit in whole] == pytest.approx([hit.score for hit in full], rel=1e-5)
+        assert all(hit.score == pytest.approx(exact_dot(query_vector, doc_vectors[hit.id], True), rel=1e-2)
+                   for hit in whole)
+
+
+def test_sliced_pit_reindex_keeps_ids_fields_and_exact_vectors(es: Elasticsearch, elasticsearch_target,
+                                                                tiny_encoder: MilcoEncoder, tmp_path: Path) -> None:
+    _, vector_type = elasticsearch_target
+    source, dest = "reindex-src", "reindex-dst"
+    originals = {f"r{n}": {"body": text["text"], "title": f"title {n}"} for n, text in enumerate(corpus(400, seed=9))}
+    es.indices.create(index=source, body={"settings": {"number_of_shards": 2, "number_of_replicas": 0},
+                                          "mappings": {"properties": {"title": {"type": "keyword"}}}})
+    helpers.bulk(es, ({"_index": source, "_id": doc_id, "_source": doc} for doc_id, doc in originals.items()),
+                 refresh=True)
+    options = IngestOptions(index=dest, text_field="body", batch_size=64, prune=PruneSpec.parse(DOC_PRUNE))
+    plan = ReindexPlan(source, dest, options, slices=2, vector_type=vector_type)
+    checkpoint = Checkpoint.load_or_new(tmp_path / "c.json", source, dest, 2, False)
+    summary = Reindexer(es, tiny_encoder, plan, checkpoint, DeadLetters(None)).run()
+
+    assert (summary.read, summary.written, summary.failed) == (len(originals), len(originals), 0)
+    es.indices.refresh(index=dest)
+    copies = {hit["_id"]: hit["_source"] for hit in helpers.scan(es, index=dest)}
+    assert copies.keys() == originals.keys()
+    expected = tiny_encoder.encode([originals[i]["body"] for i in sorted(originals)], prune=DOC_PRUNE)
+    for doc_id, vector in zip(sorted(originals), expected):
+        assert {k: copies[doc_id][k] for k in originals[doc_id]} == originals[doc_id]
+        for field, terms in vector_fields(vector, tiny_encoder.vocabulary).items():
+            assert copies[doc_id][field].keys() == terms.keys()
+            assert all(abs(copies[doc_id][field][k] - w) <= 1e-5 for k, w in terms.items())
+
+
+def test_bad_input_through_the_cli_with_the_engine_detected(elasticsearch_target, tiny_checkpoint: Path,
+                                                             tmp_path: Path, es: Elasticsearch) -> None:
+    url, vector_type = elasticsearch_target
+    source = tmp_path / "docs.jsonl"
+    source.write_bytes(b'{"id": "good-1", "text": "Berlin ist die Hauptstadt"}\n'
+                       b'{"id": "broken", "text": \n'
+                       b'{"id": "number", "text": 42}\n'
+                       + '{"id": "latin1", "text": "café"}\n'.encode("latin-1")
+                       + b'{"id": "good-2", "text": "Paris est la capitale"}\n')
+    dead = tmp_path / "dead.jsonl"
+    result = subprocess.run([sys.executable, "-m", "milco_os", "ingest", "--url", url, "--index", "bad-input",
+                             "--vector-field", vector_type, "--model", str(tiny_checkpoint), "--dead-letter", str(dead),
+                             str(source)], capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    entries = [json.loads(line) for line in dead.read_text(encoding="utf-8").splitlines()]
+    assert sorted((e["line"], e["id"], e["field"]) for e in entries) == [(2, None, None), (3, "number", "text"),
+                                                                         (4, None, None)]
+    es.indices.refresh(index="bad-input")
+    stored = {hit["_id"] for hit in helpers.scan(es, index="bad-input")}
+    assert stored == {"good-1", "good-2"}
