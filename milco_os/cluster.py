@@ -91,5 +91,9 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None) -> Milc
     if kind is ErrorKind.CONFIGURATION:
         return MilcoOsError(f"the connection to {url} is misconfigured: {reason}")
     if kind is not None:
-        return MilcoOsError(f"the cluster at {url} answered HTTP {client_error_status(exc)}: {reason}")
+        lacks_rank_features = "rank_features" in reason and "does not exist" in reason
+        return MilcoOsError(f"the cluster at {url} answered HTTP {client_error_status(exc)}: {reason}",
+                            hint="this cluster has no rank_features field (no mapper-extras module): on "
+                                 "Elasticsearch 8.11+ use --vector-field sparse_vector." if lacks_rank_features
+                            else None)
     raise TypeError(f"not a cluster client error: {exc!r}")

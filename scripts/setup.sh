@@ -45,11 +45,14 @@ fetch_java_artifacts() {
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --version 3.8.0 >/dev/null
   # The release the security plugin is served for (TLS + basic-auth tests).
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --secure >/dev/null
+  # The Elasticsearch nodes of the backend tests: 7.17 (rank_features) and 8.x (sparse_vector).
+  "$MILCO_VENV/bin/milco-os" dev-cluster fetch --engine elasticsearch --version 7.17.29 >/dev/null
+  "$MILCO_VENV/bin/milco-os" dev-cluster fetch --engine elasticsearch --version 8.19.21 >/dev/null
 }
 
 timed "virtualenv (.venv)" create_venv
 timed "python packages" install_packages
-timed "OpenSearch artifacts (mvn)" fetch_java_artifacts
+timed "OpenSearch/ES artifacts (mvn)" fetch_java_artifacts
 echo "== set-up timings =="
 printf '  %s\n' "${setup_timings[@]}"
 export PATH="$MILCO_VENV/bin:$PATH"

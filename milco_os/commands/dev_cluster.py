@@ -6,13 +6,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from milco_os.services import opensearch_dist, opensearch_security
+from milco_os.services import elasticsearch_dist, opensearch_dist, opensearch_security
 from milco_os.services.opensearch_node import (
     DEFAULT_HEAP,
     DEFAULT_HTTP_PORT,
+    ENGINES,
     START_TIMEOUT_S,
     NodeSettings,
     cluster_health,
+    default_version,
     dev_cluster_node,
     install_distribution,
     known_dev_clusters,
@@ -31,15 +33,22 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
-def chosen_version(version: str | None, secure: bool) -> str:
-    """The version asked for, else the default (with --secure: the one the security plugin is served for)."""
-    return version or (opensearch_security.SECURE_VERSION if secure else opensearch_dist.DEFAULT_VERSION)
+def chosen_version(version: str | None, secure: bool, engine: str) -> str:
+    """The version asked for, else the engine's default (with --secure: the one the security plugin is served for)."""
+    if secure and engine != "opensearch":
+        raise click.UsageError("--secure installs the OpenSearch security plugin: use it with --engine opensearch")
+    return version or (opensearch_security.SECURE_VERSION if secure else default_version(engine))
 
 
 version_option = click.option(
     "--version", "version", default=None,
-    help=f"OpenSearch version [default: {opensearch_dist.DEFAULT_VERSION}, with --secure "
-         f"{opensearch_security.SECURE_VERSION}] (3.x needs Java 21+).")
+    help=f"Engine version [default: OpenSearch {opensearch_dist.DEFAULT_VERSION} ({opensearch_security.SECURE_VERSION} "
+         f"with --secure), Elasticsearch {elasticsearch_dist.DEFAULT_VERSION}]; OpenSearch 3.x and Elasticsearch "
+         "9.x need Java 21+.")
+engine_option = click.option(
+    "--engine", type=click.Choice(ENGINES), default="opensearch", show_default=True,
+    help=f"Elasticsearch nodes are the integ-test build: rank_features on 7.x "
+         f"(e.g. {elasticsearch_dist.RANK_FEATURES_VERSION}), sparse_vector from 8.11, no ingest processors.")
 secure_option = click.option(
     "--secure", is_flag=True, help="Security plugin: https with a generated CA, basic auth (needs the version's "
                                    "opensearch-security release on Maven Central).")
@@ -47,18 +56,21 @@ secure_option = click.option(
 
 @click.group("dev-cluster")
 def dev_cluster() -> None:
-    """Run a local OpenSearch node (loopback only; security off unless --secure) provisioned from Maven Central."""
+    """Run a local OpenSearch or Elasticsearch node (loopback only; security off unless --secure) provisioned from
+    Maven Central."""
 
 
 @dev_cluster.command("fetch")
+@engine_option
 @version_option
 @secure_option
-def fetch(version: str | None, secure: bool) -> None:
-    """Download and assemble the OpenSearch distribution without starting it."""
-    click.echo(str(install_distribution(chosen_version(version, secure), secure=secure)))
+def fetch(engine: str, version: str | None, secure: bool) -> None:
+    """Download and assemble the distribution without starting it."""
+    click.echo(str(install_distribution(chosen_version(version, secure, engine), secure=secure, engine=engine)))
 
 
 @dev_cluster.command("start")
+@engine_option
 @version_option
 @secure_option
 @click.option("--user", default="admin", show_default=True, help="With --secure: the basic-auth user to create.")
@@ -71,22 +83,23 @@ def fetch(version: str | None, secure: bool) -> None:
               help="Extra opensearch.yml setting; repeatable.")
 @click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
               help="Seconds to wait for the node's shards.")
-def start(version: str | None, secure: bool, user: str, password: str | None, port: int, heap: str,
+def start(engine: str, version: str | None, secure: bool, user: str, password: str | None, port: int, heap: str,
           settings: tuple[str, ...], timeout: float) -> None:
     """Start a node in the background, wait until its primary shards are assigned and print its URL."""
     if secure and not password:
         raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
-    version = chosen_version(version, secure)
+    version = chosen_version(version, secure, engine)
     users = (opensearch_security.BasicAuthUser(user, password),) if secure else ()
-    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings), users=users))
+    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings), users=users,
+                                               engine=engine))
     state = node.state()
     if state is not None and pid_alive(state.pid):
-        click.echo(f"OpenSearch {state.version} already runs at {state.url} (pid {state.pid}).", err=True)
+        click.echo(f"{state.engine} {state.version} already runs at {state.url} (pid {state.pid}).", err=True)
         click.echo(state.url)
         return
-    click.echo(f"Starting OpenSearch {version} on 127.0.0.1:{port} ...", err=True)
+    click.echo(f"Starting {node.settings.display_name} on 127.0.0.1:{port} ...", err=True)
     state = node.start(timeout=timeout)
-    click.echo(f"OpenSearch {version} is up at {state.url} (pid {state.pid}, logs in {node.console_log}).",
+    click.echo(f"{node.settings.display_name} is up at {state.url} (pid {state.pid}, logs in {node.console_log}).",
                err=True)
     if secure:
         click.echo(f"TLS and basic auth are on: use --user {user} --ca-certs {node.ca_certs}", err=True)
@@ -97,13 +110,13 @@ def start(version: str | None, secure: bool, user: str, password: str | None, po
 def status() -> None:
     """List the nodes started by this tool; exit code 1 when none is running."""
     states = known_dev_clusters()
-    table = Table("url", "version", "pid", "process", "health")
+    table = Table("url", "engine", "version", "pid", "process", "health")
     running = 0
     for state in states:
         alive = pid_alive(state.pid)
         health = cluster_health(state.url) if alive else None
         running += alive
-        table.add_row(state.url, state.version, str(state.pid), "running" if alive else "gone",
+        table.add_row(state.url, state.engine, state.version, str(state.pid), "running" if alive else "gone",
                       health["status"] if health else "-")
     if not states:
         click.echo("No dev cluster is running.")
