@@ -67,3 +67,28 @@ def test_passages_filters_hybrid_and_paging() -> None:
     assert body["query"]["bool"]["filter"] == [{"term": {"lang": "de"}}]
     hybrid = body["query"]["bool"]["must"][0]["bool"]["should"]
     assert hybrid[1] == {"multi_match": {"query": "Berlin", "fields": ["text"], "boost": 0.3}}
+
+
+def test_sparse_vector_style_sends_one_query_vector_per_view() -> None:
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.SPARSE_VECTOR)
+    clauses = {c["sparse_vector"]["field"]: c["sparse_vector"]["query_vector"] for c in query["bool"]["should"]}
+    assert clauses == {"milco_en": {"berlin": 2.0, "capital": 1.0, "e%2Eg%2E": 0.5},
+                       "milco_m": {"▁Berlin": 1.5, "首都": 0.25}}
+    assert all("prune" not in c["sparse_vector"] for c in query["bool"]["should"])
+
+
+def test_sparse_vector_pruning_only_when_asked() -> None:
+    config = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
+    query = dsl.passages_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.SPARSE_VECTOR, pruning_config=config)
+    clauses = query["nested"]["query"]["bool"]["should"]
+    assert {c["sparse_vector"]["field"] for c in clauses} == {"milco_passages.milco_en", "milco_passages.milco_m"}
+    assert all(c["sparse_vector"]["prune"] is True and c["sparse_vector"]["pruning_config"] == config
+               for c in clauses)
+
+
+def test_term_style_boosts_each_term_by_its_query_weight() -> None:
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.TERM, max_clauses=2)
+    assert query["bool"]["should"] == [{"term": {"milco_en": {"value": "berlin", "boost": 2.0}}},
+                                       {"term": {"milco_m": {"value": "▁Berlin", "boost": 1.5}}}]
+    with pytest.raises(ValueError, match="query style"):
+        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style="knn")
