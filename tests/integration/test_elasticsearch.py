@@ -131,3 +131,36 @@ def test_bad_input_through_the_cli_with_the_engine_detected(elasticsearch_target
     es.indices.refresh(index="bad-input")
     stored = {hit["_id"] for hit in helpers.scan(es, index="bad-input")}
     assert stored == {"good-1", "good-2"}
+
+
+def test_enrich_in_place_and_passages(es: Elasticsearch, elasticsearch_target, tiny_encoder: MilcoEncoder,
+                                      tmp_path: Path) -> None:
+    _, vector_type = elasticsearch_target
+    index = "enrich-in-place"
+    originals = {f"e{n}": {"body": doc["text"]} for n, doc in enumerate(corpus(60, seed=11))}
+    helpers.bulk(es, ({"_index": index, "_id": doc_id, "_source": doc} for doc_id, doc in originals.items()),
+                 refresh=True)
+    options = IngestOptions(index=index, text_field="body", batch_size=16, in_place=True)
+    plan = ReindexPlan(index, index, options, vector_type=vector_type)
+    checkpoint = Checkpoint.load_or_new(tmp_path / "c.json", index, index, 1, False)
+    summary = Reindexer(es, tiny_encoder, plan, checkpoint, DeadLetters(None)).run()
+    assert (summary.written, summary.conflicts, summary.failed) == (len(originals), 0, 0)
+    es.indices.refresh(index=index)
+    enriched = {hit["_id"]: hit["_source"] for hit in helpers.scan(es, index=index)}
+    assert all(doc["milco_en"] and doc["body"] == originals[doc_id]["body"] for doc_id, doc in enriched.items())
+
+    passages = "passages-index"
+    ensure_index(es, passages, passages=True, replicas=0, vector_type=vector_type)
+    long_texts = [{"id": f"p{n}", "text": " ".join(doc["text"] for doc in corpus(12, seed=n))} for n in range(12)]
+    written = Ingestor(es, tiny_encoder, IngestOptions(index=passages, passages=True, passage_tokens=24),
+                       DeadLetters(None)).run(records_from_dicts(long_texts))
+    assert written.written == len(long_texts)
+    es.indices.refresh(index=passages)
+    hits = search(es, passages, tiny_encoder, "Berlin Hauptstadt", SearchOptions(size=5, passages=True))
+    assert hits and all(hit.score > 0 for hit in hits)
+    stored = es.get(index=passages, id=hits[0].id).body["_source"]["milco_passages"]
+    assert len(stored) > 1, "long texts are split into several passages"
+    query_vector = tiny_encoder.encode(["Berlin Hauptstadt"], max_length=64)[0]
+    best = max(query_vector.dot(vector) for vector in tiny_encoder.encode([p["text"] for p in stored],
+                                                                          max_length=24))
+    assert hits[0].score == pytest.approx(best, rel=1e-2)
