@@ -43,17 +43,23 @@ def index_body(*, passages: bool, shards: int, replicas: int, vector_type: str =
 
 def cluster_index_body(client, *, passages: bool, shards: int, replicas: int, vector_type: str = RANK_FEATURES,
                        default_pipeline: bool = True) -> dict:
-    """``index_body`` for this cluster: ``sparse_vector`` only where the engine has it, unpruned where it prunes."""
-    options = None
-    if vector_type == SPARSE_VECTOR:
-        version = engine_for(client).version
-        if version.engine != "elasticsearch" or version.major_minor < (8, 11):
-            raise MilcoOsError(f"the sparse_vector field needs Elasticsearch 8.11+, not {version.engine} "
-                               f"{version.number}", hint="use --vector-field rank_features.")
-        # 8.19+ prunes frequent tokens at query time by default; MILCO scores the full dot product.
-        options = {"index_options": {"prune": False}} if version.major_minor >= (8, 19) else None
-    return index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
+    """``index_body`` for this cluster: ``sparse_vector`` only where the engine has it, unpruned where it prunes,
+    kept in ``_source`` where it would be left out."""
+    if vector_type != SPARSE_VECTOR:
+        return index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
+                          default_pipeline=default_pipeline)
+    version = engine_for(client).version
+    if version.engine != "elasticsearch" or version.major_minor < (8, 11):
+        raise MilcoOsError(f"the sparse_vector field needs Elasticsearch 8.11+, not {version.engine} "
+                           f"{version.number}", hint="use --vector-field rank_features.")
+    # 8.19+ prunes frequent tokens at query time by default; MILCO scores the full dot product.
+    options = {"index_options": {"prune": False}} if version.major_minor >= (8, 19) else None
+    body = index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
                       default_pipeline=default_pipeline, sparse_vector_options=options)
+    if version.major_minor >= (9, 1):
+        # 9.1+ leaves vectors out of _source by default; explain, reindex and enrich read them from there.
+        body["settings"]["index"]["mapping.exclude_source_vectors"] = False
+    return body
 
 
 def field_types(properties: dict, prefix: str = "") -> dict[str, str]:

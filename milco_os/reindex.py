@@ -109,7 +109,8 @@ def ensure_milco_mapping(client, index: str, vector_type: str = RANK_FEATURES) -
     if problems:
         raise ReindexError(f"Index '{index}' cannot take MILCO fields: {'; '.join(problems)}.")
     milco = {key: wanted["mappings"]["properties"][key] for key in (EN_FIELD, M_FIELD, META_FIELD)}
-    client.indices.put_mapping(index=index, body={"properties": milco})
+    meta = {**(mapping.get("_meta") or {}), "milco_os": wanted["mappings"]["_meta"]["milco_os"]}
+    client.indices.put_mapping(index=index, body={"properties": milco, "_meta": meta})
 
 
 def supports_pit_reading(engine: Engine, index: str) -> bool:

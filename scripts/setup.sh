@@ -45,9 +45,10 @@ fetch_java_artifacts() {
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --version 3.8.0 >/dev/null
   # The release the security plugin is served for (TLS + basic-auth tests).
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --secure >/dev/null
-  # The Elasticsearch nodes of the backend tests: 7.17 (rank_features) and 8.x (sparse_vector).
+  # The Elasticsearch nodes of the backend tests: 7.17 (rank_features), 8.x and 9.x (sparse_vector).
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --engine elasticsearch --version 7.17.29 >/dev/null
   "$MILCO_VENV/bin/milco-os" dev-cluster fetch --engine elasticsearch --version 8.19.21 >/dev/null
+  "$MILCO_VENV/bin/milco-os" dev-cluster fetch --engine elasticsearch --version 9.2.4 >/dev/null
 }
 
 timed "virtualenv (.venv)" create_venv

@@ -140,8 +140,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 
-# Elasticsearch nodes the suite provisions: 7.17 (rank_features via mapper-extras) and 8.x (sparse_vector).
-ELASTICSEARCH_TARGETS = (("7.17.29", "rank_features"), ("8.19.21", "sparse_vector"))
+# Elasticsearch nodes the suite provisions: 7.17 (rank_features via mapper-extras), 8.x and 9.x (sparse_vector).
+ELASTICSEARCH_TARGETS = (("7.17.29", "rank_features"), ("8.19.21", "sparse_vector"), ("9.2.4", "sparse_vector"))
 
 
 @pytest.fixture(scope="module", params=ELASTICSEARCH_TARGETS, ids=lambda target: f"es{target[0]}-{target[1]}")

@@ -147,7 +147,14 @@ def test_enrich_in_place_and_passages(es: Elasticsearch, elasticsearch_target, t
     assert (summary.written, summary.conflicts, summary.failed) == (len(originals), 0, 0)
     es.indices.refresh(index=index)
     enriched = {hit["_id"]: hit["_source"] for hit in helpers.scan(es, index=index)}
-    assert all(doc["milco_en"] and doc["body"] == originals[doc_id]["body"] for doc_id, doc in enriched.items())
+    assert all(doc["body"] == originals[doc_id]["body"] for doc_id, doc in enriched.items())
+    assert stored_vector_type(es, index) == vector_type
+    # The vectors are checked through search (9.x keeps sparse_vector values out of _source by default).
+    doc_vectors = dict(zip(originals, tiny_encoder.encode([doc["body"] for doc in originals.values()])))
+    for text in queries()[:6]:
+        query_vector = tiny_encoder.encode([text], max_length=64)[0]
+        for hit in search(es, index, tiny_encoder, text, SearchOptions(size=5)):
+            assert hit.score == pytest.approx(query_vector.dot(doc_vectors[hit.id]), rel=1e-2)
 
     passages = "passages-index"
     ensure_index(es, passages, passages=True, replicas=0, vector_type=vector_type)
