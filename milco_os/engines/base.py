@@ -67,10 +67,10 @@ class Engine(ABC):
     def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
         """This client library's ``helpers.streaming_bulk`` on ``client`` (which may wrap ``self.client``)."""
 
-    @abstractmethod
     def counting_client(self, on_bulk_response: Callable[[dict], None],
-                        on_rejected_request: Callable[[], None]) -> Any:
+                        on_rejected_request: Callable[[], None]) -> CountingClient:
         """``self.client`` as the bulk helper sees it, reporting each bulk response and each 429 request."""
+        return CountingClient(self.client, self.status, on_bulk_response, on_rejected_request)
 
     @property
     @abstractmethod
@@ -114,6 +114,37 @@ class Engine(ABC):
         nodes = plain(self.client.nodes.info(metric="ingest"))["nodes"].values()
         sets = [{p["type"] for p in (node.get("ingest") or {}).get("processors", [])} for node in nodes]
         return set.intersection(*sets) if sets else set()
+
+
+class CountingClient:
+    """A client with ``bulk`` observed: each response, and each request refused as a whole with 429.
+
+    Everything else goes to the client; a bulk helper that calls ``options()`` first gets an observed copy.
+    """
+
+    def __init__(self, client: Any, status: Callable[[BaseException], int | None],
+                 on_response: Callable[[dict], None], on_rejected_request: Callable[[], None]) -> None:
+        self._client = client
+        self._status = status
+        self._on_response = on_response
+        self._on_rejected_request = on_rejected_request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def options(self, **options: Any) -> CountingClient:
+        return CountingClient(self._client.options(**options), self._status, self._on_response,
+                              self._on_rejected_request)
+
+    def bulk(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = self._client.bulk(*args, **kwargs)
+        except Exception as exc:
+            if self._status(exc) == 429:
+                self._on_rejected_request()
+            raise
+        self._on_response(plain(response))
+        return response
 
 
 def plain(response: Any) -> Any:

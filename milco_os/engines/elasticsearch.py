@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import elastic_transport
 import elasticsearch
@@ -66,9 +66,6 @@ class ElasticsearchEngine(Engine):
     def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
         return helpers.streaming_bulk(client, actions, **options)
 
-    def counting_client(self, on_bulk_response: Callable[[dict], None],
-                        on_rejected_request: Callable[[], None]) -> Any:
-        return _CountingClient(self.client, on_bulk_response, on_rejected_request)
 
     @property
     def url(self) -> str:
@@ -105,32 +102,3 @@ class ElasticsearchEngine(Engine):
 
     def get_pipeline(self, name: str) -> dict | None:
         return plain(self.client.options(ignore_status=404).ingest.get_pipeline(id=name)).get(name)
-
-
-class _CountingClient:
-    """The client with ``bulk`` observed: each response, and each request refused as a whole with 429.
-
-    The bulk helper calls ``options()`` first; the copy it gets is observed too.
-    """
-
-    def __init__(self, client: Elasticsearch, on_response: Callable[[dict], None],
-                 on_rejected_request: Callable[[], None]) -> None:
-        self._client = client
-        self._on_response = on_response
-        self._on_rejected_request = on_rejected_request
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def options(self, **options: Any) -> _CountingClient:
-        return _CountingClient(self._client.options(**options), self._on_response, self._on_rejected_request)
-
-    def bulk(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            response = self._client.bulk(*args, **kwargs)
-        except elasticsearch.ApiError as exc:
-            if exc.meta.status == 429:
-                self._on_rejected_request()
-            raise
-        self._on_response(plain(response))
-        return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as errors
@@ -68,9 +68,6 @@ class OpenSearchEngine(Engine):
     def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
         return helpers.streaming_bulk(client, actions, **options)
 
-    def counting_client(self, on_bulk_response: Callable[[dict], None],
-                        on_rejected_request: Callable[[], None]) -> Any:
-        return _CountingClient(self.client, on_bulk_response, on_rejected_request)
 
     @property
     def url(self) -> str:
@@ -103,26 +100,3 @@ class OpenSearchEngine(Engine):
 
     def get_pipeline(self, name: str) -> dict | None:
         return self.client.ingest.get_pipeline(id=name, ignore=404).get(name)
-
-
-class _CountingClient:
-    """The client with ``bulk`` observed: each response, and each request refused as a whole with 429."""
-
-    def __init__(self, client: OpenSearch, on_response: Callable[[dict], None],
-                 on_rejected_request: Callable[[], None]) -> None:
-        self._client = client
-        self._on_response = on_response
-        self._on_rejected_request = on_rejected_request
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def bulk(self, *args: Any, **kwargs: Any) -> dict:
-        try:
-            response = self._client.bulk(*args, **kwargs)
-        except errors.TransportError as exc:
-            if exc.status_code == 429:
-                self._on_rejected_request()
-            raise
-        self._on_response(response)
-        return response
