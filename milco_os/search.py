@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from milco_os import query as dsl
-from milco_os.engines import engine_for
+from milco_os.engines import ClusterVersion, engine_for
 from milco_os.index_setup import SPARSE_VECTOR as SPARSE_VECTOR_FIELD
 from milco_os.index_setup import stored_vector_type
 from milco_os.index_fields import stored_terms
@@ -84,12 +84,25 @@ def contributions(terms: list[dsl.QueryTerm], source: dict) -> dict[str, float]:
     return dict(sorted(matched.items(), key=lambda item: -item[1]))
 
 
+@functools.lru_cache(maxsize=64)
+def cluster_version(client) -> ClusterVersion:
+    return engine_for(client).version
+
+
 @functools.lru_cache(maxsize=256)
 def query_style_for(client, index: str) -> str:
     """The query style an index's vector fields need: rank_feature, or sparse_vector (Elasticsearch 8.15+) / term."""
     if stored_vector_type(client, index) != SPARSE_VECTOR_FIELD:
         return dsl.RANK_FEATURE
-    return dsl.SPARSE_VECTOR if engine_for(client).version.major_minor >= (8, 15) else dsl.TERM
+    return dsl.SPARSE_VECTOR if cluster_version(client).major_minor >= (8, 15) else dsl.TERM
+
+
+def with_vectors_in_source(client, body: dict) -> dict:
+    """Elasticsearch 9.1+ may leave sparse vectors out of ``_source``; explaining needs them back."""
+    version = cluster_version(client)
+    if body["_source"] is True and version.engine == "elasticsearch" and version.major_minor >= (9, 1):
+        body["_source"] = {"exclude_vectors": False}
+    return body
 
 
 def search(client, index: str, encoder: Encoder, text: str, options: SearchOptions = SearchOptions()) -> list[SearchHit]:
@@ -98,7 +111,10 @@ def search(client, index: str, encoder: Encoder, text: str, options: SearchOptio
                             echo=options.echo)[0]
     terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight)
     style = options.query_style or query_style_for(client, index)
-    response = client.search(index=index, body=build_body(text, terms, options, style))
+    body = build_body(text, terms, options, style)
+    if options.explain and style != dsl.RANK_FEATURE:
+        body = with_vectors_in_source(client, body)
+    response = client.search(index=index, body=body)
     return [
         SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}),
                   contributions(terms, hit["_source"]) if options.explain else {})

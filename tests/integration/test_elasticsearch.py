@@ -155,6 +155,9 @@ def test_enrich_in_place_and_passages(es: Elasticsearch, elasticsearch_target, t
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
         for hit in search(es, index, tiny_encoder, text, SearchOptions(size=5)):
             assert hit.score == pytest.approx(query_vector.dot(doc_vectors[hit.id]), rel=1e-2)
+    explained = search(es, index, tiny_encoder, "Berlin capital", SearchOptions(size=3, explain=True))
+    assert explained and all(hit.terms and sum(hit.terms.values()) == pytest.approx(hit.score, rel=1e-2)
+                             for hit in explained)
 
     passages = "passages-index"
     ensure_index(es, passages, passages=True, replicas=0, vector_type=vector_type)
