@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
-
 from milco_os.engines import Engine, ErrorKind
+from milco_os.engines.base import one_line
 from milco_os.errors import ClusterUnavailableError
 
 MAX_RETRIES_ON_429 = 8
@@ -53,11 +52,9 @@ class BulkResult:
 class BulkWriter:
     """Writes batches of bulk actions (each with an ``_id``) and reports one result per document."""
 
-    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0) -> None:
         self.engine = engine
         self.unavailable_timeout_s = unavailable_timeout_s
-        self.sleep = sleep
         self.counters = BulkCounters()
         self._counting_client = engine.counting_client(self.counters.count_response,
                                                        self.counters.count_rejected_request)
@@ -80,11 +77,11 @@ class BulkWriter:
                 reason = next(result.error for result in results if result.doc_id in unavailable)
                 raise ClusterUnavailableError(
                     f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
-                    f"({len(unavailable)} document(s) waiting): {_short(reason)}",
+                    f"({len(unavailable)} document(s) waiting): {one_line(reason)}",
                     hint="bring the cluster back, then re-run the same command with --resume.",
                 )
             self.counters.unavailable_retries += 1
-            self.sleep(UNAVAILABLE_PAUSE_S)
+            time.sleep(UNAVAILABLE_PAUSE_S)
             pending = [action for action in pending if action["_id"] in unavailable]
         return done
 
@@ -111,8 +108,3 @@ class BulkWriter:
     def _is_unavailable(self, status: object, error: object) -> bool:
         return status in UNAVAILABLE_STATUSES or (
             isinstance(error, BaseException) and self.engine.classify(error) is ErrorKind.CONNECTION)
-
-
-def _short(reason: object) -> str:
-    """An exception or error body as one line."""
-    return " ".join(str(reason).split())[:300]

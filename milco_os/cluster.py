@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, classify_error
+from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, engine_of_error
 from milco_os.errors import ClusterUnavailableError, CredentialsError, MilcoOsError, TlsError
 
 BACKENDS = ("auto", *ENGINES)
@@ -53,25 +53,12 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def client_error_reason(exc: BaseException) -> str:
-    """The cluster's reason for ``exc`` (or the connection failure), whichever client raised it."""
-    for engine in ENGINES.values():
-        if engine.classify(exc) is not None:
-            return engine.reason(exc)
-    return str(exc)
-
-
-def client_error_status(exc: BaseException) -> int | None:
-    for engine in ENGINES.values():
-        if engine.classify(exc) is not None:
-            return engine.status(exc)
-    return None
-
-
 def cluster_error(exc: BaseException, url: str, user: str | None = None) -> MilcoOsError:
     """A client exception as one message naming the host, with what to do and the matching exit code."""
-    kind = classify_error(exc)
-    reason = client_error_reason(exc)
+    engine = engine_of_error(exc)
+    if engine is None:
+        raise TypeError(f"not a cluster client error: {exc!r}")
+    kind, reason = engine.classify(exc), engine.reason(exc)
     if kind is ErrorKind.TLS:
         return TlsError(f"TLS verification of {url} failed: {reason}",
                         hint="pass the cluster's CA bundle with --ca-certs (or MILCO_OS_CA_CERTS); "
@@ -90,10 +77,8 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None) -> Milc
                                      "pipeline permissions), or use a user that has it.")
     if kind is ErrorKind.CONFIGURATION:
         return MilcoOsError(f"the connection to {url} is misconfigured: {reason}")
-    if kind is not None:
-        lacks_rank_features = "rank_features" in reason and "does not exist" in reason
-        return MilcoOsError(f"the cluster at {url} answered HTTP {client_error_status(exc)}: {reason}",
-                            hint="this cluster has no rank_features field (no mapper-extras module): on "
-                                 "Elasticsearch 8.11+ use --vector-field sparse_vector." if lacks_rank_features
-                            else None)
-    raise TypeError(f"not a cluster client error: {exc!r}")
+    lacks_rank_features = "rank_features" in reason and "does not exist" in reason
+    return MilcoOsError(f"the cluster at {url} answered HTTP {engine.status(exc)}: {reason}",
+                        hint="this cluster has no rank_features field (no mapper-extras module): on "
+                             "Elasticsearch 8.11+ use --vector-field sparse_vector." if lacks_rank_features
+                        else None)

@@ -26,14 +26,16 @@ def engine_for(client: object) -> Engine:
     raise TypeError(f"milco-os works with opensearch-py or elasticsearch clients, not {type(client).__name__}")
 
 
+def engine_of_error(exc: BaseException) -> type[Engine] | None:
+    """The engine whose client raised ``exc``, or None when it is no cluster client's error."""
+    return next((engine for engine in ENGINES.values() if engine.classify(exc) is not None), None)
+
+
 def classify_error(exc: BaseException) -> ErrorKind | None:
     """What kind of cluster failure ``exc`` is, whichever client raised it."""
-    for engine in ENGINES.values():
-        kind = engine.classify(exc)
-        if kind is not None:
-            return kind
-    return None
+    engine = engine_of_error(exc)
+    return engine.classify(exc) if engine else None
 
 
 __all__ = ["ENGINES", "ClusterVersion", "ElasticsearchEngine", "Engine", "ErrorKind", "OpenSearchEngine",
-           "classify_error", "engine_for", "plain"]
+           "classify_error", "engine_for", "engine_of_error", "plain"]

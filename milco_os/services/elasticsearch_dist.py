@@ -9,16 +9,14 @@ such jar is published, so those nodes offer the built-in ``sparse_vector`` field
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from milco_os.services import maven
 from milco_os.services.java import JavaHome, find_java
-from milco_os.services.opensearch_dist import extract_zip, major_version
+from milco_os.services.opensearch_dist import assemble_zip, major_version
 
 DEFAULT_VERSION = "8.19.21"
 RANK_FEATURES_VERSION = "7.17.29"
-READY_MARKER = ".milco-os-ready"
 LAYOUT_REVISION = "1"
 MAPPER_EXTRAS_CLASS = "org.elasticsearch.index.mapper.MapperExtrasPlugin"
 
@@ -54,19 +52,9 @@ def add_mapper_extras(home: Path, version: str, repository: Path) -> None:
 
 def install(version: str, *, repository: Path, installs: Path) -> Path:
     """A ready Elasticsearch home for ``version`` under ``installs`` (downloaded and assembled once)."""
-    home = installs / f"elasticsearch-{version}"
-    marker = home / READY_MARKER
-    if marker.is_file() and marker.read_text().split() == [version, LAYOUT_REVISION]:
-        return home
-    archive = maven.fetch(distribution_artifact(version), repository)
-    installs.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=installs, prefix=".extract-") as scratch:
-        extract_zip(archive, Path(scratch))
-        extracted = Path(scratch) / f"elasticsearch-{version}"
+    def add_modules(extracted: Path, scratch: Path) -> None:
         if major_version(version) < 8:
             add_mapper_extras(extracted, version, repository)
-        (extracted / READY_MARKER).write_text(f"{version} {LAYOUT_REVISION}\n")
-        if home.exists():
-            shutil.rmtree(home)
-        extracted.rename(home)
-    return home
+
+    return assemble_zip(lambda: maven.fetch(distribution_artifact(version), repository),
+                        installs / f"elasticsearch-{version}", f"{version} {LAYOUT_REVISION}", add_modules)

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from milco_os.services import maven
 from milco_os.services.java import JavaHome, find_java
@@ -141,21 +142,31 @@ def add_module(home: Path, spec: ModuleSpec, version: str, repository: Path, scr
         (module / "plugin-security.policy").write_text(spec.security_policy, encoding="utf-8")
 
 
-def install(version: str, *, repository: Path, installs: Path) -> Path:
-    """A ready OpenSearch home for ``version`` under ``installs`` (downloaded and assembled once)."""
-    home = installs / f"opensearch-{version}"
+def assemble_zip(fetch: Callable[[], Path], home: Path, stamp: str,
+                 complete: Callable[[Path, Path], None]) -> Path:
+    """``home`` from the distribution zip ``fetch`` provides, once: extracted to scratch, completed by
+    ``complete(extracted, scratch)``, stamped, then moved into place (never left half-built)."""
     marker = home / READY_MARKER
-    if marker.is_file() and marker.read_text().split() == [version, LAYOUT_REVISION]:
+    if marker.is_file() and marker.read_text().strip() == stamp:
         return home
-    archive = maven.fetch(distribution_artifact(version), repository)
-    installs.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=installs, prefix=".extract-") as scratch:
+    archive = fetch()
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".extract-") as scratch:
         extract_zip(archive, Path(scratch))
-        extracted = Path(scratch) / f"opensearch-{version}"
-        for spec in MODULES:
-            add_module(extracted, spec, version, repository, Path(scratch) / "modules")
-        (extracted / READY_MARKER).write_text(f"{version} {LAYOUT_REVISION}\n")
+        extracted = Path(scratch) / home.name
+        complete(extracted, Path(scratch))
+        (extracted / READY_MARKER).write_text(stamp + "\n")
         if home.exists():
             shutil.rmtree(home)
         extracted.rename(home)
     return home
+
+
+def install(version: str, *, repository: Path, installs: Path) -> Path:
+    """A ready OpenSearch home for ``version`` under ``installs`` (downloaded and assembled once)."""
+    def add_modules(extracted: Path, scratch: Path) -> None:
+        for spec in MODULES:
+            add_module(extracted, spec, version, repository, scratch / "modules")
+
+    return assemble_zip(lambda: maven.fetch(distribution_artifact(version), repository),
+                        installs / f"opensearch-{version}", f"{version} {LAYOUT_REVISION}", add_modules)
