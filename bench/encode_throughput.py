@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from milco_os.paths import cache_dir
-from milco_os.testing import MULTILINGUAL_SAMPLE, make_tiny_checkpoint
+from milco_os.model.tiny import MULTILINGUAL_SAMPLE, make_tiny_checkpoint
 
 MODELS = {
     "tiny (2L, h64, vocab 600/800)": {},

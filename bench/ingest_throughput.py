@@ -17,12 +17,12 @@ from pathlib import Path
 from common import local_node, machine, markdown_table, synthetic_corpus
 
 from milco_os.cluster import make_client
-from milco_os.index_setup import ensure_index
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.index.setup import ensure_index
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
 from milco_os.model import MilcoEncoder
 from milco_os.paths import cache_dir
-from milco_os.pruning import PruneSpec
-from milco_os.testing import make_tiny_checkpoint
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.model.tiny import make_tiny_checkpoint
 
 
 def main() -> None:

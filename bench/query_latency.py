@@ -20,15 +20,15 @@ from pathlib import Path
 
 from common import local_node, machine, markdown_table, synthetic_corpus, synthetic_queries
 
-from milco_os import query as dsl
+from milco_os.search import query_dsl as dsl
 from milco_os.cluster import make_client
-from milco_os.index_setup import ensure_index
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.index.setup import ensure_index
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
 from milco_os.model import MilcoEncoder
 from milco_os.paths import cache_dir
-from milco_os.pruning import PruneSpec
-from milco_os.search import SearchOptions, build_body
-from milco_os.testing import make_tiny_checkpoint
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.search.searcher import SearchOptions, build_body
+from milco_os.model.tiny import make_tiny_checkpoint
 
 INDEX_SPECS = ("none", "mass:0.5", "topk:128", "topk:64", "topk:32", "topk:16")
 MODES = ("BM25 (baseline)", "MILCO full", "MILCO query-pruned topk:32", "MILCO two-phase")

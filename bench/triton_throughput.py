@@ -23,9 +23,9 @@ from common import machine, markdown_table
 
 from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
-from milco_os.triton_backend import vector_arrays
-from milco_os.triton_client import TritonEncoder
-from milco_os.triton_repository import export_repository
+from milco_os.encoding.triton_wire import vector_arrays
+from milco_os.encoding.triton_client import TritonEncoder
+from milco_os.serving.triton_repository import export_repository
 
 sys.path.insert(0, str(Path(__file__).parent))
 from encode_throughput import checkpoint_for, mixed_texts  # noqa: E402

@@ -24,7 +24,7 @@ from milco_os.services.opensearch_node import NodeSettings, SearchNode, is_green
 from milco_os.services.ports import free_port
 from milco_os.services.service_user import service_user, services_root
 from milco_os.services.triton_server import TritonServer
-from milco_os.testing import make_tiny_checkpoint
+from milco_os.model.tiny import make_tiny_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_URL_ENV = "MILCO_OS_TEST_URL"

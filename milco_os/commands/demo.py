@@ -33,15 +33,15 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
          in_process: bool) -> None:
     """End to end on local services (OpenSearch node, Triton serving the encoder); both stop afterwards."""
     from milco_os.cluster import make_client
-    from milco_os.index_setup import ensure_index
-    from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+    from milco_os.index.setup import ensure_index
+    from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
     from milco_os.model import MilcoEncoder
-    from milco_os.pruning import PruneSpec
-    from milco_os.search import SearchOptions, search
+    from milco_os.encoding.pruning import PruneSpec
+    from milco_os.search.searcher import SearchOptions, search
     from milco_os.services.triton_server import TritonServer
-    from milco_os.testing import make_tiny_checkpoint
-    from milco_os.triton_client import TritonEncoder
-    from milco_os.triton_repository import export_repository
+    from milco_os.model.tiny import make_tiny_checkpoint
+    from milco_os.encoding.triton_client import TritonEncoder
+    from milco_os.serving.triton_repository import export_repository
 
     console = Console()
     if model is None:

@@ -12,12 +12,12 @@ import click
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 
 if TYPE_CHECKING:
-    from milco_os.pruning import PruneSpec
+    from milco_os.encoding.pruning import PruneSpec
 
 
 
 def parse_prune(ctx: click.Context, param: click.Parameter, value: str) -> "PruneSpec":
-    from milco_os.pruning import PruneSpec
+    from milco_os.encoding.pruning import PruneSpec
 
     try:
         return PruneSpec.parse(value)
@@ -48,6 +48,6 @@ def encode(model: str | None, triton_url: str | None, triton_model: str, triton_
 @click.option("--seed", default=0, show_default=True)
 def tiny_checkpoint(directory: Path, seed: int) -> None:
     """Write a tiny random MILCO checkpoint in the released layout (for trying the tool; rankings are meaningless)."""
-    from milco_os.testing import make_tiny_checkpoint
+    from milco_os.model.tiny import make_tiny_checkpoint
 
     click.echo(str(make_tiny_checkpoint(directory, seed=seed)))

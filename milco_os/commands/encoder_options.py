@@ -31,7 +31,7 @@ def load_encoder(model: str | None, triton_url: str | None, triton_model: str, t
         raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
                                "(or MILCO_MODEL / MILCO_TRITON_URL)")
     if triton_url:
-        from milco_os.triton_client import TritonEncoder
+        from milco_os.encoding.triton_client import TritonEncoder
 
         return TritonEncoder(triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout_s)
     from milco_os.model import MilcoEncoder  # torch and transformers load only for commands that encode

@@ -32,8 +32,8 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
 
-    from milco_os.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
-    from milco_os.search import search
+    from milco_os.search.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
+    from milco_os.search.searcher import search
 
     try:
         measures = parse_metrics(metrics)

@@ -45,7 +45,7 @@ def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str 
 def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int,
           vector_field: str | None) -> None:
     """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
-    from milco_os.index_setup import ensure_index
+    from milco_os.index.setup import ensure_index
 
     outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
                            replicas=replicas, vector_type=vector_field)
@@ -81,9 +81,9 @@ def ingest(connection: Connection, index: str, model: str | None,
     Progress is checkpointed after every written batch; a run stopped by an outage
     (exit 4 for the cluster, 7 for Triton) goes on with --resume.
     """
-    from milco_os.index_setup import ensure_index
-    from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
-    from milco_os.ingest_checkpoint import IngestCheckpoint
+    from milco_os.index.setup import ensure_index
+    from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+    from milco_os.pipeline.checkpoints import IngestCheckpoint
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout)
     if passages and not hasattr(encoder, "tokenizer"):
@@ -154,7 +154,7 @@ def search_options(command):
 
 def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune, two_phase: bool, passages: bool,
                        bm25_weight: float, pruning_config: dict | None = None, explain: bool = False):
-    from milco_os.search import SearchOptions
+    from milco_os.search.searcher import SearchOptions
 
     return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
                          two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain,
@@ -175,7 +175,7 @@ def search(connection: Connection, index: str, model: str | None,
            echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float,
            pruning_config: dict | None, explain: bool, output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
-    from milco_os.search import search as run_search
+    from milco_os.search.searcher import search as run_search
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,

@@ -41,8 +41,8 @@ def run_reindex(*, connection: Connection, source: str,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None) -> None:
-    from milco_os.ingest import DeadLetters, IngestOptions
-    from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
+    from milco_os.pipeline.ingest import DeadLetters, IngestOptions
+    from milco_os.pipeline.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
 
     client = connection.client()
     encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)

@@ -78,7 +78,7 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
 def export(checkpoint: Path, out: Path, name: str, device: str, instances: int, max_batch_size: int, prune: str,
            reference: bool) -> None:
     """Write a ready Triton model repository serving the checkpoint."""
-    from milco_os.triton_repository import export_repository
+    from milco_os.serving.triton_repository import export_repository
 
     try:
         model_dir = export_repository(checkpoint, out, name=name, device=device, instances=instances,

@@ -18,8 +18,10 @@ from milco_os.model.checkpoint import (
     resolve_directory,
 )
 from milco_os.model.network import MilcoNetwork
-from milco_os.pruning import PruneSpec, prune_row
-from milco_os.sparse import SparseVector, TermVocabulary
+from milco_os.encoding.contract import SparseEncoder, check_texts
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.model.device_pruning import prune_row
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +35,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class TokenizedText:
     position: int
     ids: list[int]
-
-
-def check_texts(texts: Sequence[object]) -> list[str]:
-    """The texts as a list, with a TypeError naming the position of the first non-string."""
-    if isinstance(texts, str):
-        raise TypeError("encode() takes a sequence of texts, not a single string")
-    checked = list(texts)
-    for position, text in enumerate(checked):
-        if not isinstance(text, str):
-            raise TypeError(f"text at position {position} is {type(text).__name__}, not str")
-    return checked
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> list[list[int]]:
@@ -62,7 +53,7 @@ def plan_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> 
     return batches
 
 
-class MilcoEncoder:
+class MilcoEncoder(SparseEncoder):
     """Encodes texts with a MILCO checkpoint; results are in input order and independent of batching."""
 
     def __init__(

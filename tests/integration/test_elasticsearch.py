@@ -17,13 +17,13 @@ from elasticsearch import Elasticsearch, helpers
 
 from milco_os.cluster import make_client
 from milco_os.engines import engine_for
-from milco_os.index_fields import vector_fields
-from milco_os.index_setup import ensure_index, stored_vector_type
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.index.fields import vector_fields
+from milco_os.index.setup import ensure_index, stored_vector_type
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
 from milco_os.model import MilcoEncoder
-from milco_os.pruning import PruneSpec
-from milco_os.reindex import Checkpoint, ReindexPlan, Reindexer
-from milco_os.search import SearchOptions, search
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.pipeline.reindex import Checkpoint, ReindexPlan, Reindexer
+from milco_os.search.searcher import SearchOptions, search
 from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, corpus, exact_dot, queries
 
 pytestmark = pytest.mark.integration

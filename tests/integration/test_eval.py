@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from milco_os.index_setup import ensure_index
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+from milco_os.index.setup import ensure_index
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
 from milco_os.model import MilcoEncoder
-from milco_os.pruning import PruneSpec
+from milco_os.encoding.pruning import PruneSpec
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch, helpers
 
-from milco_os.index_fields import vector_fields
-from milco_os.ingest import DeadLetters, IngestOptions
+from milco_os.index.fields import vector_fields
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions
 from milco_os.model import MilcoEncoder
-from milco_os.pruning import PruneSpec
-from milco_os.reindex import Checkpoint, ReindexError, ReindexPlan, Reindexer, move_alias
-from milco_os.testing import MULTILINGUAL_SAMPLE
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.pipeline.reindex import Checkpoint, ReindexError, ReindexPlan, Reindexer, move_alias
+from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 
 pytestmark = pytest.mark.integration
 

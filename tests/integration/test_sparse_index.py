@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from milco_os.index_fields import stored_terms
-from milco_os.index_setup import IncompatibleIndexError, ensure_index
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl, records_from_dicts
+from milco_os.index.fields import stored_terms
+from milco_os.index.setup import IncompatibleIndexError, ensure_index
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl, records_from_dicts
 from milco_os.model import MilcoEncoder
-from milco_os.pruning import PruneSpec
-from milco_os.search import SearchOptions, search
-from milco_os.sparse import SparseVector
-from milco_os.testing import MULTILINGUAL_SAMPLE
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.search.searcher import SearchOptions, search
+from milco_os.encoding.sparse import SparseVector
+from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def test_ingest_semantics_for_bad_and_odd_input(opensearch: OpenSearch, tiny_enc
 def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSearch, index_name: str) -> None:
     from opensearchpy.exceptions import RequestError
 
-    from milco_os.index_setup import ensure_pipelines
+    from milco_os.index.setup import ensure_pipelines
 
     ensure_index(opensearch, index_name, replicas=0)
     assert ensure_pipelines(opensearch) == {"milco-stamp": "unchanged"}
@@ -179,7 +179,7 @@ def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSear
 
 def test_passages_variant_scores_the_best_passage(opensearch: OpenSearch, tiny_encoder: MilcoEncoder,
                                                   index_name: str) -> None:
-    from milco_os.passages import split_passages
+    from milco_os.encoding.passages import split_passages
 
     ensure_index(opensearch, index_name, passages=True, replicas=0)
     documents = corpus(count=40, seed=9)

@@ -16,8 +16,8 @@ from tritonclient.utils import InferenceServerException
 
 from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
-from milco_os.triton_client import TritonEncoder, TritonUnavailableError
-from milco_os.triton_repository import export_repository, model_config
+from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
+from milco_os.serving.triton_repository import export_repository, model_config
 
 pytestmark = pytest.mark.integration
 

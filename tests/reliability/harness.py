@@ -13,11 +13,11 @@ from pathlib import Path
 
 from opensearchpy import OpenSearch, helpers
 
-from milco_os.index_fields import EN_FIELD, M_FIELD, vector_fields
+from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
 from milco_os.services.opensearch_node import NodeSettings, SearchNode
 from milco_os.services.service_user import service_user, services_root
-from milco_os.testing import MULTILINGUAL_SAMPLE
+from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 
 
 @dataclass

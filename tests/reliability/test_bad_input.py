@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, document_id, records_from_dicts
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, document_id, records_from_dicts
 from milco_os.model import MilcoEncoder
-from milco_os.sparse import SparseVector
+from milco_os.encoding.sparse import SparseVector
 from tests.reliability.harness import Row, audit, expected_fields, milco_os, summary_of
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from milco_os.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
 from milco_os.model import MilcoEncoder
 from milco_os.services.ports import free_port
 from milco_os.services.triton_server import TritonServer
-from milco_os.triton_repository import export_repository
+from milco_os.serving.triton_repository import export_repository
 from tests.reliability.harness import (
     Row,
     audit,

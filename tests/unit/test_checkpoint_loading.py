@@ -12,7 +12,7 @@ import torch
 
 from milco_os.model import MilcoEncoder
 from milco_os.model.checkpoint import CheckpointError
-from milco_os.testing import make_tiny_checkpoint
+from milco_os.model.tiny import make_tiny_checkpoint
 
 
 def copy_of(checkpoint: Path, tmp_path: Path) -> Path:

@@ -5,7 +5,7 @@ from pathlib import Path
 import ir_measures
 import pytest
 
-from milco_os.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
+from milco_os.search.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
 
 SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample"
 

@@ -19,10 +19,10 @@ from rich.console import Console
 from milco_os.cluster import cluster_error, redact_url
 from milco_os.commands.notices import NoticePrinter
 from milco_os.errors import ClusterUnavailableError, CredentialsError, TlsError
-from milco_os.index_fields import InvalidVectorError, check_vector
-from milco_os.ingest import Record
-from milco_os.ingest_checkpoint import CheckpointMismatchError, IngestCheckpoint
-from milco_os.sparse import SparseVector, TermVocabulary
+from milco_os.index.fields import InvalidVectorError, check_vector
+from milco_os.pipeline.ingest import Record
+from milco_os.pipeline.checkpoints import CheckpointMismatchError, IngestCheckpoint
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from milco_os.feature_names import decode_key, encode_key
-from milco_os.testing import build_tokenizer
+from milco_os.index.feature_names import decode_key, encode_key
+from milco_os.model.tiny import build_tokenizer
 
 BERT_VOCAB = (Path(__file__).resolve().parents[2] / "milco_os" / "model" / "data" /
               "bert-base-uncased-vocab.txt").read_text(encoding="utf-8").splitlines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from milco_os.errors import MilcoOsError
-from milco_os.index_setup import incompatibilities, index_body
+from milco_os.index.setup import incompatibilities, index_body
 
 
 @pytest.mark.parametrize("passages", [False, True])

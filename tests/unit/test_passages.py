@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from milco_os.model import MilcoEncoder
-from milco_os.passages import split_passages
+from milco_os.encoding.passages import split_passages
 
 TEXT = " ".join(["Berlin ist die Hauptstadt und die größte Stadt Deutschlands."] * 6)
 

@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from milco_os.pruning import PruneSpec, Rule, keep_count, prune_row, sort_terms
+from milco_os.encoding.pruning import PruneSpec, Rule
+from milco_os.model.device_pruning import keep_count, prune_row, rule_keep_count, sort_terms
 
 
 def random_weights(seed: int, n: int) -> torch.Tensor:
@@ -34,7 +35,7 @@ def test_bad_specs_are_refused_with_a_reason(bad: str) -> None:
 def test_mass_keeps_the_smallest_prefix_reaching_alpha(seed: int) -> None:
     weights = random_weights(seed, random.Random(seed).randint(1, 60))
     alpha = random.Random(seed + 100).uniform(0.05, 1.0)
-    kept = Rule("mass", alpha).keep_count(weights)
+    kept = rule_keep_count(Rule("mass", alpha), weights)
     total = float(weights.double().sum())
     assert float(weights[:kept].double().sum()) >= alpha * total - 1e-9
     assert kept == 1 or float(weights[: kept - 1].double().sum()) < alpha * total
@@ -42,15 +43,15 @@ def test_mass_keeps_the_smallest_prefix_reaching_alpha(seed: int) -> None:
 
 @pytest.mark.parametrize(("n", "percentile"), [(1, 0), (1, 99), (10, 95), (7, 50), (58, 90), (570, 80), (3, 33.3)])
 def test_percentile_keeps_ceil_of_the_remaining_share(n: int, percentile: float) -> None:
-    assert Rule("percentile", percentile).keep_count(random_weights(n, n)) == math.ceil(n * (100 - percentile) / 100)
+    assert rule_keep_count(Rule("percentile", percentile), random_weights(n, n)) == math.ceil(n * (100 - percentile) / 100)
 
 
 def test_ratio_abs_and_topk() -> None:
     weights = torch.tensor([4.0, 2.0, 0.4, 0.39, 0.1])
-    assert Rule("ratio", 0.1).keep_count(weights) == 3
-    assert Rule("abs", 0.39).keep_count(weights) == 4
-    assert Rule("topk", 2).keep_count(weights) == 2
-    assert Rule("topk", 50).keep_count(weights) == 5
+    assert rule_keep_count(Rule("ratio", 0.1), weights) == 3
+    assert rule_keep_count(Rule("abs", 0.39), weights) == 4
+    assert rule_keep_count(Rule("topk", 2), weights) == 2
+    assert rule_keep_count(Rule("topk", 50), weights) == 5
     assert keep_count((Rule("abs", 0.1), Rule("topk", 3)), weights) == 3
     assert keep_count((), weights) == 5
 

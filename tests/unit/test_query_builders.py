@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from milco_os import query as dsl
-from milco_os.search import SearchOptions, build_body
-from milco_os.sparse import SparseVector, TermVocabulary
+from milco_os.search import query_dsl as dsl
+from milco_os.search.searcher import SearchOptions, build_body
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 VOCABULARY = TermVocabulary(en_pieces=("[PAD]", "berlin", "##ing", "e.g.", "capital"),
                             m_pieces=("<s>", "<pad>", "</s>", "▁Berlin", "首都"))

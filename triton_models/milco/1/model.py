@@ -1,5 +1,5 @@
 """Triton python-backend entry point: MILCO encoding with milco_os (which must be installed where the stub runs)."""
 
-from milco_os.triton_backend import MilcoTritonModel as TritonPythonModel
+from milco_os.serving.triton_backend import MilcoTritonModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

@@ -94,7 +94,7 @@ def filler_piece(n: int) -> str:
 
 def english_pieces(count: int, rng: random.Random) -> list[str]:
     """BERT's special pieces plus a sample of real wordpieces (whole words, ## pieces, punctuation)."""
-    bundled = Path(__file__).parent / "model" / "data" / BUNDLED_EN_VOCAB
+    bundled = Path(__file__).parent / "data" / BUNDLED_EN_VOCAB
     pieces = bundled.read_text(encoding="utf-8").splitlines()
     if count >= len(pieces):
         return pieces

@@ -6,13 +6,13 @@ import functools
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from milco_os import query as dsl
+from milco_os.search import query_dsl as dsl
 from milco_os.engines import ClusterVersion, engine_for
-from milco_os.index_setup import SPARSE_VECTOR as SPARSE_VECTOR_FIELD
-from milco_os.index_setup import stored_vector_type
-from milco_os.index_fields import stored_terms
-from milco_os.pruning import PruneSpec
-from milco_os.sparse import SparseVector, TermVocabulary
+from milco_os.index.setup import SPARSE_VECTOR as SPARSE_VECTOR_FIELD
+from milco_os.index.setup import stored_vector_type
+from milco_os.index.fields import stored_terms
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 
 class Encoder(Protocol):

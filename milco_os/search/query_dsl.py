@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from milco_os.feature_names import encode_key
-from milco_os.index_fields import EN_FIELD, M_FIELD
-from milco_os.sparse import SparseVector, TermVocabulary
+from milco_os.index.feature_names import encode_key
+from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 # OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
 DEFAULT_MAX_CLAUSES = 1000
-PASSAGES_PATH = "milco_passages"
 # How a query reaches the stored vectors: rank_features fields, or sparse_vector fields (two ways).
 RANK_FEATURE = "rank_feature"
 SPARSE_VECTOR = "sparse_vector"

@@ -29,13 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TextIO
 
-from milco_os.bulk_writer import BulkResult, BulkWriter
+from milco_os.pipeline.bulk_writer import BulkResult, BulkWriter
 from milco_os.engines import engine_for, plain
-from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD, InvalidVectorError, check_vector, vector_fields
-from milco_os.passages import split_passages
-from milco_os.pruning import PruneSpec
-from milco_os.query import PASSAGES_PATH
-from milco_os.search import Encoder
+from milco_os.index.fields import PASSAGES_PATH, EN_FIELD, M_FIELD, META_FIELD, InvalidVectorError, check_vector, vector_fields
+from milco_os.encoding.passages import split_passages
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.search.searcher import Encoder
 
 MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
 # "failed to parse field [year] of type [long] in document with id '7'"

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from milco_os.model.checkpoint import CONFIG_FILE, CheckpointError, MilcoConfig
-from milco_os.pruning import PruneSpec
+from milco_os.encoding.pruning import PruneSpec
 from milco_os.resources import resource_dir
 
 MODEL_TEMPLATE = "milco"

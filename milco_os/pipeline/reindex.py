@@ -21,16 +21,16 @@ from typing import Callable, Iterator
 
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
-from milco_os.index_fields import EN_FIELD, M_FIELD, META_FIELD
-from milco_os.index_setup import (
+from milco_os.index.fields import EN_FIELD, M_FIELD, META_FIELD
+from milco_os.index.setup import (
     RANK_FEATURES,
     cluster_index_body,
     ensure_pipelines,
     incompatibilities,
     pipelines_installed,
 )
-from milco_os.ingest import DeadLetters, IngestOptions, IngestSummary, Ingestor, Record
-from milco_os.search import Encoder
+from milco_os.pipeline.ingest import DeadLetters, IngestOptions, IngestSummary, Ingestor, Record
+from milco_os.search.searcher import Encoder
 
 PIT_KEEP_ALIVE = "30m"
 COPIED_SETTINGS = ("analysis", "similarity", "mapping", "max_result_window", "number_of_shards", "refresh_interval")

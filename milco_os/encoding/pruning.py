@@ -1,4 +1,5 @@
-"""Post-hoc pruning of sparse vectors, from one spec string used everywhere (CLI, config, Triton).
+"""Pruning specs: one string grammar used everywhere (CLI, config, Triton); applied on the device by
+``milco_os.model.device_pruning``.
 
 Grammar::
 
@@ -16,10 +17,7 @@ is deterministic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-import torch
 
 RULE_KINDS = ("topk", "mass", "percentile", "ratio", "abs")
 VIEWS = ("e", "m")
@@ -46,22 +44,6 @@ class Rule:
             ranges = {"topk": "an integer >= 1", "mass": "in (0, 1]", "percentile": "in [0, 100)",
                       "ratio": "in [0, 1]", "abs": ">= 0"}
             raise ValueError(f"pruning rule {self.kind}:{self.value:g} out of range: must be {ranges[self.kind]}")
-
-    def keep_count(self, sorted_weights: torch.Tensor) -> int:
-        """How many of the descending ``sorted_weights`` this rule keeps."""
-        n = sorted_weights.numel()
-        if n == 0:
-            return 0
-        if self.kind == "topk":
-            return min(n, int(self.value))
-        if self.kind == "percentile":
-            return math.ceil(n * (100 - self.value) / 100)
-        if self.kind == "mass":
-            cumulative = torch.cumsum(sorted_weights.double(), 0)
-            target = cumulative[-1] * self.value
-            return min(n, int(torch.searchsorted(cumulative, target).item()) + 1)
-        threshold = sorted_weights[0] * self.value if self.kind == "ratio" else self.value
-        return int((sorted_weights >= threshold).sum().item())
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value:g}"
@@ -120,31 +102,3 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
             raise ValueError(f"pruning rule '{part}': '{value}' is not a number") from exc
         rules.append(Rule(kind.strip(), number))
     return tuple(rules)
-
-
-def sort_terms(ids: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Terms by descending weight; ties keep the ascending-id order of ``ids``."""
-    order = torch.sort(weights, descending=True, stable=True).indices
-    return ids[order], weights[order]
-
-
-def keep_count(rules: tuple[Rule, ...], sorted_weights: torch.Tensor) -> int:
-    return min((rule.keep_count(sorted_weights) for rule in rules), default=sorted_weights.numel())
-
-
-def prune_row(
-    en_ids: torch.Tensor, en_weights: torch.Tensor, m_ids: torch.Tensor, m_weights: torch.Tensor,
-    spec: PruneSpec, en_vocab_size: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sort one text's terms (ids ascending on input) by weight and apply ``spec``, on their device."""
-    if spec.joint:
-        ids, weights = sort_terms(torch.cat([en_ids, m_ids + en_vocab_size]), torch.cat([en_weights, m_weights]))
-        kept = keep_count(spec.joint, weights)
-        ids, weights = ids[:kept], weights[:kept]
-        is_en = ids < en_vocab_size
-        return ids[is_en], weights[is_en], ids[~is_en] - en_vocab_size, weights[~is_en]
-    en_ids, en_weights = sort_terms(en_ids, en_weights)
-    m_ids, m_weights = sort_terms(m_ids, m_weights)
-    en_kept = keep_count(spec.rules_for("e"), en_weights)
-    m_kept = keep_count(spec.rules_for("m"), m_weights)
-    return en_ids[:en_kept], en_weights[:en_kept], m_ids[:m_kept], m_weights[:m_kept]

@@ -18,10 +18,10 @@ import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from milco_os.errors import MilcoOsError
-from milco_os.model.encoder import check_texts
-from milco_os.pruning import PruneSpec
-from milco_os.sparse import SparseVector, TermVocabulary
-from milco_os.triton_backend import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
+from milco_os.encoding.contract import SparseEncoder, check_texts
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
+from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
 
 MAX_BACKOFF_S = 5.0
 RETRIABLE_STATUSES = ("UNAVAILABLE", "StatusCode.UNAVAILABLE", "DEADLINE_EXCEEDED", "StatusCode.DEADLINE_EXCEEDED")
@@ -39,7 +39,7 @@ class TritonRequestError(MilcoOsError):
     exit_code = 7
 
 
-class TritonEncoder:
+class TritonEncoder(SparseEncoder):
     """Encodes through ``model`` on the Triton server at ``url`` (``host:port``), over gRPC or HTTP."""
 
     def __init__(self, url: str, model: str = "milco", protocol: str = "grpc", *, timeout_s: float = 60.0,

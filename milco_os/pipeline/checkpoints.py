@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from milco_os.errors import MilcoOsError
-from milco_os.ingest import Record
+from milco_os.pipeline.ingest import Record
 
 
 class CheckpointMismatchError(MilcoOsError):

@@ -6,8 +6,7 @@ import functools
 
 from milco_os.engines import engine_for, plain
 from milco_os.errors import MilcoOsError
-from milco_os.index_fields import EN_FIELD, M_FIELD
-from milco_os.query import PASSAGES_PATH
+from milco_os.index.fields import PASSAGES_PATH, EN_FIELD, M_FIELD
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from milco_os.feature_names import decode_key, encode_key
-from milco_os.sparse import EN_PREFIX, M_PREFIX, SparseVector, TermVocabulary
+from milco_os.index.feature_names import decode_key, encode_key
+from milco_os.encoding.sparse import EN_PREFIX, M_PREFIX, SparseVector, TermVocabulary
 
 EN_FIELD = "milco_en"
 M_FIELD = "milco_m"
 META_FIELD = "milco_meta"
+PASSAGES_PATH = "milco_passages"
 VIEW_FIELDS = ((EN_FIELD, EN_PREFIX), (M_FIELD, M_PREFIX))
 
 
