@@ -18,7 +18,10 @@ from common import local_node, machine, markdown_table, synthetic_corpus
 
 from milco_os.cluster import make_client
 from milco_os.index.setup import ensure_index
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import DictSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.paths import cache_dir
 from milco_os.encoding.pruning import PruneSpec
@@ -40,8 +43,8 @@ def main() -> None:
     with local_node(args.url) as url:
         client = make_client(url)
         ensure_index(client, "bench-ingest", replicas=0)
-        options = IngestOptions(index="bench-ingest", batch_size=args.batch_size, prune=PruneSpec.parse(args.prune))
-        summary = Ingestor(client, encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+        options = IngestOptions(batch_size=args.batch_size, prune=PruneSpec.parse(args.prune))
+        summary = Ingestor(open_index(client, "bench-ingest"), encoder, options, DeadLetters(None)).run(DictSource(documents))
         client.indices.delete(index="bench-ingest")
     sequential = summary.encode_s + summary.bulk_s
     bound = max(summary.encode_s, summary.bulk_s)

@@ -23,7 +23,10 @@ from common import local_node, machine, markdown_table, synthetic_corpus, synthe
 from milco_os.search import query_dsl as dsl
 from milco_os.cluster import make_client
 from milco_os.index.setup import ensure_index
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import DictSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.paths import cache_dir
 from milco_os.encoding.pruning import PruneSpec
@@ -42,8 +45,8 @@ def percentile(values: list[float], share: float) -> float:
 def build_index(client, encoder: MilcoEncoder, documents: list[dict], spec: str) -> tuple[str, int]:
     index = "bench-" + spec.replace(":", "-").replace(".", "_")
     ensure_index(client, index, replicas=0)
-    options = IngestOptions(index=index, prune=PruneSpec.parse(spec), batch_size=128)
-    Ingestor(client, encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    options = IngestOptions(prune=PruneSpec.parse(spec), batch_size=128)
+    Ingestor(open_index(client, index), encoder, options, DeadLetters(None)).run(DictSource(documents))
     client.indices.forcemerge(index=index, max_num_segments=1)
     client.indices.refresh(index=index)
     size = client.indices.stats(index=index, metric="store")["indices"][index]["primaries"]["store"]["size_in_bytes"]

@@ -32,6 +32,7 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
 
+    from milco_os.index.handle import open_index
     from milco_os.search.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
     from milco_os.search.searcher import search
 
@@ -40,12 +41,12 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
-    client = connection.client()
+    handle = open_index(connection.client(), index)
     options = options_from_flags(depth, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
                                  pruning_config)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)
-           for qid, text in topics.items() for hit in search(client, index, encoder, text, options)]
+           for qid, text in topics.items() for hit in search(handle, encoder, text, options)]
     scores = score_run(run, judgements, measures)
     table = Table("metric", "value", title=f"{index}: {len(topics)} queries", title_justify="left")
     for name, value in scores.items():

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from milco_os.commands.encode import parse_prune
+from milco_os.index.vector_fields import VECTOR_FIELDS
 from milco_os.errors import MilcoOsError
 from milco_os.commands.connection import Connection, connection_options
 from milco_os.commands.encoder_options import encoder_options, load_encoder
@@ -19,7 +20,7 @@ from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 index_option = click.option("--index", required=True, help="Index name.")
 vector_field_option = click.option(
-    "--vector-field", type=click.Choice(["rank_features", "sparse_vector"]), default=None,
+    "--vector-field", type=click.Choice(list(VECTOR_FIELDS)), default=None,
     help="Field type of new indices' vectors [default: rank_features]; sparse_vector needs Elasticsearch 8.11+. "
          "Recorded in the mapping's _meta, so search picks the matching query.")
 
@@ -47,8 +48,8 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
     """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
     from milco_os.index.setup import ensure_index
 
-    outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
-                           replicas=replicas, vector_type=vector_field)
+    _, outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
+                              replicas=replicas, vector_type=vector_field)
     click.echo(f"index {index}: {outcome}")
 
 
@@ -82,48 +83,44 @@ def ingest(connection: Connection, index: str, model: str | None,
     (exit 4 for the cluster, 7 for Triton) goes on with --resume.
     """
     from milco_os.index.setup import ensure_index
-    from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
-    from milco_os.pipeline.checkpoints import IngestCheckpoint
+    from milco_os.pipeline.checkpoints import FileCheckpoint
+    from milco_os.pipeline.dead_letters import DeadLetters
+    from milco_os.pipeline.ingest import IngestOptions, Ingestor
+    from milco_os.pipeline.sources import JsonlSource
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout)
-    if passages and not hasattr(encoder, "tokenizer"):
+    if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    client = connection.client()
-    ensure_index(client, index, passages=passages, vector_type=vector_field)
-    options = IngestOptions(index=index, text_field=text_field, id_field=id_field, batch_size=batch_size,
-                            prune=prune, max_length=max_length, model_name=encoder.name, passages=passages,
-                            passage_tokens=passage_tokens, passage_overlap=passage_overlap,
-                            unavailable_timeout_s=unavailable_timeout)
+    handle, _ = ensure_index(connection.client(), index, passages=passages, vector_type=vector_field)
+    options = IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune, max_length=max_length,
+                            model_name=encoder.name, passages=passages, passage_tokens=passage_tokens,
+                            passage_overlap=passage_overlap, unavailable_timeout_s=unavailable_timeout)
     dead_letter = dead_letter or file.with_suffix(".dead-letter.jsonl")
     checkpoint_path = dead_letter.with_suffix(".checkpoint.json")
-    checkpoint = IngestCheckpoint.load_or_new(checkpoint_path, file, index, resume)
+    checkpoint = FileCheckpoint.load_or_new(checkpoint_path, file, index, resume)
     total = sum(1 for line in file.open("rb") if line.strip())
     console = Console(stderr=True)
     if checkpoint.line:
         console.print(f"resuming after line {checkpoint.line} of {file}", markup=False, highlight=False)
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-
-    def batch_done(last) -> None:
-        checkpoint.line = last.line
-        checkpoint.save(checkpoint_path)
-
     with dead_letter.open("a" if resume else "w", encoding="utf-8") as stream, \
             Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("ingest", total=total)
         notices = NoticePrinter(progress.console)
         letters = DeadLetters(stream, on_entry=notices)
         letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume else 0
-        ingestor = Ingestor(client, encoder, options, letters, on_progress=lambda n: progress.advance(task, n),
-                            on_batch_done=batch_done, on_notice=notices)
+        ingestor = Ingestor(handle, encoder, options, letters, on_progress=lambda n: progress.advance(task, n),
+                            on_batch_done=lambda report: checkpoint.advance(report, checkpoint_path))
+        source = JsonlSource(file, id_field=id_field, start_after=checkpoint.line, on_notice=notices)
         try:
-            summary = ingestor.run(checkpoint.remaining(read_jsonl(file)))
+            summary = ingestor.run(source)
         except MilcoOsError:
             console.print(f"progress saved in {checkpoint_path}: once the service is back, run the same "
                           "command with --resume", markup=False, highlight=False, soft_wrap=True)
             raise
         finally:
             notices.finish(str(dead_letter))
-    client.indices.refresh(index=index)
+    handle.client.indices.refresh(index=index)
     checkpoint_path.unlink(missing_ok=True)
     click.echo(json.dumps(summary.as_dict()), err=True)
     if letters.count:
@@ -156,9 +153,12 @@ def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune
                        bm25_weight: float, pruning_config: dict | None = None, explain: bool = False):
     from milco_os.search.searcher import SearchOptions
 
-    return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
-                         two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain,
-                         pruning_config=pruning_config)
+    try:
+        return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
+                             two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain,
+                             pruning_config=pruning_config)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.command("search")
@@ -175,12 +175,13 @@ def search(connection: Connection, index: str, model: str | None,
            echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float,
            pruning_config: dict | None, explain: bool, output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
+    from milco_os.index.handle import open_index
     from milco_os.search.searcher import search as run_search
 
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
     options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
                                  pruning_config, explain=explain or output == "table")
-    hits = run_search(connection.client(), index, encoder, query, options)
+    hits = run_search(open_index(connection.client(), index), encoder, query, options)
     if output == "json":
         click.echo(json.dumps({"hits": [
             {"id": hit.id, "score": hit.score, **({"terms": hit.terms} if explain else {})} for hit in hits

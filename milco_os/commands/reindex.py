@@ -41,21 +41,23 @@ def run_reindex(*, connection: Connection, source: str,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None) -> None:
-    from milco_os.pipeline.ingest import DeadLetters, IngestOptions
-    from milco_os.pipeline.reindex import Checkpoint, ReindexPlan, Reindexer, move_alias
+    from milco_os.pipeline.checkpoints import SliceCheckpoint
+    from milco_os.pipeline.dead_letters import DeadLetters
+    from milco_os.pipeline.ingest import IngestOptions
+    from milco_os.pipeline.reindex import ReindexPlan, Reindexer, move_alias
 
     client = connection.client()
     encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)
-    if passages and not hasattr(encoder, "tokenizer"):
+    if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
-    checkpoint = Checkpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices, resume)
-    plan = ReindexPlan(source, dest, IngestOptions(index=dest, text_field=text_field, batch_size=batch_size,
-                                                   prune=prune, model_name=encoder.name, in_place=in_place,
-                                                   skip_existing=skip_existing, passages=passages,
-                                                   unavailable_timeout_s=unavailable_timeout),
-                       slices=slices, resume=resume, alias=alias, id_field=id_field,
-                       vector_type=vector_field or "rank_features")
+    checkpoint = SliceCheckpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices,
+                                             resume)
+    plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
+                                                   model_name=encoder.name, skip_existing=skip_existing,
+                                                   passages=passages, unavailable_timeout_s=unavailable_timeout),
+                       slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
+                       in_place=in_place)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())

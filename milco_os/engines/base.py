@@ -6,7 +6,13 @@ import enum
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
+
+
+# Connections each client keeps per node: reindex runs a reader and a writer thread per slice on one client.
+POOL_MAXSIZE = 32
+# Statuses of a cluster that is there but cannot serve the request now (node closing, shards recovering).
+UNAVAILABLE_STATUSES = (502, 503, 504)
 
 
 class ErrorKind(enum.Enum):
@@ -45,7 +51,8 @@ class Engine(ABC):
     @classmethod
     @abstractmethod
     def make_client(cls, url: str, *, user: str | None, password: str | None, api_key: str | None,
-                    ca_certs: str | None, verify_certs: bool, timeout: float, max_retries: int) -> Any:
+                    ca_certs: str | None, verify_certs: bool, timeout: float, max_retries: int,
+                    pool_maxsize: int = POOL_MAXSIZE) -> Any:
         """A client that retries 502/503/504 and timeouts, verifying https unless told not to."""
 
     @staticmethod
@@ -64,13 +71,8 @@ class Engine(ABC):
         """The cluster's reason (or the connection failure) on one line."""
 
     @abstractmethod
-    def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
-        """This client library's ``helpers.streaming_bulk`` on ``client`` (which may wrap ``self.client``)."""
-
-    def counting_client(self, on_bulk_response: Callable[[dict], None],
-                        on_rejected_request: Callable[[], None]) -> CountingClient:
-        """``self.client`` as the bulk helper sees it, reporting each bulk response and each 429 request."""
-        return CountingClient(self.client, self.status, on_bulk_response, on_rejected_request)
+    def bulk(self, operations: list[dict]) -> dict:
+        """One ``_bulk`` request of action/source pairs; the response (raises this client's errors)."""
 
     @property
     @abstractmethod
@@ -114,37 +116,6 @@ class Engine(ABC):
         nodes = plain(self.client.nodes.info(metric="ingest"))["nodes"].values()
         sets = [{p["type"] for p in (node.get("ingest") or {}).get("processors", [])} for node in nodes]
         return set.intersection(*sets) if sets else set()
-
-
-class CountingClient:
-    """A client with ``bulk`` observed: each response, and each request refused as a whole with 429.
-
-    Everything else goes to the client; a bulk helper that calls ``options()`` first gets an observed copy.
-    """
-
-    def __init__(self, client: Any, status: Callable[[BaseException], int | None],
-                 on_response: Callable[[dict], None], on_rejected_request: Callable[[], None]) -> None:
-        self._client = client
-        self._status = status
-        self._on_response = on_response
-        self._on_rejected_request = on_rejected_request
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def options(self, **options: Any) -> CountingClient:
-        return CountingClient(self._client.options(**options), self._status, self._on_response,
-                              self._on_rejected_request)
-
-    def bulk(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            response = self._client.bulk(*args, **kwargs)
-        except Exception as exc:
-            if self._status(exc) == 429:
-                self._on_rejected_request()
-            raise
-        self._on_response(plain(response))
-        return response
 
 
 def plain(response: Any) -> Any:

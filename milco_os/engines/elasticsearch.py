@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
 
 import elastic_transport
 import elasticsearch
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
-from milco_os.engines.base import Engine, ErrorKind, one_line, plain
-
-RETRY_ON_STATUS = (502, 503, 504)
+from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, one_line, plain
 
 
 class ElasticsearchEngine(Engine):
@@ -20,7 +17,8 @@ class ElasticsearchEngine(Engine):
     @classmethod
     def make_client(cls, url: str, *, user: str | None = None, password: str | None = None,
                     api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-                    timeout: float = 60, max_retries: int = 5) -> Elasticsearch:
+                    timeout: float = 60, max_retries: int = 5,
+                    pool_maxsize: int = POOL_MAXSIZE) -> Elasticsearch:
         return Elasticsearch(
             url,
             basic_auth=(user, password or "") if user else None,
@@ -30,8 +28,9 @@ class ElasticsearchEngine(Engine):
             ca_certs=ca_certs,
             request_timeout=timeout,
             max_retries=max_retries,
-            retry_on_status=RETRY_ON_STATUS,
+            retry_on_status=UNAVAILABLE_STATUSES,
             retry_on_timeout=True,
+            connections_per_node=pool_maxsize,
         )
 
     @staticmethod
@@ -63,9 +62,8 @@ class ElasticsearchEngine(Engine):
             return one_line(f"{exc.message}: {cause}" if cause is not None else exc.message)
         return one_line(exc)
 
-    def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
-        return helpers.streaming_bulk(client, actions, **options)
-
+    def bulk(self, operations: list[dict]) -> dict:
+        return plain(self.client.bulk(operations=operations))
 
     @property
     def url(self) -> str:

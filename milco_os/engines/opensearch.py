@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
 
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import OpenSearch
 from opensearchpy import exceptions as errors
 
-from milco_os.engines.base import Engine, ErrorKind, one_line
-
-RETRY_ON_STATUS = (502, 503, 504)
+from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, one_line
 
 
 class OpenSearchEngine(Engine):
@@ -19,7 +16,8 @@ class OpenSearchEngine(Engine):
     @classmethod
     def make_client(cls, url: str, *, user: str | None = None, password: str | None = None,
                     api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-                    timeout: float = 60, max_retries: int = 5) -> OpenSearch:
+                    timeout: float = 60, max_retries: int = 5,
+                    pool_maxsize: int = POOL_MAXSIZE) -> OpenSearch:
         return OpenSearch(
             hosts=[url],
             http_auth=(user, password or "") if user else None,
@@ -29,8 +27,9 @@ class OpenSearchEngine(Engine):
             ca_certs=ca_certs,
             timeout=timeout,
             max_retries=max_retries,
-            retry_on_status=RETRY_ON_STATUS,
+            retry_on_status=UNAVAILABLE_STATUSES,
             retry_on_timeout=True,
+            pool_maxsize=pool_maxsize,
         )
 
     @staticmethod
@@ -65,9 +64,8 @@ class OpenSearchEngine(Engine):
             return one_line(error or exc.error)
         return one_line(exc)
 
-    def streaming_bulk(self, client: Any, actions: list[dict], **options: Any) -> Iterator[tuple[bool, dict]]:
-        return helpers.streaming_bulk(client, actions, **options)
-
+    def bulk(self, operations: list[dict]) -> dict:
+        return self.client.bulk(body=operations)
 
     @property
     def url(self) -> str:

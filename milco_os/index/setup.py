@@ -2,62 +2,38 @@
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
-from milco_os.engines import engine_for, plain
+from milco_os.engines import engine_for
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import PASSAGES_PATH, EN_FIELD, M_FIELD
+from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
+from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_type
+from milco_os.index.vector_fields import VectorField, vector_field
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
 PASSAGES_MAPPING = "milco_passages.json"
 PIPELINES = "ingest_pipelines"
-RANK_FEATURES = "rank_features"
-SPARSE_VECTOR = "sparse_vector"
-VECTOR_TYPES = (RANK_FEATURES, SPARSE_VECTOR)
 
 
 class IncompatibleIndexError(MilcoOsError):
     exit_code = 6
 
 
-def index_body(*, passages: bool, shards: int, replicas: int, vector_type: str = RANK_FEATURES,
-               default_pipeline: bool = True, sparse_vector_options: dict | None = None) -> dict:
-    """The index body of ``mappings/`` with the vector fields as ``vector_type`` (recorded in ``_meta``)."""
-    if vector_type not in VECTOR_TYPES:
-        raise MilcoOsError(f"unknown vector field type '{vector_type}': choose one of {', '.join(VECTOR_TYPES)}")
+def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int,
+               default_pipeline: bool = True) -> dict:
+    """The index body of ``mappings/`` with ``field``'s mapping and settings (its type recorded in ``_meta``)."""
     body = load_json("mappings", PASSAGES_MAPPING if passages else INDEX_MAPPING)
-    body["settings"]["index"].update({"number_of_shards": shards, "number_of_replicas": replicas})
+    settings = body["settings"]["index"]
+    settings.update({"number_of_shards": shards, "number_of_replicas": replicas, **field.index_settings()})
     if not default_pipeline:
-        body["settings"]["index"].pop("default_pipeline", None)
-    vector_spec = {"type": vector_type, **(sparse_vector_options or {} if vector_type == SPARSE_VECTOR else {})}
+        settings.pop("default_pipeline", None)
     for properties in (body["mappings"]["properties"],
                        body["mappings"]["properties"].get(PASSAGES_PATH, {}).get("properties", {})):
-        for field in (EN_FIELD, M_FIELD):
-            if field in properties:
-                properties[field] = dict(vector_spec)
-    body["mappings"]["_meta"]["milco_os"]["vector_field_type"] = vector_type
-    return body
-
-
-def cluster_index_body(client, *, passages: bool, shards: int, replicas: int, vector_type: str = RANK_FEATURES,
-                       default_pipeline: bool = True) -> dict:
-    """``index_body`` for this cluster: ``sparse_vector`` only where the engine has it, unpruned where it prunes,
-    kept in ``_source`` where it would be left out."""
-    if vector_type != SPARSE_VECTOR:
-        return index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
-                          default_pipeline=default_pipeline)
-    version = engine_for(client).version
-    if version.engine != "elasticsearch" or version.major_minor < (8, 11):
-        raise MilcoOsError(f"the sparse_vector field needs Elasticsearch 8.11+, not {version.engine} "
-                           f"{version.number}", hint="use --vector-field rank_features.")
-    # 8.19+ prunes frequent tokens at query time by default; MILCO scores the full dot product.
-    options = {"index_options": {"prune": False}} if version.major_minor >= (8, 19) else None
-    body = index_body(passages=passages, shards=shards, replicas=replicas, vector_type=vector_type,
-                      default_pipeline=default_pipeline, sparse_vector_options=options)
-    if version.major_minor >= (9, 1):
-        # 9.1+ leaves vectors out of _source by default; explain, reindex and enrich read them from there.
-        body["settings"]["index"]["mapping.exclude_source_vectors"] = False
+        for name in (EN_FIELD, M_FIELD):
+            if name in properties:
+                properties[name] = field.field_mapping()
+    body["mappings"]["_meta"]["milco_os"]["vector_field_type"] = field.type_name
     return body
 
 
@@ -81,7 +57,7 @@ def incompatibilities(existing: dict, wanted: dict) -> list[str]:
             for path, kind in need.items() if have.get(path) != kind]
 
 
-def ensure_pipelines(client) -> dict[str, str]:
+def ensure_pipelines(client: Any) -> dict[str, str]:
     """Install every pipeline of ``ingest_pipelines/`` (named after its file).
 
     Name -> 'installed', 'unchanged', or 'skipped: ...' when the cluster lacks a processor it
@@ -100,7 +76,7 @@ def ensure_pipelines(client) -> dict[str, str]:
         if engine.get_pipeline(path.stem) == body:
             outcomes[path.stem] = "unchanged"
             continue
-        client.ingest.put_pipeline(id=path.stem, body=body)
+        engine.client.ingest.put_pipeline(id=path.stem, body=body)
         outcomes[path.stem] = "installed"
     return outcomes
 
@@ -109,34 +85,26 @@ def pipelines_installed(outcomes: dict[str, str]) -> bool:
     return all(not outcome.startswith("skipped") for outcome in outcomes.values())
 
 
-@functools.lru_cache(maxsize=256)
-def stored_vector_type(client, index: str) -> str:
-    """The vector field type an index was set up with (its mapping's ``_meta``; rank_features before it said)."""
-    mappings = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
-    return (mappings.get("_meta") or {}).get("milco_os", {}).get("vector_field_type", RANK_FEATURES)
-
-
-def ensure_index(client, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
-                 vector_type: str | None = None) -> str:
-    """Install the pipelines, then create ``index`` unless it exists; 'created' or 'exists'.
+def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
+                 vector_type: str | None = None) -> tuple[IndexHandle, str]:
+    """Install the pipelines, then create ``index`` unless it exists: its handle, and 'created' or 'exists'.
 
     An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
     defaults to the existing index's, else ``rank_features``.
     """
-    default_pipeline = pipelines_installed(ensure_pipelines(client))
-    if not client.indices.exists(index=index):
-        body = cluster_index_body(client, passages=passages, shards=shards, replicas=replicas,
-                                  vector_type=vector_type or RANK_FEATURES, default_pipeline=default_pipeline)
-        client.indices.create(index=index, body=body)
-        return "created"
-    existing = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
-    wanted_type = vector_type or (existing.get("_meta") or {}).get("milco_os", {}).get("vector_field_type",
-                                                                                      RANK_FEATURES)
-    body = index_body(passages=passages, shards=shards, replicas=replicas, vector_type=wanted_type)
+    engine = engine_for(client)
+    default_pipeline = pipelines_installed(ensure_pipelines(engine))
+    exists = engine.client.indices.exists(index=index)
+    existing = stored_mapping(engine, index) if exists else {}
+    field = vector_field(vector_type or stored_vector_type(existing), engine.version)
+    body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline)
+    if not exists:
+        engine.client.indices.create(index=index, body=body)
+        return IndexHandle(engine, index, field), "created"
     problems = incompatibilities(existing, body)
     if problems:
         raise IncompatibleIndexError(
             f"Index '{index}' exists but does not fit MILCO documents: {'; '.join(problems)}.",
             hint="choose another index name, or reindex into a new index with 'milco-os setup'.",
         )
-    return "exists"
+    return IndexHandle(engine, index, field), "exists"

@@ -1,26 +1,28 @@
 """Bulk writes that ride out backpressure and short outages, and count what they rode out.
 
-The client library's ``streaming_bulk`` retries documents the cluster rejects with
-429 (exponential backoff); a thin wrapper around the client counts those rejections.
-Documents that fail because the cluster does not answer (connection refused, timeout)
-or answers 502/503/504 (node closing, shards not yet recovered) are retried as a group
-until ``unavailable_timeout_s`` has passed without progress; then
-``ClusterUnavailableError`` stops the job, whose checkpoint covers everything written before.
+One retry loop for every transient failure:
+- documents the cluster rejects with 429 (queue full), or a whole request refused with
+  429, are sent again after an exponential backoff, at most ``MAX_RETRIES_ON_429`` times;
+- documents that fail because the cluster does not answer (connection refused, timeout) or
+  answers 502/503/504 (node closing, shards not yet recovered) are sent again every
+  ``UNAVAILABLE_PAUSE_S`` until ``unavailable_timeout_s`` has passed without progress; then
+  ``ClusterUnavailableError`` stops the job, whose checkpoint covers everything written before.
+Every other outcome (written, 409 conflict, refused) is final and reported per document.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
 from milco_os.engines import Engine, ErrorKind
-from milco_os.engines.base import one_line
+from milco_os.engines.base import UNAVAILABLE_STATUSES, one_line
 from milco_os.errors import ClusterUnavailableError
 
 MAX_RETRIES_ON_429 = 8
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 20.0
 UNAVAILABLE_PAUSE_S = 2.0
-UNAVAILABLE_STATUSES = (502, 503, 504)
 
 
 @dataclass
@@ -29,13 +31,6 @@ class BulkCounters:
 
     rejected_429: int = 0
     unavailable_retries: int = 0
-
-    def count_response(self, response: dict) -> None:
-        self.rejected_429 += sum(
-            1 for item in response.get("items", ()) if next(iter(item.values())).get("status") == 429)
-
-    def count_rejected_request(self) -> None:
-        self.rejected_429 += 1
 
 
 @dataclass(frozen=True)
@@ -46,65 +41,82 @@ class BulkResult:
     ok: bool
     status: int | str | None = None
     error: object = None
-    unavailable: bool = False
 
 
 class BulkWriter:
-    """Writes batches of bulk actions (each with an ``_id``) and reports one result per document."""
+    """Writes batches of bulk actions and reports one result per action, in the actions' order.
+
+    An action is ``{"_index", "_id", "_source"}`` plus optional ``if_seq_no`` / ``if_primary_term``.
+    """
 
     def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0) -> None:
         self.engine = engine
         self.unavailable_timeout_s = unavailable_timeout_s
         self.counters = BulkCounters()
-        self._counting_client = engine.counting_client(self.counters.count_response,
-                                                       self.counters.count_rejected_request)
 
     def write(self, actions: list[dict]) -> list[BulkResult]:
-        """Results in no particular order; raises ClusterUnavailableError after a long outage."""
-        done: list[BulkResult] = []
-        pending = actions
+        """``results[i]`` is the outcome of ``actions[i]``; raises ClusterUnavailableError after a long outage."""
+        results: list[BulkResult | None] = [None] * len(actions)
+        pending = list(range(len(actions)))
+        rejections = 0
         waited_since: float | None = None
         while pending:
-            results = self._write_once(pending)
-            unavailable = {result.doc_id for result in results if result.unavailable}
-            done.extend(result for result in results if result.doc_id not in unavailable)
-            if not unavailable:
-                break
-            now = time.monotonic()
-            if len(unavailable) < len(pending) or waited_since is None:
-                waited_since = now
-            if now - waited_since > self.unavailable_timeout_s:
-                reason = next(result.error for result in results if result.doc_id in unavailable)
-                raise ClusterUnavailableError(
-                    f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
-                    f"({len(unavailable)} document(s) waiting): {one_line(reason)}",
-                    hint="bring the cluster back, then re-run the same command with --resume.",
-                )
-            self.counters.unavailable_retries += 1
-            time.sleep(UNAVAILABLE_PAUSE_S)
-            pending = [action for action in pending if action["_id"] in unavailable]
-        return done
+            outcomes = dict(zip(pending, self._send([actions[i] for i in pending])))
+            rejected = [i for i in pending if outcomes[i][1] == "rejected"]
+            unavailable = [i for i in pending if outcomes[i][1] == "unavailable"]
+            give_up_rejected = rejections >= MAX_RETRIES_ON_429
+            for i in pending:
+                result, retry = outcomes[i]
+                if retry is None or (retry == "rejected" and give_up_rejected):
+                    results[i] = result
+            self.counters.rejected_429 += len(rejected)
+            if rejected and not give_up_rejected:
+                time.sleep(min(INITIAL_BACKOFF_S * 2 ** rejections, MAX_BACKOFF_S))
+                rejections += 1
+            if unavailable:
+                now = time.monotonic()
+                if waited_since is None or len(unavailable) < len(pending):
+                    waited_since = now  # progress resets the outage clock
+                if now - waited_since > self.unavailable_timeout_s:
+                    raise self._outage(len(unavailable), outcomes[unavailable[0]][0].error)
+                self.counters.unavailable_retries += 1
+                time.sleep(UNAVAILABLE_PAUSE_S)
+            pending = [i for i in pending if results[i] is None]
+        return [result for result in results if result is not None]
 
-    def _write_once(self, actions: list[dict]) -> list[BulkResult]:
-        results = []
+    def _send(self, actions: list[dict]) -> list[tuple[BulkResult, str | None]]:
+        """One ``_bulk`` request: per action its result and whether to retry it ('rejected', 'unavailable')."""
         try:
-            for ok, item in self.engine.streaming_bulk(
-                self._counting_client, actions, chunk_size=len(actions), max_chunk_bytes=50 * 1024 * 1024,
-                raise_on_error=False, raise_on_exception=False, max_retries=MAX_RETRIES_ON_429,
-                initial_backoff=INITIAL_BACKOFF_S, max_backoff=MAX_BACKOFF_S,
-            ):
-                info = next(iter(item.values())) if item else {}
-                error = info.get("exception") or info.get("error")
-                results.append(BulkResult(str(info.get("_id")), ok, info.get("status"), None if ok else error,
-                                          unavailable=not ok and self._is_unavailable(info.get("status"), error)))
-        except Exception as exc:  # a client that raises connection failures instead of reporting them per item
-            if self.engine.classify(exc) is not ErrorKind.CONNECTION:
+            response = self.engine.bulk([line for action in actions for line in operation(action)])
+        except Exception as exc:
+            kind, status = self.engine.classify(exc), self.engine.status(exc)
+            if status == 429:
+                retry = "rejected"
+            elif kind is ErrorKind.CONNECTION or status in UNAVAILABLE_STATUSES:
+                retry = "unavailable"
+            else:
                 raise
-            written = {result.doc_id for result in results}
-            results += [BulkResult(str(action["_id"]), False, None, exc, unavailable=True)
-                        for action in actions if str(action["_id"]) not in written]
-        return results
+            return [(BulkResult(str(action["_id"]), False, status, exc), retry) for action in actions]
+        outcomes = []
+        for action, item in zip(actions, response["items"]):
+            info = next(iter(item.values()))
+            status, error = info.get("status"), info.get("error")
+            ok = error is None and isinstance(status, int) and status < 300
+            retry = None if ok else "rejected" if status == 429 else \
+                "unavailable" if status in UNAVAILABLE_STATUSES else None
+            outcomes.append((BulkResult(str(info.get("_id", action["_id"])), ok, status, error), retry))
+        return outcomes
 
-    def _is_unavailable(self, status: object, error: object) -> bool:
-        return status in UNAVAILABLE_STATUSES or (
-            isinstance(error, BaseException) and self.engine.classify(error) is ErrorKind.CONNECTION)
+    def _outage(self, waiting: int, reason: object) -> ClusterUnavailableError:
+        return ClusterUnavailableError(
+            f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
+            f"({waiting} document(s) waiting): {one_line(reason)}",
+            hint="bring the cluster back, then re-run the same command with --resume.",
+        )
+
+
+def operation(action: dict) -> list[dict]:
+    """The ``_bulk`` action line and source line of an index action."""
+    header = {"_index": action["_index"], "_id": action["_id"]}
+    header.update({key: action[key] for key in ("if_seq_no", "if_primary_term") if action.get(key) is not None})
+    return [{"index": header}, action["_source"]]

@@ -1,19 +1,19 @@
-"""How far the ingest of one JSONL file got, so an interrupted run can go on with ``--resume``.
+"""How far a job got, so an interrupted run can go on with ``--resume``: files by line, index slices by cursor.
 
-Batches are written in file order, so after a batch is written every line up to its
-last one is done (stored, or in the dead-letter file). The checkpoint records that
-line, next to the identity of the input file and the target index.
+Both advance only from a finished batch's report (``BatchReport``): batches are recorded in
+order, so after a batch every input up to its last one is done (stored, skipped, or in the
+dead-letter file).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from milco_os.errors import MilcoOsError
-from milco_os.pipeline.ingest import Record
+from milco_os.pipeline.ingest import BatchReport
 
 
 class CheckpointMismatchError(MilcoOsError):
@@ -21,7 +21,7 @@ class CheckpointMismatchError(MilcoOsError):
 
 
 @dataclass
-class IngestCheckpoint:
+class FileCheckpoint:
     """Every line of ``source`` up to ``line`` is done for ``index``; ``size`` identifies the file's version."""
 
     source: str
@@ -30,7 +30,7 @@ class IngestCheckpoint:
     line: int = 0
 
     @classmethod
-    def load_or_new(cls, path: Path, source: Path, index: str, resume: bool) -> IngestCheckpoint:
+    def load_or_new(cls, path: Path, source: Path, index: str, resume: bool) -> FileCheckpoint:
         """The saved checkpoint when resuming (it must match this file and index), else a fresh one."""
         fresh = cls(str(source.resolve()), source.stat().st_size, index)
         if not (resume and path.is_file()):
@@ -48,6 +48,58 @@ class IngestCheckpoint:
         temporary.write_text(json.dumps(asdict(self)) + "\n", encoding="utf-8")
         temporary.replace(path)
 
-    def remaining(self, records: Iterable[Record]) -> Iterator[Record]:
-        """The records after the last line already done."""
-        return (record for record in records if record.line > self.line)
+    def advance(self, report: BatchReport, path: Path) -> None:
+        """Every line up to the batch's last is done; saved at once."""
+        self.line = int(report.last_position)
+        self.save(path)
+
+
+@dataclass
+class SliceState:
+    """A slice's checkpoint: where reading stopped, and what was done so far."""
+
+    pit: str | None = None
+    cursor: list | None = None
+    done: bool = False
+    read: int = 0
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def advance(self, report: BatchReport) -> None:
+        self.cursor = report.last_position  # type: ignore[assignment]
+        self.read += report.read
+        self.written += report.written
+        self.skipped += report.skipped
+        self.failed += report.failed
+
+
+@dataclass
+class SliceCheckpoint:
+    """All slices' progress of a reindex or enrich, saved as JSON next to the dead-letter file."""
+
+    path: Path
+    source: str
+    dest: str
+    slices: dict[int, SliceState] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load_or_new(cls, path: Path, source: str, dest: str, slices: int, resume: bool) -> SliceCheckpoint:
+        if resume and path.is_file():
+            data = json.loads(path.read_text())
+            if (data["source"], data["dest"], len(data["slices"])) != (source, dest, slices):
+                raise CheckpointMismatchError(
+                    f"{path} belongs to a reindex of {data['source']} -> {data['dest']} with "
+                    f"{len(data['slices'])} slices, not this one.",
+                    hint="use the same --source, --dest and --slices, or drop --resume.")
+            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()})
+        return cls(path, source, dest, {n: SliceState() for n in range(slices)})
+
+    def save(self) -> None:
+        with self.lock:
+            data = {"source": self.source, "dest": self.dest,
+                    "slices": {str(n): asdict(state) for n, state in self.slices.items()}}
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(data, indent=1))
+            temporary.replace(self.path)

@@ -12,25 +12,22 @@ encoded twice.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
 
+from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, META_FIELD
-from milco_os.index.setup import (
-    RANK_FEATURES,
-    cluster_index_body,
-    ensure_pipelines,
-    incompatibilities,
-    pipelines_installed,
-)
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, IngestSummary, Ingestor, Record
-from milco_os.search.searcher import Encoder
+from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_type
+from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body, pipelines_installed
+from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field
+from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.documents import SourceDocument
+from milco_os.pipeline.ingest import BatchReport, IngestOptions, IngestSummary, Ingestor
 
 PIT_KEEP_ALIVE = "30m"
 COPIED_SETTINGS = ("analysis", "similarity", "mapping", "max_result_window", "number_of_shards", "refresh_interval")
@@ -40,77 +37,33 @@ class ReindexError(MilcoOsError):
     exit_code = 8
 
 
-@dataclass
-class SliceState:
-    """A slice's checkpoint: where reading stopped, and what was done so far."""
-
-    pit: str | None = None
-    cursor: list | None = None
-    done: bool = False
-    read: int = 0
-    written: int = 0
-    skipped: int = 0
-    failed: int = 0
-
-
-@dataclass
-class Checkpoint:
-    """All slices' progress, saved as JSON next to the dead-letter file."""
-
-    path: Path
-    source: str
-    dest: str
-    slices: dict[int, SliceState] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @classmethod
-    def load_or_new(cls, path: Path, source: str, dest: str, slices: int, resume: bool) -> Checkpoint:
-        if resume and path.is_file():
-            data = json.loads(path.read_text())
-            if (data["source"], data["dest"], len(data["slices"])) != (source, dest, slices):
-                raise ReindexError(f"{path} belongs to a reindex of {data['source']} -> {data['dest']} with "
-                                   f"{len(data['slices'])} slices, not this one.",
-                                   hint="use the same --source, --dest and --slices, or drop --resume.")
-            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()})
-        return cls(path, source, dest, {n: SliceState() for n in range(slices)})
-
-    def save(self) -> None:
-        with self.lock:
-            data = {"source": self.source, "dest": self.dest,
-                    "slices": {str(n): asdict(state) for n, state in self.slices.items()}}
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(data, indent=1))
-            temporary.replace(self.path)
-
-
-def dest_body(client, source: str, *, passages: bool = False, vector_type: str = RANK_FEATURES,
+def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool = False,
               default_pipeline: bool = True) -> dict:
     """``mappings/`` merged with the source index's own mapping and copyable settings."""
-    body = cluster_index_body(client, passages=passages, shards=1, replicas=1, vector_type=vector_type,
-                              default_pipeline=default_pipeline)
-    mapping = next(iter(plain(client.indices.get_mapping(index=source)).values()))["mappings"]
+    body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline)
+    mapping = stored_mapping(engine, source)
     problems = [p for p in incompatibilities(mapping, body) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{source}' has fields that clash with the MILCO fields: {'; '.join(problems)}.")
     properties = {**mapping.get("properties", {}), **body["mappings"]["properties"]}
     body["mappings"] = {**mapping, **body["mappings"], "properties": properties}
-    settings = next(iter(plain(client.indices.get_settings(index=source)).values()))["settings"]["index"]
+    settings = next(iter(plain(engine.client.indices.get_settings(index=source)).values()))["settings"]["index"]
     body["settings"]["index"].update({key: settings[key] for key in COPIED_SETTINGS if key in settings})
     body["settings"]["index"]["number_of_replicas"] = settings.get("number_of_replicas", "1")
     return body
 
 
-def ensure_milco_mapping(client, index: str, vector_type: str = RANK_FEATURES) -> None:
+def ensure_milco_mapping(engine: Engine, index: str, field: VectorField) -> None:
     """Add the MILCO fields to an existing index's mapping (for enriching in place)."""
-    ensure_pipelines(client)
-    wanted = cluster_index_body(client, passages=False, shards=1, replicas=1, vector_type=vector_type)
-    mapping = next(iter(plain(client.indices.get_mapping(index=index)).values()))["mappings"]
+    ensure_pipelines(engine)
+    wanted = index_body(field, passages=False, shards=1, replicas=1)
+    mapping = stored_mapping(engine, index)
     problems = [p for p in incompatibilities(mapping, wanted) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{index}' cannot take MILCO fields: {'; '.join(problems)}.")
     milco = {key: wanted["mappings"]["properties"][key] for key in (EN_FIELD, M_FIELD, META_FIELD)}
     meta = {**(mapping.get("_meta") or {}), "milco_os": wanted["mappings"]["_meta"]["milco_os"]}
-    client.indices.put_mapping(index=index, body={"properties": milco, "_meta": meta})
+    engine.client.indices.put_mapping(index=index, body={"properties": milco, "_meta": meta})
 
 
 def supports_pit_reading(engine: Engine, index: str) -> bool:
@@ -131,24 +84,28 @@ def supports_pit_reading(engine: Engine, index: str) -> bool:
 
 
 class SliceReader:
-    """Pages of one slice of an index, as Records carrying their cursor, seq_no and primary term."""
+    """One slice of an index as a source: each hit a SourceDocument positioned at its sort cursor.
 
-    def __init__(self, client, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
-                 use_pit: bool, id_field: str | None = None) -> None:
-        self.engine = engine_for(client)
-        self.client, self.index, self.slice_id, self.slices = client, index, slice_id, slices
+    Its id is ``_id``, or the ``id_field`` value when one is named; with ``guard_writes``
+    (enrich in place) it carries its seq_no and primary term, so it is written back only if unchanged.
+    """
+
+    def __init__(self, engine: Engine, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
+                 use_pit: bool, id_field: str | None = None, guard_writes: bool = False) -> None:
+        self.engine, self.client = engine, engine.client
+        self.index, self.slice_id, self.slices = index, slice_id, slices
         self.state, self.page_size, self.use_pit, self.id_field = state, page_size, use_pit, id_field
+        self.guard_writes = guard_writes
 
-    def records(self) -> Iterator[Record]:
-        """Each hit as a Record; its id is ``_id``, or the ``id_field`` value when one is named."""
+    def __iter__(self) -> Iterator[SourceDocument]:
         pages = self._pit_pages() if self.use_pit else self._scroll_pages()
         for hits in pages:
             for hit in hits:
                 doc_id = hit["_id"]
                 if self.id_field and hit["_source"].get(self.id_field) not in (None, ""):
                     doc_id = str(hit["_source"][self.id_field])
-                yield Record(line=0, source=hit["_source"], doc_id=doc_id, seq_no=hit.get("_seq_no"),
-                             primary_term=hit.get("_primary_term"), cursor=hit.get("sort"))
+                guard = (hit["_seq_no"], hit["_primary_term"]) if self.guard_writes and "_seq_no" in hit else None
+                yield SourceDocument(hit.get("sort"), doc_id, hit["_source"], write_guard=guard)
 
     def _slice(self) -> dict | None:
         return {"id": self.slice_id, "max": self.slices} if self.slices > 1 else None
@@ -201,6 +158,8 @@ class SliceReader:
 
 @dataclass(frozen=True)
 class ReindexPlan:
+    """SOURCE -> DEST (``in_place``: DEST is SOURCE, enriched) with these options, read in ``slices``."""
+
     source: str
     dest: str
     options: IngestOptions
@@ -208,29 +167,30 @@ class ReindexPlan:
     resume: bool = False
     alias: str | None = None
     id_field: str | None = None
-    vector_type: str = RANK_FEATURES
+    vector_type: str | None = None
+    in_place: bool = False
 
 
 class Reindexer:
-    """Runs a reindex (``options.in_place`` false) or an enrich (true) over all slices in parallel."""
+    """Runs a reindex or an enrich over all slices in parallel, each slice its own ingest pipeline."""
 
-    def __init__(self, client, encoder: Encoder, plan: ReindexPlan, checkpoint: Checkpoint,
+    def __init__(self, client: Any, encoder: SparseEncoder, plan: ReindexPlan, checkpoint: SliceCheckpoint,
                  dead_letters: DeadLetters, on_progress: Callable[[int, int], None] = lambda s, n: None,
                  log_line: Callable[[dict], None] = lambda line: None) -> None:
-        self.client, self.encoder, self.plan = client, encoder, plan
+        self.engine, self.encoder, self.plan = engine_for(client), encoder, plan
         self.checkpoint, self.dead_letters = checkpoint, dead_letters
         self.on_progress, self.log_line = on_progress, log_line
 
     def run(self) -> IngestSummary:
         started = time.perf_counter()
-        self._prepare_dest()
-        use_pit = supports_pit_reading(engine_for(self.client), self.plan.source)
+        dest = self._prepare_dest()
+        use_pit = supports_pit_reading(self.engine, self.plan.source)
         summaries: dict[int, IngestSummary] = {}
         errors: list[BaseException] = []
 
         def work(slice_id: int) -> None:
             try:
-                summaries[slice_id] = self._run_slice(slice_id, use_pit)
+                summaries[slice_id] = self._run_slice(dest, slice_id, use_pit)
             except BaseException as exc:  # reported after every slice stopped
                 errors.append(exc)
 
@@ -243,56 +203,47 @@ class Reindexer:
         if errors:
             raise errors[0]
         total = IngestSummary()
-        for state in self.checkpoint.slices.values():
-            total.read += state.read
-            total.written += state.written
-            total.skipped += state.skipped
-            total.failed += state.failed
         for summary in summaries.values():
-            total.no_text += summary.no_text
-            total.conflicts += summary.conflicts
-            total.encode_s += summary.encode_s
-            total.bulk_s += summary.bulk_s
-            total.duplicate_ids += summary.duplicate_ids
-            total.rejected_429 += summary.rejected_429
-            total.unavailable_retries += summary.unavailable_retries
+            total.merge(summary)
+        # A resumed run reports the whole job: what earlier runs did comes from the checkpoint.
+        total.read, total.written, total.skipped, total.failed = (
+            sum(getattr(state, name) for state in self.checkpoint.slices.values())
+            for name in ("read", "written", "skipped", "failed"))
         total.elapsed_s = time.perf_counter() - started
         return total
 
-    def _prepare_dest(self) -> None:
-        plan = self.plan
-        if plan.options.in_place:
-            ensure_milco_mapping(self.client, plan.dest, plan.vector_type)
-            return
-        default_pipeline = pipelines_installed(ensure_pipelines(self.client))
-        if not self.client.indices.exists(index=plan.dest):
-            body = dest_body(self.client, plan.source, passages=plan.options.passages, vector_type=plan.vector_type,
-                             default_pipeline=default_pipeline)
-            self.client.indices.create(index=plan.dest, body=body)
+    def _prepare_dest(self) -> IndexHandle:
+        plan, engine = self.plan, self.engine
+        exists = engine.client.indices.exists(index=plan.dest)
+        vector_type = plan.vector_type or (stored_vector_type(stored_mapping(engine, plan.dest)) if exists else
+                                           DEFAULT_VECTOR_FIELD)
+        field = vector_field(vector_type, engine.version)
+        if plan.in_place:
+            ensure_milco_mapping(engine, plan.dest, field)
+        elif not exists:
+            default_pipeline = pipelines_installed(ensure_pipelines(engine))
+            engine.client.indices.create(index=plan.dest, body=dest_body(
+                engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline))
+        return IndexHandle(engine, plan.dest, field)
 
-    def _run_slice(self, slice_id: int, use_pit: bool) -> IngestSummary:
+    def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]
-        reader = SliceReader(self.client, self.plan.source, slice_id, self.plan.slices, state,
-                             self.plan.options.batch_size, use_pit, self.plan.id_field)
+        reader = SliceReader(self.engine, self.plan.source, slice_id, self.plan.slices, state,
+                             self.plan.options.batch_size, use_pit, self.plan.id_field, guard_writes=self.plan.in_place)
         options = self.plan.options
         if self.plan.resume and not options.skip_existing:
             # Documents written before an interruption are recognised and not encoded again.
             options = replace(options, skip_existing=True)
-        ingestor = Ingestor(self.client, self.encoder, options, self.dead_letters,
-                            on_progress=lambda n: self.on_progress(slice_id, n))
-        before = (state.read, state.written, state.skipped, state.failed)
 
-        def batch_done(last: Record) -> None:
-            summary = ingestor.summary
-            state.cursor = last.cursor
-            state.read, state.written = before[0] + summary.read, before[1] + summary.written
-            state.skipped, state.failed = before[2] + summary.skipped, before[3] + summary.failed
+        def batch_done(report: BatchReport) -> None:
+            state.advance(report)
             self.checkpoint.save()
             self.log_line({"time": time.time(), "slice": slice_id, "read": state.read, "written": state.written,
                            "skipped": state.skipped, "failed": state.failed})
 
-        ingestor.on_batch_done = batch_done
-        summary = ingestor.run(reader.records())
+        ingestor = Ingestor(dest, self.encoder, options, self.dead_letters,
+                            on_progress=lambda n: self.on_progress(slice_id, n), on_batch_done=batch_done)
+        summary = ingestor.run(reader)
         state.done = True
         self.checkpoint.save()
         return summary

@@ -1,11 +1,9 @@
 """Query DSL builders: MILCO query vectors -> plain dicts for opensearch-py and elasticsearch clients.
 
-A ``rank_feature`` clause with the ``linear`` function scores ``boost x stored weight``;
-a bool ``should`` of one clause per query term, boost = query weight, therefore
-scores each document by the MILCO dot product (to the 9 significant bits that
-``rank_features`` keeps). On an Elasticsearch ``sparse_vector`` field the same dot
-product comes from one ``sparse_vector`` query per view (8.15+, optionally with its
-``pruning_config``) or, before that, from ``term`` clauses with boost = query weight.
+The index's ``VectorField`` turns a list of query terms into a query whose score is the
+MILCO dot product (``milco_os.index.vector_fields``); these builders choose the terms
+(heaviest first, capped), and compose two-phase retrieval, best-passage scoring, BM25
+hybrids and filters around it. Pure functions: no I/O.
 """
 
 from __future__ import annotations
@@ -15,15 +13,11 @@ from typing import Sequence
 
 from milco_os.index.feature_names import encode_key
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
+from milco_os.index.vector_fields import VectorField
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 # OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
 DEFAULT_MAX_CLAUSES = 1000
-# How a query reaches the stored vectors: rank_features fields, or sparse_vector fields (two ways).
-RANK_FEATURE = "rank_feature"
-SPARSE_VECTOR = "sparse_vector"
-TERM = "term"
-QUERY_STYLES = (RANK_FEATURE, SPARSE_VECTOR, TERM)
 
 
 @dataclass(frozen=True)
@@ -54,61 +48,36 @@ def query_terms(
     return sorted(terms, key=lambda term: (-term.weight, term.field, term.key))
 
 
-def rank_feature_clause(term: QueryTerm, path_prefix: str = "") -> dict:
-    return {"rank_feature": {"field": f"{path_prefix}{term.field}.{term.key}", "boost": term.weight, "linear": {}}}
-
-
-def term_clause(term: QueryTerm, path_prefix: str = "") -> dict:
-    return {"term": {f"{path_prefix}{term.field}": {"value": term.key, "boost": term.weight}}}
-
-
-def sparse_vector_clauses(terms: Sequence[QueryTerm], path_prefix: str = "",
-                          pruning_config: dict | None = None) -> list[dict]:
-    """One ``sparse_vector`` query per view field; with ``pruning_config`` Elasticsearch prunes the query."""
-    by_field: dict[str, dict[str, float]] = {}
-    for term in terms:
-        by_field.setdefault(term.field, {})[term.key] = term.weight
-    pruning = {"prune": True, "pruning_config": pruning_config} if pruning_config is not None else {}
-    return [{"sparse_vector": {"field": f"{path_prefix}{field}", "query_vector": vector, **pruning}}
-            for field, vector in by_field.items()]
-
-
-def sparse_query(terms: Sequence[QueryTerm], *, max_clauses: int = DEFAULT_MAX_CLAUSES, path_prefix: str = "",
-                 style: str = RANK_FEATURE, pruning_config: dict | None = None) -> dict:
+def sparse_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
+                 path_prefix: str = "", pruning_config: dict | None = None) -> dict:
     """The exact dot product over the ``max_clauses`` heaviest terms (``terms`` come heaviest first)."""
-    if style not in QUERY_STYLES:
-        raise ValueError(f"query style must be one of {', '.join(QUERY_STYLES)}, not {style!r}")
     if not terms:
         return {"match_none": {}}
-    kept = terms[:max_clauses]
-    if style == SPARSE_VECTOR:
-        return {"bool": {"should": sparse_vector_clauses(kept, path_prefix, pruning_config)}}
-    clause = rank_feature_clause if style == RANK_FEATURE else term_clause
-    return {"bool": {"should": [clause(t, path_prefix) for t in kept]}}
+    return field.query(terms[:max_clauses], path_prefix, pruning_config)
 
 
-def two_phase_body(
-    terms: Sequence[QueryTerm], *, size: int, first_phase_terms: int, window: int,
-    max_clauses: int = DEFAULT_MAX_CLAUSES, style: str = RANK_FEATURE,
-) -> dict:
+def passages_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
+                   pruning_config: dict | None = None) -> dict:
+    """A document scores as its best passage."""
+    return {"nested": {"path": PASSAGES_PATH, "score_mode": "max",
+                       "query": sparse_query(terms, field, max_clauses=max_clauses, path_prefix=PASSAGES_PATH + ".",
+                                             pruning_config=pruning_config)}}
+
+
+def two_phase_body(terms: Sequence[QueryTerm], field: VectorField, *, size: int, first_phase_terms: int,
+                   window: int, max_clauses: int = DEFAULT_MAX_CLAUSES, pruning_config: dict | None = None) -> dict:
     """Heaviest terms retrieve; the rest rescore the top ``window`` so their scores are the full dot product."""
     head, tail = terms[:first_phase_terms], terms[first_phase_terms:max_clauses]
-    body: dict = {"size": size, "query": sparse_query(head, max_clauses=max_clauses, style=style)}
+    body: dict = {"size": size, "query": sparse_query(head, field, max_clauses=max_clauses,
+                                                      pruning_config=pruning_config)}
     if tail:
         body["rescore"] = {
             "window_size": max(window, size),
-            "query": {"rescore_query": sparse_query(tail, max_clauses=max_clauses, style=style),
+            "query": {"rescore_query": sparse_query(tail, field, max_clauses=max_clauses,
+                                                    pruning_config=pruning_config),
                       "query_weight": 1.0, "rescore_query_weight": 1.0, "score_mode": "total"},
         }
     return body
-
-
-def passages_query(terms: Sequence[QueryTerm], *, max_clauses: int = DEFAULT_MAX_CLAUSES,
-                   style: str = RANK_FEATURE, pruning_config: dict | None = None) -> dict:
-    """A document scores as its best passage."""
-    return {"nested": {"path": PASSAGES_PATH, "score_mode": "max",
-                       "query": sparse_query(terms, max_clauses=max_clauses, path_prefix=PASSAGES_PATH + ".",
-                                             style=style, pruning_config=pruning_config)}}
 
 
 def hybrid_query(milco: dict, text: str, *, text_fields: Sequence[str], bm25_weight: float,

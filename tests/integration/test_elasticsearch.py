@@ -18,11 +18,15 @@ from elasticsearch import Elasticsearch, helpers
 from milco_os.cluster import make_client
 from milco_os.engines import engine_for
 from milco_os.index.fields import vector_fields
-from milco_os.index.setup import ensure_index, stored_vector_type
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.index.setup import ensure_index
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import DictSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.encoding.pruning import PruneSpec
-from milco_os.pipeline.reindex import Checkpoint, ReindexPlan, Reindexer
+from milco_os.pipeline.checkpoints import SliceCheckpoint
+from milco_os.pipeline.reindex import ReindexPlan, Reindexer
 from milco_os.search.searcher import SearchOptions, search
 from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, corpus, exact_dot, queries
 
@@ -43,8 +47,8 @@ def indexed(es: Elasticsearch, elasticsearch_target, tiny_encoder: MilcoEncoder)
     index = f"fidelity-{vector_type.replace('_', '-')}"
     ensure_index(es, index, shards=1, replicas=0, vector_type=vector_type)
     documents = corpus()
-    options = IngestOptions(index=index, prune=PruneSpec.parse(DOC_PRUNE), batch_size=50)
-    summary = Ingestor(es, tiny_encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    options = IngestOptions(prune=PruneSpec.parse(DOC_PRUNE), batch_size=50)
+    summary = Ingestor(open_index(es, index), tiny_encoder, options, DeadLetters(None)).run(DictSource(documents))
     es.indices.refresh(index=index)
     assert summary.written == len(documents) and summary.failed == 0
     vectors = tiny_encoder.encode([doc["text"] for doc in documents], prune=DOC_PRUNE)
@@ -56,7 +60,7 @@ def test_the_index_records_its_vector_field_type(es: Elasticsearch, elasticsearc
     _, vector_type = elasticsearch_target
     properties = es.indices.get_mapping(index=index).body[index]["mappings"]["properties"]
     assert properties["milco_en"]["type"] == properties["milco_m"]["type"] == vector_type
-    assert stored_vector_type(es, index) == vector_type
+    assert open_index(es, index).field.type_name == vector_type
     assert engine_for(es).version.engine == "elasticsearch"
 
 
@@ -66,7 +70,7 @@ def test_top10_equals_exact_dot_product(es: Elasticsearch, tiny_encoder: MilcoEn
     for text in queries():
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
         exact = sorted(((exact_dot(query_vector, v, echo), doc_id) for doc_id, v in doc_vectors.items()), reverse=True)
-        hits = search(es, index, tiny_encoder, text, SearchOptions(size=10, echo=echo))
+        hits = search(open_index(es, index), tiny_encoder, text, SearchOptions(size=10, echo=echo))
         assert_top10_is_exact(hits, exact, doc_vectors, query_vector, echo)
 
 
@@ -74,8 +78,8 @@ def test_two_phase_scores_are_the_full_dot_product(es: Elasticsearch, tiny_encod
     index, doc_vectors = indexed
     for text in queries()[:8]:
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
-        full = search(es, index, tiny_encoder, text, SearchOptions(size=10))
-        whole = search(es, index, tiny_encoder, text,
+        full = search(open_index(es, index), tiny_encoder, text, SearchOptions(size=10))
+        whole = search(open_index(es, index), tiny_encoder, text,
                        SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=len(doc_vectors)))
         assert [hit.id for hit in whole] == [hit.id for hit in full]
         assert [hit.score for hit in whole] == pytest.approx([hit.score for hit in full], rel=1e-5)
@@ -92,9 +96,9 @@ def test_sliced_pit_reindex_keeps_ids_fields_and_exact_vectors(es: Elasticsearch
                                           "mappings": {"properties": {"title": {"type": "keyword"}}}})
     helpers.bulk(es, ({"_index": source, "_id": doc_id, "_source": doc} for doc_id, doc in originals.items()),
                  refresh=True)
-    options = IngestOptions(index=dest, text_field="body", batch_size=64, prune=PruneSpec.parse(DOC_PRUNE))
+    options = IngestOptions(text_field="body", batch_size=64, prune=PruneSpec.parse(DOC_PRUNE))
     plan = ReindexPlan(source, dest, options, slices=2, vector_type=vector_type)
-    checkpoint = Checkpoint.load_or_new(tmp_path / "c.json", source, dest, 2, False)
+    checkpoint = SliceCheckpoint.load_or_new(tmp_path / "c.json", source, dest, 2, False)
     summary = Reindexer(es, tiny_encoder, plan, checkpoint, DeadLetters(None)).run()
 
     assert (summary.read, summary.written, summary.failed) == (len(originals), len(originals), 0)
@@ -140,33 +144,33 @@ def test_enrich_in_place_and_passages(es: Elasticsearch, elasticsearch_target, t
     originals = {f"e{n}": {"body": doc["text"]} for n, doc in enumerate(corpus(60, seed=11))}
     helpers.bulk(es, ({"_index": index, "_id": doc_id, "_source": doc} for doc_id, doc in originals.items()),
                  refresh=True)
-    options = IngestOptions(index=index, text_field="body", batch_size=16, in_place=True)
-    plan = ReindexPlan(index, index, options, vector_type=vector_type)
-    checkpoint = Checkpoint.load_or_new(tmp_path / "c.json", index, index, 1, False)
+    options = IngestOptions(text_field="body", batch_size=16)
+    plan = ReindexPlan(index, index, options, vector_type=vector_type, in_place=True)
+    checkpoint = SliceCheckpoint.load_or_new(tmp_path / "c.json", index, index, 1, False)
     summary = Reindexer(es, tiny_encoder, plan, checkpoint, DeadLetters(None)).run()
     assert (summary.written, summary.conflicts, summary.failed) == (len(originals), 0, 0)
     es.indices.refresh(index=index)
     enriched = {hit["_id"]: hit["_source"] for hit in helpers.scan(es, index=index)}
     assert all(doc["body"] == originals[doc_id]["body"] for doc_id, doc in enriched.items())
-    assert stored_vector_type(es, index) == vector_type
+    assert open_index(es, index).field.type_name == vector_type
     # The vectors are checked through search (9.x keeps sparse_vector values out of _source by default).
     doc_vectors = dict(zip(originals, tiny_encoder.encode([doc["body"] for doc in originals.values()])))
     for text in queries()[:6]:
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
-        for hit in search(es, index, tiny_encoder, text, SearchOptions(size=5)):
+        for hit in search(open_index(es, index), tiny_encoder, text, SearchOptions(size=5)):
             assert hit.score == pytest.approx(query_vector.dot(doc_vectors[hit.id]), rel=1e-2)
-    explained = search(es, index, tiny_encoder, "Berlin capital", SearchOptions(size=3, explain=True))
+    explained = search(open_index(es, index), tiny_encoder, "Berlin capital", SearchOptions(size=3, explain=True))
     assert explained and all(hit.terms and sum(hit.terms.values()) == pytest.approx(hit.score, rel=1e-2)
                              for hit in explained)
 
     passages = "passages-index"
     ensure_index(es, passages, passages=True, replicas=0, vector_type=vector_type)
     long_texts = [{"id": f"p{n}", "text": " ".join(doc["text"] for doc in corpus(12, seed=n))} for n in range(12)]
-    written = Ingestor(es, tiny_encoder, IngestOptions(index=passages, passages=True, passage_tokens=24),
-                       DeadLetters(None)).run(records_from_dicts(long_texts))
+    written = Ingestor(open_index(es, passages), tiny_encoder, IngestOptions(passages=True, passage_tokens=24),
+                       DeadLetters(None)).run(DictSource(long_texts))
     assert written.written == len(long_texts)
     es.indices.refresh(index=passages)
-    hits = search(es, passages, tiny_encoder, "Berlin Hauptstadt", SearchOptions(size=5, passages=True))
+    hits = search(open_index(es, passages), tiny_encoder, "Berlin Hauptstadt", SearchOptions(size=5, passages=True))
     assert hits and all(hit.score > 0 for hit in hits)
     stored = es.get(index=passages, id=hits[0].id).body["_source"]["milco_passages"]
     assert len(stored) > 1, "long texts are split into several passages"

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,11 +13,15 @@ import pytest
 from opensearchpy import OpenSearch, helpers
 
 from milco_os.index.fields import vector_fields
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions
+from milco_os.pipeline.ingest import IngestOptions
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.encoding.contract import SparseEncoder
 from milco_os.model import MilcoEncoder
 from milco_os.encoding.pruning import PruneSpec
-from milco_os.pipeline.reindex import Checkpoint, ReindexError, ReindexPlan, Reindexer, move_alias
+from milco_os.pipeline.checkpoints import SliceCheckpoint
+from milco_os.pipeline.reindex import ReindexError, ReindexPlan, Reindexer, move_alias
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
+from tests.waiting import settled_count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ DOCS = 2000
 PRUNE = "topk:24"
 
 
-class CountingEncoder:
+class CountingEncoder(SparseEncoder):
     """The tiny encoder, counting the texts it is asked to encode."""
 
     def __init__(self, encoder: MilcoEncoder, before_first_call=None) -> None:
@@ -59,16 +60,16 @@ def make_source(client: OpenSearch, name: str, count: int = DOCS) -> None:
 
 def plan(source: str, dest: str, *, slices: int = 3, batch_size: int = 64, resume: bool = False,
          skip_existing: bool = False, in_place: bool = False, model_name: str = "tiny-milco0") -> ReindexPlan:
-    options = IngestOptions(index=dest, text_field="body", batch_size=batch_size, prune=PruneSpec.parse(PRUNE),
-                            model_name=model_name, skip_existing=skip_existing, in_place=in_place)
-    return ReindexPlan(source, dest, options, slices=slices, resume=resume)
+    options = IngestOptions(text_field="body", batch_size=batch_size, prune=PruneSpec.parse(PRUNE),
+                            model_name=model_name, skip_existing=skip_existing)
+    return ReindexPlan(source, dest, options, slices=slices, resume=resume, in_place=in_place)
 
 
 def run(client, encoder, reindex_plan: ReindexPlan, folder: Path, resume: bool = False):
     """One run with its checkpoint in ``folder`` (a fresh folder starts from scratch)."""
     folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = Checkpoint.load_or_new(folder / "dead.checkpoint.json", reindex_plan.source, reindex_plan.dest,
-                                        reindex_plan.slices, resume)
+    checkpoint = SliceCheckpoint.load_or_new(folder / "dead.checkpoint.json", reindex_plan.source,
+                                             reindex_plan.dest, reindex_plan.slices, resume)
     return Reindexer(client, encoder, reindex_plan, checkpoint, DeadLetters(None)).run()
 
 
@@ -128,19 +129,21 @@ def test_sigkill_then_resume_loses_nothing_and_encodes_nothing_twice(opensearch:
          "--source", source, "--dest", dest, "--text-field", "body", "--model", str(tiny_checkpoint),
          "--slices", "3", "--batch-size", "8", "--prune", PRUNE, "--dead-letter", str(tmp_path / "dead.jsonl")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+
+    def checkpointed() -> int:
         try:
-            written = sum(s["written"] for s in json.loads(checkpoint_file.read_text())["slices"].values())
+            return sum(s["written"] for s in json.loads(checkpoint_file.read_text())["slices"].values())
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            written = 0
-        if written >= 300 or process.poll() is not None:
-            break
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    opensearch.indices.refresh(index=dest)
-    before = opensearch.count(index=dest)["count"]
+            return 0
+
+    try:
+        wait_for(lambda: checkpointed() >= 300 or process.poll() is not None, timeout=300, interval=0.02,
+                 what="the reindex to checkpoint 300 documents", detail=checkpointed)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    # The bulk request in flight at the kill may still be applied by the cluster: count once writes have stopped.
+    before = settled_count(opensearch, dest)
     assert 0 < before < DOCS, "the kill must land mid-run"
 
     counting = CountingEncoder(tiny_encoder)
@@ -231,7 +234,7 @@ def test_reindex_into_passages_with_ids_from_a_field(opensearch: OpenSearch, nam
                                                     tiny_encoder: MilcoEncoder) -> None:
     source, dest = names
     make_source(opensearch, source, count=30)
-    options = IngestOptions(index=dest, text_field="body", prune=PruneSpec.parse(PRUNE), passages=True,
+    options = IngestOptions(text_field="body", prune=PruneSpec.parse(PRUNE), passages=True,
                             passage_tokens=16, model_name=tiny_encoder.name)
     summary = run(opensearch, tiny_encoder, ReindexPlan(source, dest, options, slices=2, id_field="title"), tmp_path)
     assert summary.written == 30

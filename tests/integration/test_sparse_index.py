@@ -11,7 +11,10 @@ from opensearchpy import OpenSearch
 
 from milco_os.index.fields import stored_terms
 from milco_os.index.setup import IncompatibleIndexError, ensure_index
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl, records_from_dicts
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import DictSource, JsonlSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.search.searcher import SearchOptions, search
@@ -54,8 +57,8 @@ def indexed(opensearch: OpenSearch, tiny_encoder: MilcoEncoder, tmp_path_factory
     index = "fidelity-" + tmp_path_factory.mktemp("x").name.lower()
     ensure_index(opensearch, index, shards=1, replicas=0)
     documents = corpus()
-    options = IngestOptions(index=index, prune=PruneSpec.parse(DOC_PRUNE), batch_size=50)
-    summary = Ingestor(opensearch, tiny_encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    options = IngestOptions(prune=PruneSpec.parse(DOC_PRUNE), batch_size=50)
+    summary = Ingestor(open_index(opensearch, index), tiny_encoder, options, DeadLetters(None)).run(DictSource(documents))
     opensearch.indices.refresh(index=index)
     assert summary.written == len(documents) and summary.failed == 0
     vectors = tiny_encoder.encode([doc["text"] for doc in documents], prune=DOC_PRUNE)
@@ -78,7 +81,7 @@ def test_top10_equals_exact_dot_product(opensearch: OpenSearch, tiny_encoder: Mi
     for text in queries():
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
         exact = sorted(((exact_dot(query_vector, v, echo), doc_id) for doc_id, v in doc_vectors.items()), reverse=True)
-        hits = search(opensearch, index, tiny_encoder, text, SearchOptions(size=10, echo=echo))
+        hits = search(open_index(opensearch, index), tiny_encoder, text, SearchOptions(size=10, echo=echo))
         assert_top10_is_exact(hits, exact, doc_vectors, query_vector, echo)
 
 
@@ -86,28 +89,29 @@ def test_two_phase_top10_equals_full_top10(opensearch: OpenSearch, tiny_encoder:
     index, doc_vectors = indexed
     for text in queries()[:12]:
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
-        full = search(opensearch, index, tiny_encoder, text, SearchOptions(size=10))
+        full = search(open_index(opensearch, index), tiny_encoder, text, SearchOptions(size=10))
         # A window over every candidate: two-phase must give exactly the full ranking.
-        whole = search(opensearch, index, tiny_encoder, text,
+        whole = search(open_index(opensearch, index), tiny_encoder, text,
                        SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=len(doc_vectors)))
         assert [(hit.id, round(hit.score, 4)) for hit in whole] == [(hit.id, round(hit.score, 4)) for hit in full]
         # A smaller window may miss documents, but every score it returns is the full dot product.
-        for hit in search(opensearch, index, tiny_encoder, text,
+        for hit in search(open_index(opensearch, index), tiny_encoder, text,
                           SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=50)):
             assert hit.score == pytest.approx(exact_dot(query_vector, doc_vectors[hit.id], True), rel=1e-2)
 
 
 def test_explain_names_the_matched_terms(opensearch: OpenSearch, tiny_encoder: MilcoEncoder, indexed) -> None:
     index, _ = indexed
-    hit = search(opensearch, index, tiny_encoder, "Berlin capital", SearchOptions(size=1, explain=True))[0]
+    hit = search(open_index(opensearch, index), tiny_encoder, "Berlin capital", SearchOptions(size=1, explain=True))[0]
     assert hit.terms and all(name.startswith(("e_", "m_")) for name in hit.terms)
     assert sum(hit.terms.values()) == pytest.approx(hit.score, rel=1e-2)
     assert set(hit.terms) <= set(stored_terms(hit.source))
 
 
 def test_setup_is_idempotent_and_refuses_incompatible_indices(opensearch: OpenSearch, index_name: str) -> None:
-    assert ensure_index(opensearch, index_name, replicas=0) == "created"
-    assert ensure_index(opensearch, index_name, replicas=0) == "exists"
+    assert ensure_index(opensearch, index_name, replicas=0)[1] == "created"
+    handle, outcome = ensure_index(opensearch, index_name, replicas=0)
+    assert outcome == "exists" and handle.name == index_name and handle.field.type_name == "rank_features"
     other = index_name + "-plain"
     opensearch.indices.create(index=other, body={"mappings": {"properties": {"milco_en": {"type": "keyword"}}}})
     try:
@@ -136,8 +140,8 @@ def test_ingest_semantics_for_bad_and_odd_input(opensearch: OpenSearch, tiny_enc
     ensure_index(opensearch, index_name, replicas=0)
     dead = tmp_path / "dead.jsonl"
     with dead.open("w") as stream:
-        summary = Ingestor(opensearch, tiny_encoder, IngestOptions(index=index_name, batch_size=3),
-                           DeadLetters(stream)).run(read_jsonl(source))
+        summary = Ingestor(open_index(opensearch, index_name), tiny_encoder, IngestOptions(batch_size=3),
+                           DeadLetters(stream)).run(JsonlSource(source))
     opensearch.indices.refresh(index=index_name)
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {(entry["line"], entry["id"]) for entry in letters} == {(5, "number"), (6, "nested"), (7, None), (8, None)}
@@ -153,7 +157,7 @@ def test_ingest_semantics_for_bad_and_odd_input(opensearch: OpenSearch, tiny_enc
     generated = [doc_id for doc_id in stored if doc_id not in {"ok", "blank", "missing", "list"}]
     assert len(generated) == 1 and stored[generated[0]]["text"] == "no id here"
 
-    again = Ingestor(opensearch, tiny_encoder, IngestOptions(index=index_name), DeadLetters(None)).run(read_jsonl(source))
+    again = Ingestor(open_index(opensearch, index_name), tiny_encoder, IngestOptions(), DeadLetters(None)).run(JsonlSource(source))
     opensearch.indices.refresh(index=index_name)
     assert again.failed == 4
     assert opensearch.count(index=index_name)["count"] == 5
@@ -183,8 +187,8 @@ def test_passages_variant_scores_the_best_passage(opensearch: OpenSearch, tiny_e
 
     ensure_index(opensearch, index_name, passages=True, replicas=0)
     documents = corpus(count=40, seed=9)
-    options = IngestOptions(index=index_name, prune=PruneSpec.parse(DOC_PRUNE), passages=True, passage_tokens=24)
-    summary = Ingestor(opensearch, tiny_encoder, options, DeadLetters(None)).run(records_from_dicts(documents))
+    options = IngestOptions(prune=PruneSpec.parse(DOC_PRUNE), passages=True, passage_tokens=24)
+    summary = Ingestor(open_index(opensearch, index_name), tiny_encoder, options, DeadLetters(None)).run(DictSource(documents))
     opensearch.indices.refresh(index=index_name)
     assert summary.written == len(documents)
     best: dict[str, list[SparseVector]] = {}
@@ -194,7 +198,7 @@ def test_passages_variant_scores_the_best_passage(opensearch: OpenSearch, tiny_e
     assert max(len(vectors) for vectors in best.values()) > 1
     for text in queries()[:8]:
         query_vector = tiny_encoder.encode([text], max_length=64)[0]
-        hits = search(opensearch, index_name, tiny_encoder, text, SearchOptions(size=5, passages=True))
+        hits = search(open_index(opensearch, index_name), tiny_encoder, text, SearchOptions(size=5, passages=True))
         assert hits
         for hit in hits:
             expected = max(query_vector.dot(vector) for vector in best[hit.id])

@@ -14,8 +14,13 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, document_id, records_from_dicts
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.documents import document_id
+from milco_os.pipeline.sources import DictSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
+from milco_os.encoding.contract import SparseEncoder
 from milco_os.encoding.sparse import SparseVector
 from tests.reliability.harness import Row, audit, expected_fields, milco_os, summary_of
 
@@ -91,7 +96,7 @@ def test_every_kind_of_bad_line_through_the_cli(opensearch: OpenSearch, opensear
                superseded=summary["duplicate_ids"]))
 
 
-class FaultyEncoder:
+class FaultyEncoder(SparseEncoder):
     """The tiny encoder, except that texts naming a fault get a weight of that kind."""
 
     FAULTS = {"nan": np.nan, "inf": np.inf, "negative": -1.0, "zero": 0.0}
@@ -123,8 +128,8 @@ def test_python_api_refuses_non_dicts_and_invalid_weights_before_the_cluster(
     dead = tmp_path / "dead.jsonl"
     with dead.open("w", encoding="utf-8") as stream:
         letters = DeadLetters(stream)
-        summary = Ingestor(opensearch, FaultyEncoder(tiny_encoder), IngestOptions(index=index_name, batch_size=4),
-                           letters).run(records_from_dicts(documents))
+        summary = Ingestor(open_index(opensearch, index_name), FaultyEncoder(tiny_encoder), IngestOptions(batch_size=4),
+                           letters).run(DictSource(documents))
 
     entries = [json.loads(line) for line in dead.read_text(encoding="utf-8").splitlines()]
     assert sorted((e["id"], e["field"]) for e in entries if e["id"]) == sorted((w, "milco_en") for w in FaultyEncoder.FAULTS)

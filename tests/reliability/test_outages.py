@@ -12,12 +12,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, records_from_dicts
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import DictSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
-from milco_os.services.ports import free_port
+from milco_os.services.ports import free_port, is_port_free
 from milco_os.services.triton_server import TritonServer
 from milco_os.serving.triton_repository import export_repository
 from tests.reliability.harness import (
@@ -29,6 +33,7 @@ from tests.reliability.harness import (
     summary_of,
     write_jsonl,
 )
+from tests.waiting import wait_for, wait_for_connection_attempt
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +71,9 @@ def test_node_restart_within_the_wait_window_is_ridden_out(own_node, tiny_checkp
                        "--unavailable-timeout", "180", "--dead-letter", str(dead), str(source))
     line_at_fault = wait_for_checkpoint(dead.with_suffix(".checkpoint.json"), job)
     node.stop()
-    time.sleep(3)
+    # Keep the node down until the job has come back to it, so that its writes wait for the restart.
+    wait_for_connection_attempt(urlsplit(node.url).port, timeout=120, what="the job to retry the stopped node",
+                                alive=lambda: job.poll() is None)
     node.start()
     _, stderr = job.communicate(timeout=600)
 
@@ -126,8 +133,8 @@ def test_write_queue_rejections_are_retried_and_counted(own_node, tiny_encoder: 
     summaries, letters = [], DeadLetters(None)
 
     def ingest(part: list[dict]) -> None:
-        options = IngestOptions(index="busy", batch_size=8)
-        summaries.append(Ingestor(node.client(), tiny_encoder, options, letters).run(records_from_dicts(part)))
+        options = IngestOptions(batch_size=8)
+        summaries.append(Ingestor(open_index(node.client(), "busy"), tiny_encoder, options, letters).run(DictSource(part)))
 
     threads = [threading.Thread(target=ingest, args=(part,)) for part in parts]
     for thread in threads:
@@ -160,7 +167,8 @@ def test_tritonserver_killed_and_restarted_mid_ingest(own_node, tiny_checkpoint:
         line_at_fault = wait_for_checkpoint(dead.with_suffix(".checkpoint.json"), job)
         server.process.kill()
         server.stop()
-        time.sleep(2)
+        wait_for(lambda: all(is_port_free(port) for port in ports.values()), timeout=60,
+                 what="the killed tritonserver's ports to be free")
         server = TritonServer(tmp_path / "repo", log_file=tmp_path / "triton-2.log", **ports).start()
         _, stderr = job.communicate(timeout=600)
     finally:

@@ -20,8 +20,9 @@ from milco_os.cluster import cluster_error, redact_url
 from milco_os.commands.notices import NoticePrinter
 from milco_os.errors import ClusterUnavailableError, CredentialsError, TlsError
 from milco_os.index.fields import InvalidVectorError, check_vector
-from milco_os.pipeline.ingest import Record
-from milco_os.pipeline.checkpoints import CheckpointMismatchError, IngestCheckpoint
+from milco_os.pipeline.checkpoints import CheckpointMismatchError, FileCheckpoint
+from milco_os.pipeline.ingest import BatchReport
+from milco_os.pipeline.sources import JsonlSource
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 
@@ -78,19 +79,18 @@ def test_an_unknown_term_id_is_refused_and_valid_vectors_pass() -> None:
 
 def test_checkpoint_resumes_after_its_line_and_refuses_another_file(tmp_path: Path) -> None:
     source = tmp_path / "docs.jsonl"
-    source.write_text("{}\n{}\n{}\n")
+    source.write_text('{"id": 1}\n{"id": 2}\n{"id": 3}\n')
     path = tmp_path / "run.checkpoint.json"
-    checkpoint = IngestCheckpoint.load_or_new(path, source, "idx", resume=False)
-    checkpoint.line = 2
-    checkpoint.save(path)
-    resumed = IngestCheckpoint.load_or_new(path, source, "idx", resume=True)
-    assert [r.line for r in resumed.remaining(Record(n, source={}) for n in (1, 2, 3))] == [3]
-    assert IngestCheckpoint.load_or_new(path, source, "idx", resume=False).line == 0
+    checkpoint = FileCheckpoint.load_or_new(path, source, "idx", resume=False)
+    checkpoint.advance(BatchReport(2, read=2, written=2, skipped=0, no_text=0, failed=0, conflicts=0), path)
+    resumed = FileCheckpoint.load_or_new(path, source, "idx", resume=True)
+    assert [d.doc_id for d in JsonlSource(source, start_after=resumed.line)] == ["3"]
+    assert FileCheckpoint.load_or_new(path, source, "idx", resume=False).line == 0
     with pytest.raises(CheckpointMismatchError, match="into 'idx'"):
-        IngestCheckpoint.load_or_new(path, source, "other", resume=True)
-    source.write_text("{}\n{}\n{}\n{}\n")
+        FileCheckpoint.load_or_new(path, source, "other", resume=True)
+    source.write_text('{"id": 1}\n{"id": 2}\n{"id": 3}\n{"id": 4}\n')
     with pytest.raises(CheckpointMismatchError):
-        IngestCheckpoint.load_or_new(path, source, "idx", resume=True)
+        FileCheckpoint.load_or_new(path, source, "idx", resume=True)
     assert json.loads(path.read_text())["line"] == 2
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
 from milco_os.index.setup import incompatibilities, index_body
+from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, vector_field
+
+ES_9_2 = ClusterVersion("elasticsearch", "9.2.4")
+OPENSEARCH = ClusterVersion("opensearch", "2.19.6")
 
 
 @pytest.mark.parametrize("passages", [False, True])
 def test_vector_type_reaches_every_vector_field_and_the_meta(passages: bool) -> None:
-    body = index_body(passages=passages, shards=2, replicas=0, vector_type="sparse_vector",
-                      sparse_vector_options={"index_options": {"prune": False}})
+    body = index_body(ElasticsearchSparseVector(ES_9_2), passages=passages, shards=2, replicas=0)
     properties = body["mappings"]["properties"]
     fields = [properties.get("milco_en"), properties.get("milco_m")]
     if passages:
@@ -20,19 +24,40 @@ def test_vector_type_reaches_every_vector_field_and_the_meta(passages: bool) -> 
     assert present and all(field == {"type": "sparse_vector", "index_options": {"prune": False}} for field in present)
     assert body["mappings"]["_meta"]["milco_os"]["vector_field_type"] == "sparse_vector"
     assert body["settings"]["index"]["number_of_shards"] == 2
+    assert body["settings"]["index"]["mapping.exclude_source_vectors"] is False
 
 
 def test_rank_features_stays_the_default_and_pipelines_can_be_left_out() -> None:
-    body = index_body(passages=False, shards=1, replicas=1, default_pipeline=False,
-                      sparse_vector_options={"index_options": {"prune": False}})
+    body = index_body(RankFeatures(OPENSEARCH), passages=False, shards=1, replicas=1, default_pipeline=False)
     assert body["mappings"]["properties"]["milco_en"] == {"type": "rank_features"}
     assert "default_pipeline" not in body["settings"]["index"]
-    assert index_body(passages=False, shards=1, replicas=1)["settings"]["index"]["default_pipeline"] == "milco-stamp"
+    assert index_body(RankFeatures(OPENSEARCH), passages=False, shards=1, replicas=1)["settings"]["index"]["default_pipeline"] == "milco-stamp"
 
 
 def test_an_index_of_the_other_vector_type_is_incompatible() -> None:
-    existing = index_body(passages=False, shards=1, replicas=1)["mappings"]
-    wanted = index_body(passages=False, shards=1, replicas=1, vector_type="sparse_vector")
+    existing = index_body(RankFeatures(OPENSEARCH), passages=False, shards=1, replicas=1)["mappings"]
+    wanted = index_body(ElasticsearchSparseVector(ES_9_2), passages=False, shards=1, replicas=1)
     assert any("milco_en" in problem for problem in incompatibilities(existing, wanted))
     with pytest.raises(MilcoOsError, match="unknown vector field type"):
-        index_body(passages=False, shards=1, replicas=1, vector_type="dense_vector")
+        vector_field("dense_vector", OPENSEARCH)
+
+
+@pytest.mark.parametrize(("version", "reason"), [
+    (OPENSEARCH, "needs Elasticsearch 8.11\\+, not opensearch 2.19.6"),
+    (ClusterVersion("elasticsearch", "8.10.4"), "needs Elasticsearch 8.11\\+, not elasticsearch 8.10.4"),
+])
+def test_sparse_vector_is_refused_where_the_cluster_has_no_such_field(version: ClusterVersion, reason: str) -> None:
+    with pytest.raises(MilcoOsError, match=reason):
+        vector_field("sparse_vector", version)
+    assert isinstance(vector_field("rank_features", version), RankFeatures)
+
+
+@pytest.mark.parametrize(("number", "mapping", "settings", "source"), [
+    ("8.11.0", {"type": "sparse_vector"}, {}, True),
+    ("8.19.21", {"type": "sparse_vector", "index_options": {"prune": False}}, {}, True),
+    ("9.2.4", {"type": "sparse_vector", "index_options": {"prune": False}},
+     {"mapping.exclude_source_vectors": False}, {"exclude_vectors": False}),
+])
+def test_sparse_vector_follows_the_cluster_version(number: str, mapping: dict, settings: dict, source) -> None:
+    field = vector_field("sparse_vector", ClusterVersion("elasticsearch", number))
+    assert (field.field_mapping(), field.index_settings(), field.explain_source()) == (mapping, settings, source)

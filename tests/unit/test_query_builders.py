@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
+from milco_os.engines import ClusterVersion
+from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures
 from milco_os.search import query_dsl as dsl
 from milco_os.search.searcher import SearchOptions, build_body
-from milco_os.encoding.sparse import SparseVector, TermVocabulary
+
+RANK_FEATURES = RankFeatures(ClusterVersion("opensearch", "2.19.6"))
+SPARSE_VECTOR = ElasticsearchSparseVector(ClusterVersion("elasticsearch", "8.19.21"))
+TERMS = ElasticsearchSparseVector(ClusterVersion("elasticsearch", "8.11.4"))
 
 VOCABULARY = TermVocabulary(en_pieces=("[PAD]", "berlin", "##ing", "e.g.", "capital"),
                             m_pieces=("<s>", "<pad>", "</s>", "▁Berlin", "首都"))
@@ -28,7 +34,7 @@ def test_terms_are_heaviest_first_with_escaped_keys() -> None:
 
 
 def test_exact_query_is_linear_rank_features_with_query_weights() -> None:
-    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY))
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), RANK_FEATURES)
     assert clause_fields(query)[0] == ("milco_en.berlin", 2.0)
     assert all(c["rank_feature"]["linear"] == {} for c in query["bool"]["should"])
     assert ("milco_en.e%2Eg%2E", 0.5) in clause_fields(query)
@@ -43,13 +49,13 @@ def test_echo_off_and_echo_weight() -> None:
 
 
 def test_clause_cap_keeps_the_heaviest_terms() -> None:
-    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), max_clauses=2)
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), RANK_FEATURES, max_clauses=2)
     assert clause_fields(query) == [("milco_en.berlin", 2.0), ("milco_m.▁Berlin", 1.5)]
-    assert dsl.sparse_query([]) == {"match_none": {}}
+    assert dsl.sparse_query([], RANK_FEATURES) == {"match_none": {}}
 
 
 def test_two_phase_splits_head_and_tail() -> None:
-    body = dsl.two_phase_body(dsl.query_terms(VECTOR, VOCABULARY), size=10, first_phase_terms=2, window=50)
+    body = dsl.two_phase_body(dsl.query_terms(VECTOR, VOCABULARY), RANK_FEATURES, size=10, first_phase_terms=2, window=50)
     assert len(body["query"]["bool"]["should"]) == 2
     rescore = body["rescore"]
     assert rescore["window_size"] == 50 and rescore["query"]["score_mode"] == "total"
@@ -58,11 +64,11 @@ def test_two_phase_splits_head_and_tail() -> None:
 
 def test_passages_filters_hybrid_and_paging() -> None:
     terms = dsl.query_terms(VECTOR, VOCABULARY)
-    nested = dsl.passages_query(terms)["nested"]
+    nested = dsl.passages_query(terms, RANK_FEATURES)["nested"]
     assert nested["score_mode"] == "max" and nested["path"] == "milco_passages"
     assert clause_fields(nested["query"])[0][0] == "milco_passages.milco_en.berlin"
     body = build_body("Berlin", terms, SearchOptions(size=5, from_=10, bm25_weight=0.3, source=["title"],
-                                                     filters=({"term": {"lang": "de"}},)))
+                                                     filters=({"term": {"lang": "de"}},)), RANK_FEATURES)
     assert body["size"] == 5 and body["from"] == 10 and body["_source"] == ["title"]
     assert body["query"]["bool"]["filter"] == [{"term": {"lang": "de"}}]
     hybrid = body["query"]["bool"]["must"][0]["bool"]["should"]
@@ -70,7 +76,7 @@ def test_passages_filters_hybrid_and_paging() -> None:
 
 
 def test_sparse_vector_style_sends_one_query_vector_per_view() -> None:
-    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.SPARSE_VECTOR)
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), SPARSE_VECTOR)
     clauses = {c["sparse_vector"]["field"]: c["sparse_vector"]["query_vector"] for c in query["bool"]["should"]}
     assert clauses == {"milco_en": {"berlin": 2.0, "capital": 1.0, "e%2Eg%2E": 0.5},
                        "milco_m": {"▁Berlin": 1.5, "首都": 0.25}}
@@ -79,7 +85,7 @@ def test_sparse_vector_style_sends_one_query_vector_per_view() -> None:
 
 def test_sparse_vector_pruning_only_when_asked() -> None:
     config = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
-    query = dsl.passages_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.SPARSE_VECTOR, pruning_config=config)
+    query = dsl.passages_query(dsl.query_terms(VECTOR, VOCABULARY), SPARSE_VECTOR, pruning_config=config)
     clauses = query["nested"]["query"]["bool"]["should"]
     assert {c["sparse_vector"]["field"] for c in clauses} == {"milco_passages.milco_en", "milco_passages.milco_m"}
     assert all(c["sparse_vector"]["prune"] is True and c["sparse_vector"]["pruning_config"] == config
@@ -87,8 +93,31 @@ def test_sparse_vector_pruning_only_when_asked() -> None:
 
 
 def test_term_style_boosts_each_term_by_its_query_weight() -> None:
-    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style=dsl.TERM, max_clauses=2)
+    query = dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), TERMS, max_clauses=2)
     assert query["bool"]["should"] == [{"term": {"milco_en": {"value": "berlin", "boost": 2.0}}},
                                        {"term": {"milco_m": {"value": "▁Berlin", "boost": 1.5}}}]
-    with pytest.raises(ValueError, match="query style"):
-        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), style="knn")
+    with pytest.raises(ValueError, match="8.15"):
+        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), TERMS, pruning_config={"tokens_freq_ratio_threshold": 5})
+
+
+def test_token_pruning_is_refused_on_rank_features() -> None:
+    with pytest.raises(ValueError, match="sparse_vector fields only"):
+        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), RANK_FEATURES, pruning_config={})
+
+
+def test_two_phase_keeps_the_pruning_config_in_both_phases_and_refuses_passages() -> None:
+    config = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
+    body = build_body("Berlin", dsl.query_terms(VECTOR, VOCABULARY),
+                      SearchOptions(two_phase=True, first_phase_terms=2, pruning_config=config), SPARSE_VECTOR)
+    phases = [body["query"], body["rescore"]["query"]["rescore_query"]]
+    assert all(c["sparse_vector"]["pruning_config"] == config for q in phases for c in q["bool"]["should"])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        SearchOptions(two_phase=True, passages=True)
+
+
+def test_explain_asks_for_the_vectors_the_field_type_may_leave_out_of_source() -> None:
+    terms = dsl.query_terms(VECTOR, VOCABULARY)
+    es_9 = ElasticsearchSparseVector(ClusterVersion("elasticsearch", "9.2.4"))
+    assert build_body("x", terms, SearchOptions(explain=True), es_9)["_source"] == {"exclude_vectors": False}
+    assert build_body("x", terms, SearchOptions(explain=True), RANK_FEATURES)["_source"] is True
+    assert build_body("x", terms, SearchOptions(source=["title"]), es_9)["_source"] == ["title"]

@@ -1,0 +1,42 @@
+"""An index as every stage sees it: its engine, its name and its vector-field strategy, resolved once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from milco_os.engines import Engine, engine_for, plain
+from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field
+
+
+@dataclass(frozen=True)
+class IndexHandle:
+    """A MILCO index on one cluster; setup, ingest, reindex, enrich, search and eval all take one."""
+
+    engine: Engine
+    name: str
+    field: VectorField
+
+    @property
+    def client(self) -> Any:
+        """The opensearch-py or elasticsearch client of the index's cluster."""
+        return self.engine.client
+
+
+def stored_mapping(engine: Engine, index: str) -> dict:
+    """The mapping of ``index`` (of its first backing index when ``index`` is an alias)."""
+    return next(iter(plain(engine.client.indices.get_mapping(index=index)).values()))["mappings"]
+
+
+def stored_vector_type(mapping: dict) -> str:
+    """The vector field type a mapping's ``_meta`` records (``rank_features`` before it recorded one)."""
+    return (mapping.get("_meta") or {}).get("milco_os", {}).get("vector_field_type", DEFAULT_VECTOR_FIELD)
+
+
+def open_index(client: Any, name: str) -> IndexHandle:
+    """A handle on the existing MILCO index ``name``, with the vector field its mapping records.
+
+    ``client`` is an opensearch-py or elasticsearch client, or an ``Engine``.
+    """
+    engine = engine_for(client)
+    return IndexHandle(engine, name, vector_field(stored_vector_type(stored_mapping(engine, name)), engine.version))

@@ -1,0 +1,32 @@
+"""The dead-letter file: every refused input as one JSON line (line, id, field, reason, record)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Callable, TextIO
+
+from milco_os.pipeline.documents import Outcome
+
+
+class DeadLetters:
+    """Refused inputs as JSON lines; ``on_entry`` gets each reason as one line (the CLI prints it).
+
+    Shared by the slices of a reindex: entries are added under a lock.
+    """
+
+    def __init__(self, stream: TextIO | None, on_entry: Callable[[str], None] = lambda reason: None) -> None:
+        self.stream = stream
+        self.on_entry = on_entry
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, outcome: Outcome) -> None:
+        entry = {"line": outcome.line, "id": outcome.doc_id, "field": outcome.field, "reason": outcome.reason,
+                 "record": outcome.record}
+        with self._lock:
+            self.count += 1
+            self.on_entry(outcome.reason or "refused")
+            if self.stream is not None:
+                self.stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+                self.stream.flush()
