@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from http.client import HTTPException
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -24,7 +25,9 @@ from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
 
 MAX_BACKOFF_S = 5.0
-RETRIABLE_STATUSES = ("UNAVAILABLE", "StatusCode.UNAVAILABLE", "DEADLINE_EXCEEDED", "StatusCode.DEADLINE_EXCEEDED")
+# gRPC status names, and the HTTP statuses of a server that is there but cannot serve now.
+RETRIABLE_STATUSES = ("UNAVAILABLE", "StatusCode.UNAVAILABLE", "DEADLINE_EXCEEDED", "StatusCode.DEADLINE_EXCEEDED",
+                      "502", "503", "504")
 
 
 class TritonUnavailableError(MilcoOsError):
@@ -40,7 +43,11 @@ class TritonRequestError(MilcoOsError):
 
 
 class TritonEncoder(SparseEncoder):
-    """Encodes through ``model`` on the Triton server at ``url`` (``host:port``), over gRPC or HTTP."""
+    """Encodes through ``model`` on the Triton server at ``url`` (``host:port``), over gRPC or HTTP.
+
+    Requests run on ``max_in_flight`` long-lived threads, each with its own connection; ``close()``
+    (or leaving a ``with`` block) ends them.
+    """
 
     def __init__(self, url: str, model: str = "milco", protocol: str = "grpc", *, timeout_s: float = 60.0,
                  unavailable_timeout_s: float = 60.0, backoff_s: float = 0.5, max_in_flight: int = 4,
@@ -52,6 +59,9 @@ class TritonEncoder(SparseEncoder):
         self.max_in_flight, self.texts_per_request = max_in_flight, texts_per_request
         self.name = f"triton:{model}"
         self._local = threading.local()
+        self._clients: list = []
+        self._clients_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="milco-triton")
         self._check_ready()
         self.vocabulary = self._fetch_vocabulary()
 
@@ -72,7 +82,23 @@ class TritonEncoder(SparseEncoder):
                 client = self._module.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
                                                             network_timeout=self.timeout_s)
             self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        """Stop the request threads and close their connections."""
+        self._pool.shutdown(wait=True)
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> TritonEncoder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _check_ready(self) -> None:
         if not self._with_retries(lambda: self._client().is_model_ready(self.model), "readiness check"):
@@ -97,12 +123,11 @@ class TritonEncoder(SparseEncoder):
         positions = [i for i, text in enumerate(checked) if text.strip()]
         size = batch_size or self.texts_per_request
         chunks = [positions[start : start + size] for start in range(0, len(positions), size)]
-        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="milco-triton") as pool:
-            answers = pool.map(lambda chunk: self._infer([checked[i] for i in chunk], parameters, VECTOR_OUTPUTS),
-                               chunks)
-            for chunk, outputs in zip(chunks, answers):
-                for position, vector in zip(chunk, vectors_from_arrays(outputs)):
-                    results[position] = vector
+        answers = self._pool.map(lambda chunk: self._infer([checked[i] for i in chunk], parameters, VECTOR_OUTPUTS),
+                                 chunks)
+        for chunk, outputs in zip(chunks, answers):
+            for position, vector in zip(chunk, vectors_from_arrays(outputs)):
+                results[position] = vector
         return results
 
     def _infer(self, texts: list[str], parameters: dict[str, str], outputs: Sequence[str]) -> dict[str, np.ndarray]:
@@ -131,7 +156,7 @@ class TritonEncoder(SparseEncoder):
                 if str(exc.status()) not in RETRIABLE_STATUSES and not _is_connection_error(exc):
                     raise TritonRequestError(f"Triton at {self.url} refused the {what}: {exc.message()}") from exc
                 failure: Exception = exc
-            except OSError as exc:
+            except (OSError, HTTPException) as exc:  # refused, reset, or closed mid-answer (HTTP client)
                 failure = exc
             pause = min(self.backoff_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
             if time.monotonic() + pause > deadline:

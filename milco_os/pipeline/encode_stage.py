@@ -1,0 +1,187 @@
+"""The encode stage: source documents -> MILCO bulk actions for one index, and outcomes for the rest.
+
+Per document: text missing, empty or blank: written without MILCO terms (``no_text``); a
+list of strings: joined with newlines; text of any other type, or unreadable input:
+refused; with ``passages``: one vector per token window in the nested ``milco_passages``
+field; a vector with a weight that is not a positive finite number (a faulty custom
+encoder): refused naming the view's field; with ``skip_existing``, a document whose
+stored ``milco_meta`` matches model, pruning and text is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from milco_os.encoding.contract import SparseEncoder
+from milco_os.encoding.passages import split_passages
+from milco_os.encoding.pruning import PruneSpec
+from milco_os.encoding.sparse import SparseVector
+from milco_os.errors import MilcoOsError
+from milco_os.index.fields import (
+    EN_FIELD,
+    M_FIELD,
+    META_FIELD,
+    PASSAGES_PATH,
+    InvalidVectorError,
+    check_vector,
+    vector_fields,
+)
+from milco_os.pipeline.documents import Outcome, SourceDocument, SourceItem, UnreadableInput, refused
+
+MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
+MATCHING_META = ("model", "model_revision", "prune", "text_hash")
+# Looks up the stored milco_meta of documents by id (absent ids left out).
+StoredMeta = Callable[[list[str]], dict[str, dict]]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How documents are encoded (text field, pruning, passages, skipping) and batched and written."""
+
+    text_field: str = "text"
+    batch_size: int = 64
+    prune: PruneSpec = PruneSpec()
+    max_length: int | None = None
+    model_name: str = "milco"
+    model_revision: str = ""
+    passages: bool = False
+    passage_tokens: int = 512
+    passage_overlap: int = 0
+    skip_existing: bool = False
+    unavailable_timeout_s: float = 120.0
+
+
+@dataclass
+class PreparedBatch:
+    """A batch after the encode stage: bulk actions for the documents to write, outcomes for the rest."""
+
+    last_position: object
+    actions: list[dict]
+    written: list[tuple[SourceDocument, bool]]  # per action: its document, and whether it had no text
+    settled: list[Outcome]
+    encode_s: float
+
+
+def document_text(source: dict, text_field: str) -> str | None:
+    """The text to encode ('' when missing); None when the field holds something that is not text."""
+    value = source.get(text_field)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "\n".join(value)
+    return None
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EncodeStage:
+    """Documents -> MILCO bulk actions for one index; settles what is refused or skipped before writing.
+
+    ``stored_meta`` is how ``skip_existing`` finds what the index holds (documents read with a write
+    guard carry their own).
+    """
+
+    def __init__(self, index_name: str, encoder: SparseEncoder, options: IngestOptions,
+                 stored_meta: StoredMeta) -> None:
+        if options.passages and encoder.tokenizer is None:
+            raise MilcoOsError("passages are split with the model's tokenizer, which this encoder does not have",
+                               hint="encode in process (--model DIR) to use --passages.")
+        self.index_name, self.encoder, self.options, self.stored_meta = index_name, encoder, options, stored_meta
+
+    def meta(self, text: str, encoded_at: str) -> dict:
+        return {"model": self.options.model_name, "model_revision": self.options.model_revision,
+                "prune": str(self.options.prune), "text_hash": text_hash(text), "encoded_at": encoded_at}
+
+    def prepare(self, batch: list[SourceItem]) -> PreparedBatch:
+        started = time.perf_counter()
+        settled: list[Outcome] = []
+        texts: list[tuple[SourceDocument, str]] = []
+        for item in batch:
+            text = None if isinstance(item, UnreadableInput) else document_text(item.source, self.options.text_field)
+            if text is None:
+                settled.append(self._unreadable(item))
+            else:
+                texts.append((item, text))
+        if self.options.skip_existing and texts:
+            texts = self._without_unchanged(texts, settled)
+        actions, written = self._encode(texts, settled) if texts else ([], [])
+        return PreparedBatch(batch[-1].position, actions, written, settled, time.perf_counter() - started)
+
+    def _unreadable(self, item: SourceItem) -> Outcome:
+        if isinstance(item, UnreadableInput):
+            return refused(item, item.reason)
+        field = self.options.text_field
+        return refused(item, f"{item.where()}: field '{field}' is a {type(item.source[field]).__name__}, "
+                             "not a string or a list of strings", field)
+
+    def _without_unchanged(self, texts: list[tuple[SourceDocument, str]],
+                           settled: list[Outcome]) -> list[tuple[SourceDocument, str]]:
+        """The documents whose stored milco_meta does not already match model, pruning and text."""
+        stored = {doc.doc_id: doc.source.get(META_FIELD) or {} for doc, _ in texts if doc.write_guard}
+        lookup = [doc.doc_id for doc, _ in texts if not doc.write_guard]
+        if lookup:
+            stored.update(self.stored_meta(lookup))
+        kept = []
+        for doc, text in texts:
+            meta, wanted = stored.get(doc.doc_id) or {}, self.meta(text, "")
+            if all(meta.get(key) == wanted[key] for key in MATCHING_META):
+                settled.append(Outcome("skipped", doc.line, doc.doc_id))
+            else:
+                kept.append((doc, text))
+        return kept
+
+    def _encode(self, texts: list[tuple[SourceDocument, str]],
+                settled: list[Outcome]) -> tuple[list[dict], list[tuple[SourceDocument, bool]]]:
+        encoded = self._passage_fields([t for _, t in texts]) if self.options.passages else \
+            [self._fields(vector) for vector in self.encoder.encode_documents(
+                [t for _, t in texts], max_length=self.options.max_length, prune=self.options.prune)]
+        encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        actions, written = [], []
+        for (doc, text), fields in zip(texts, encoded):
+            if isinstance(fields, InvalidVectorError):
+                settled.append(refused(doc, f"{doc.where()}: the encoder's vector is not storable: {fields}",
+                                       fields.field))
+                continue
+            no_text = not text.strip()
+            # "_id" is metadata: it names the document and cannot also be a field of it.
+            source = {key: value for key, value in doc.source.items() if key not in MILCO_FIELDS + ("_id",)}
+            source.update({} if no_text else fields)
+            source[META_FIELD] = self.meta(text, encoded_at)
+            action = {"_index": self.index_name, "_id": doc.doc_id, "_source": source}
+            if doc.write_guard:
+                # The document as read, with its MILCO fields replaced whole, written only if unchanged since.
+                action.update(if_seq_no=doc.write_guard[0], if_primary_term=doc.write_guard[1])
+            actions.append(action)
+            written.append((doc, no_text))
+        return actions, written
+
+    def _fields(self, vector: SparseVector) -> dict | InvalidVectorError:
+        """The document's MILCO fields, or why the vector cannot be stored."""
+        try:
+            check_vector(vector, self.encoder.vocabulary)
+        except InvalidVectorError as exc:
+            return exc
+        return vector_fields(vector, self.encoder.vocabulary)
+
+    def _passage_fields(self, texts: list[str]) -> list[dict | InvalidVectorError]:
+        """Per text, a ``milco_passages`` list with one vector per token window."""
+        split = [split_passages(self.encoder.tokenizer, text, max_tokens=self.options.passage_tokens,
+                                overlap=self.options.passage_overlap) if text.strip() else [] for text in texts]
+        flat = [passage for passages in split for passage in passages]
+        vectors = iter(self.encoder.encode_documents([p.text for p in flat], max_length=self.options.passage_tokens,
+                                                     prune=self.options.prune))
+        documents: list[dict | InvalidVectorError] = []
+        for passages in split:
+            fields = [(p, self._fields(next(vectors))) for p in passages]
+            invalid = next((f for _, f in fields if isinstance(f, InvalidVectorError)), None)
+            documents.append(invalid or {PASSAGES_PATH: [{"text": p.text, "start_token": p.start_token, **f}
+                                                         for p, f in fields]})
+        return documents
