@@ -44,7 +44,7 @@ class IngestOptions:
 
     text_field: str = "text"
     batch_size: int = 64
-    prune: PruneSpec = PruneSpec()
+    prune: PruneSpec | str = PruneSpec()
     max_length: int | None = None
     model_name: str = "milco"
     model_revision: str = ""
@@ -53,6 +53,9 @@ class IngestOptions:
     passage_overlap: int = 0
     skip_existing: bool = False
     unavailable_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prune", PruneSpec.parse(self.prune))  # one spelling in milco_meta
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""The ingest pipeline against a scripted cluster: outcomes, dead letters, checkpoints, skipping, write guards."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from milco_os.encoding.contract import SparseEncoder
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
+from milco_os.engines import ClusterVersion, engine_for
+from milco_os.errors import ClusterUnavailableError
+from milco_os.index.handle import IndexHandle
+from milco_os.index.vector_fields import RankFeatures
+from milco_os.pipeline import bulk_writer
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.documents import SourceDocument
+from milco_os.pipeline.encode_stage import text_hash
+from milco_os.pipeline.ingest import BatchReport, IngestOptions, Ingestor
+from milco_os.pipeline.sources import DictSource
+from tests.unit.scripted_transport import DROP, Reply, Request, Script, bulk_items, scripted_client
+
+VOCABULARY = TermVocabulary(("[PAD]", "berlin", "capital"), ("<s>", "▁Berlin"))
+
+
+class ToyEncoder(SparseEncoder):
+    """Every non-blank text gets the same two terms; counts the texts it encodes."""
+
+    name = "toy"
+    vocabulary = VOCABULARY
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str], *, max_length=None, prune=None, echo=True) -> list[SparseVector]:
+        self.encoded += list(texts)
+        return [SparseVector(np.array([1, 2], np.int32), np.array([1.5, 0.5], np.float32),
+                             np.array([1], np.int32), np.array([0.25], np.float32)) if text.strip()
+                else SparseVector.empty() for text in texts]
+
+
+@pytest.fixture(autouse=True)
+def short_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_writer, "INITIAL_BACKOFF_S", 0.001)
+    monkeypatch.setattr(bulk_writer, "UNAVAILABLE_PAUSE_S", 0.001)
+
+
+def books(script: Script) -> IndexHandle:
+    return IndexHandle(engine_for(scripted_client(script)), "books", RankFeatures(ClusterVersion("opensearch", "2.19.6")))
+
+
+def bulk_ids(script: Script) -> list[list[str]]:
+    return [[meta["_id"] for _, meta, _ in request.bulk_operations()] for request in script.sent("POST", "/_bulk")]
+
+
+def entries(stream: io.StringIO) -> list[tuple]:
+    return [(e["line"], e["id"], e["field"]) for e in map(json.loads, stream.getvalue().splitlines())]
+
+
+def test_each_document_has_one_outcome_and_refusals_reach_the_dead_letter_file() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"d": [400], "e": [409]}))
+    stream, reports = io.StringIO(), []
+    documents = [{"id": "a", "text": "Berlin"}, {"id": "b", "text": "   "}, {"id": "c", "text": 7},
+                 {"id": "d", "text": "Paris", "year": "x"}, {"id": "e", "text": "Rome"}, ["not", "a", "dict"]]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=10), DeadLetters(stream),
+                       on_batch_done=reports.append).run(DictSource(documents))
+
+    assert bulk_ids(script) == [["a", "b", "d", "e"]]
+    assert (summary.read, summary.written, summary.no_text, summary.failed, summary.conflicts) == (6, 2, 1, 3, 1)
+    assert sorted(entries(stream), key=str) == sorted([(3, "c", "text"), (4, "d", "year"), (6, None, None)], key=str)
+    assert [report.last_position for report in reports] == [6]
+    _, source_b = script.sent("POST", "/_bulk")[0].bulk_operations()[1][1:]
+    assert "milco_en" not in source_b and source_b["milco_meta"]["text_hash"] == text_hash("   ")
+
+
+def test_a_checkpoint_covers_only_batches_the_cluster_took() -> None:
+    calls = {"n": 0}
+
+    def first_two_then_down(request: Request) -> Reply:
+        calls["n"] += 1
+        return bulk_items({})(request) if calls["n"] <= 2 else DROP
+
+    script = Script().respond("POST", "/_bulk", first_two_then_down)
+    stream, reports = io.StringIO(), []
+    documents = [{"id": str(n), "text": "Berlin" if n != 5 else 5} for n in range(1, 7)]
+    ingestor = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=2, unavailable_timeout_s=0.05),
+                        DeadLetters(stream), on_batch_done=reports.append)
+
+    with pytest.raises(ClusterUnavailableError, match="has not taken writes"):
+        ingestor.run(DictSource(documents))
+
+    assert [report.last_position for report in reports] == [2, 4]
+    assert all(isinstance(report, BatchReport) and report.written == 2 for report in reports)
+    # Document 5's refusal belongs to the batch that was never written: a resumed run reports it, once.
+    assert stream.getvalue() == ""
+    assert (ingestor.summary.written, ingestor.summary.failed) == (4, 0)
+    assert ingestor.summary.unavailable_retries >= 1
+
+
+def test_skip_existing_skips_documents_whose_stored_meta_matches() -> None:
+    options = IngestOptions(skip_existing=True, model_name="toy", prune="topk:8")
+    unchanged = {"model": "toy", "model_revision": "", "prune": "topk:8", "text_hash": text_hash("Berlin")}
+    stale = {**unchanged, "text_hash": text_hash("an older text")}
+    script = Script().respond("POST", "/_bulk", bulk_items({}))
+    script.expect("POST", "/books/_mget", Reply(200, {"docs": [
+        {"_id": "a", "found": True, "_source": {"milco_meta": unchanged}},
+        {"_id": "b", "found": True, "_source": {"milco_meta": stale}}, {"_id": "c", "found": False}]}))
+    encoder = ToyEncoder()
+    summary = Ingestor(books(script), encoder, options, DeadLetters(None)).run(
+        DictSource([{"id": doc_id, "text": "Berlin"} for doc_id in "abc"]))
+
+    assert script.sent("POST", "/books/_mget")[0].body == {"ids": ["a", "b", "c"]}
+    assert bulk_ids(script) == [["b", "c"]] and len(encoder.encoded) == 2
+    assert (summary.skipped, summary.written) == (1, 2)
+
+
+def test_documents_read_with_a_write_guard_are_written_only_if_unchanged() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"y": [409]}))
+    guarded = [SourceDocument(["x"], "x", {"text": "Berlin", "milco_meta": {"model": "old"}}, write_guard=(4, 1)),
+               SourceDocument(["y"], "y", {"text": "Rome"}, write_guard=(9, 2))]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(skip_existing=True), DeadLetters(None)).run(guarded)
+
+    headers = [meta for _, meta, _ in script.sent("POST", "/_bulk")[0].bulk_operations()]
+    assert [(h["_id"], h["if_seq_no"], h["if_primary_term"]) for h in headers] == [("x", 4, 1), ("y", 9, 2)]
+    assert script.sent("POST", "/books/_mget") == []  # their stored meta came with them
+    assert (summary.written, summary.conflicts, summary.failed) == (1, 1, 0)
+
+
+def test_duplicate_ids_are_reported_and_counted() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({}))
+    notices: list[str] = []
+    source = DictSource([{"id": "a", "text": "x"}, {"id": "b", "text": "y"}, {"id": "a", "text": "z"}],
+                        on_notice=notices.append)
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(), DeadLetters(None)).run(source)
+
+    assert notices == ["document a (line 3): duplicate id, also at line 1; the last one wins"]
+    assert summary.duplicate_ids == 1 and summary.written == 3
