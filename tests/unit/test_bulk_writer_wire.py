@@ -1,0 +1,116 @@
+"""BulkWriter against a scripted cluster: per-document 429s, conflicts, refusals and outages."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from milco_os.engines import engine_for
+from milco_os.errors import ClusterUnavailableError
+from milco_os.pipeline import bulk_writer
+from milco_os.pipeline.bulk_writer import BulkResult, BulkWriter
+from tests.unit.scripted_transport import DROP, Script, bulk_items, error_reply, scripted_client
+
+DOC_IDS = ("a", "b", "c", "d")
+
+
+@pytest.fixture(autouse=True)
+def short_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoffs and outage pauses of a millisecond, so retries cost no test time."""
+    monkeypatch.setattr(bulk_writer, "INITIAL_BACKOFF_S", 0.001)
+    monkeypatch.setattr(bulk_writer, "UNAVAILABLE_PAUSE_S", 0.001)
+
+
+def actions(*doc_ids: str) -> list[dict]:
+    return [{"_index": "books", "_id": doc_id, "_source": {"title": f"title {doc_id}"}} for doc_id in doc_ids]
+
+
+def writer(script: Script, unavailable_timeout_s: float = 5.0) -> BulkWriter:
+    return BulkWriter(engine_for(scripted_client(script)), unavailable_timeout_s=unavailable_timeout_s)
+
+
+def by_id(results: list[BulkResult]) -> dict[str, BulkResult]:
+    return {result.doc_id: result for result in results}
+
+
+def sent_ids(script: Script) -> list[list[str]]:
+    """The document ids of each ``_bulk`` request, in order."""
+    return [[meta["_id"] for _, meta, _ in request.bulk_operations()] for request in script.sent("POST", "/_bulk")]
+
+
+def test_documents_rejected_with_429_are_sent_again_alone_and_counted() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [429, 429], "d": [429]}))
+    bulk = writer(script)
+
+    results = by_id(bulk.write(actions(*DOC_IDS)))
+
+    assert sorted(results) == list(DOC_IDS) and all(result.ok for result in results.values())
+    assert sent_ids(script)[0] == list(DOC_IDS)
+    assert sorted(sent_ids(script)[1]) == ["b", "d"] and sent_ids(script)[2:] == [["b"]]
+    assert bulk.counters.rejected_429 == 3
+    assert bulk.counters.unavailable_retries == 0
+
+
+def test_conflict_and_mapping_error_are_reported_once_not_retried() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [409], "c": [400]}))
+    bulk = writer(script)
+
+    results = by_id(bulk.write(actions(*DOC_IDS)))
+
+    assert len(script.sent("POST", "/_bulk")) == 1
+    assert (results["b"].ok, results["b"].status) == (False, 409)
+    assert (results["c"].ok, results["c"].status) == (False, 400)
+    assert results["c"].error["type"] == "mapper_parsing_exception"
+    assert "failed to parse field [year]" in results["c"].error["reason"]
+    assert results["a"].ok and results["d"].ok
+    assert bulk.counters.rejected_429 == 0
+
+
+def test_connection_lost_on_the_first_request_is_ridden_out() -> None:
+    script = Script().expect("POST", "/_bulk", DROP).respond("POST", "/_bulk", bulk_items({}))
+    bulk = writer(script)
+
+    results = by_id(bulk.write(actions(*DOC_IDS)))
+
+    assert sorted(results) == list(DOC_IDS) and all(result.ok for result in results.values())
+    assert sent_ids(script) == [list(DOC_IDS), list(DOC_IDS)]
+    assert bulk.counters.unavailable_retries == 1
+
+
+def test_node_answering_503_is_waited_for() -> None:
+    unavailable = error_reply(503, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master]")
+    script = Script().expect("POST", "/_bulk", unavailable, unavailable).respond("POST", "/_bulk", bulk_items({}))
+    bulk = writer(script)
+
+    results = bulk.write(actions(*DOC_IDS))
+
+    assert sorted(result.doc_id for result in results if result.ok) == list(DOC_IDS)
+    assert len(script.sent("POST", "/_bulk")) == 3
+    assert bulk.counters.unavailable_retries == 2
+
+
+def test_cluster_down_longer_than_the_timeout_stops_the_writer() -> None:
+    script = Script().respond("POST", "/_bulk", lambda request: DROP)
+    bulk = writer(script, unavailable_timeout_s=0.2)
+
+    started = time.monotonic()
+    with pytest.raises(ClusterUnavailableError, match=r"http://127\.0\.0\.1:9200 has not taken writes .*4 document"):
+        bulk.write(actions(*DOC_IDS))
+
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert len(script.sent("POST", "/_bulk")) >= 2
+    assert bulk.counters.unavailable_retries == len(script.sent("POST", "/_bulk")) - 1
+
+
+def test_documents_answered_503_are_sent_again_until_taken() -> None:
+    statuses = {"a": [503] * 3, "b": [503] * 6}
+    script = Script().respond("POST", "/_bulk", bulk_items(statuses))
+    bulk = writer(script, unavailable_timeout_s=0.5)
+
+    results = by_id(bulk.write(actions("a", "b", "c")))
+
+    assert all(result.ok for result in results.values())
+    assert sent_ids(script)[:4] == [["a", "b", "c"], ["a", "b"], ["a", "b"], ["a", "b"]]
+    assert sent_ids(script)[4:] == [["b"]] * 3
+    assert bulk.counters.unavailable_retries == 6
