@@ -62,8 +62,12 @@ class TritonEncoder(SparseEncoder):
         self._clients: list = []
         self._clients_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="milco-triton")
-        self._check_ready()
-        self.vocabulary = self._fetch_vocabulary()
+        try:
+            self._wait_until_ready()
+            self.vocabulary = self._fetch_vocabulary()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def _module(self):
@@ -100,12 +104,32 @@ class TritonEncoder(SparseEncoder):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _check_ready(self) -> None:
-        if not self._with_retries(lambda: self._client().is_model_ready(self.model), "readiness check"):
-            raise TritonUnavailableError(
-                f"Triton at {self.url} answers, but model '{self.model}' is not ready.",
-                hint="check the server log: the model may still be loading or may have failed to load.",
-            )
+    def _wait_until_ready(self) -> None:
+        """Wait while the model loads (up to ``unavailable_timeout_s``); fail at once if it is unknown or broken."""
+        deadline = time.monotonic() + self.unavailable_timeout_s
+        while not self._with_retries(lambda: self._client().is_model_ready(self.model), "readiness check"):
+            state, reason = self._model_state()
+            if state is None:
+                raise TritonRequestError(f"Triton at {self.url} serves no model named '{self.model}'.",
+                                         hint="check --triton-model against the server's model repository.")
+            if state == "UNAVAILABLE" and reason:
+                raise TritonUnavailableError(f"Triton at {self.url}: model '{self.model}' is unavailable: {reason}",
+                                             hint="check the server log: the model may have failed to load.")
+            if time.monotonic() + self.backoff_s > deadline:
+                raise TritonUnavailableError(
+                    f"Triton at {self.url} answers, but model '{self.model}' was not ready within "
+                    f"{self.unavailable_timeout_s:g} s (state: {state}).",
+                    hint="check the server log: the model may still be loading or may have failed to load.")
+            time.sleep(self.backoff_s)
+
+    def _model_state(self) -> tuple[str | None, str]:
+        """The model's state and reason in the server's repository index; (None, '') when it is not listed."""
+        client = self._client()
+        index = self._with_retries(
+            (lambda: client.get_model_repository_index(as_json=True).get("models", [])) if self.protocol == "grpc"
+            else client.get_model_repository_index, "repository index request")
+        entry = next((model for model in index if model.get("name") == self.model), None)
+        return (entry.get("state") or "UNKNOWN", entry.get("reason") or "") if entry else (None, "")
 
     def _fetch_vocabulary(self) -> TermVocabulary:
         outputs = self._infer([""], {}, VOCAB_OUTPUTS)
@@ -164,7 +188,7 @@ class TritonEncoder(SparseEncoder):
             time.sleep(pause)
         raise TritonUnavailableError(
             f"Triton at {self.url} ({self.protocol}) is unreachable or unavailable for the {what} "
-            f"({attempts} attempts over {self.unavailable_timeout_s:.0f} s): {failure}",
+            f"({attempts} attempts over {self.unavailable_timeout_s:g} s): {failure}",
             hint="check that tritonserver runs there and serves the model; see 'milco-os triton serve'.",
         )
 

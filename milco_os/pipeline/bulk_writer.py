@@ -75,8 +75,8 @@ class BulkWriter:
                 rejections += 1
             if unavailable:
                 now = time.monotonic()
-                if waited_since is None or len(unavailable) < len(pending):
-                    waited_since = now  # progress resets the outage clock
+                if waited_since is None or any(results[i] is not None for i in pending):
+                    waited_since = now  # documents settled: progress resets the outage clock
                 if now - waited_since > self.unavailable_timeout_s:
                     raise self._outage(len(unavailable), outcomes[unavailable[0]][0].error)
                 self.counters.unavailable_retries += 1
@@ -109,7 +109,7 @@ class BulkWriter:
 
     def _outage(self, waiting: int, reason: object) -> ClusterUnavailableError:
         return ClusterUnavailableError(
-            f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:.0f} s "
+            f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:g} s "
             f"({waiting} document(s) waiting): {one_line(reason)}",
             hint="bring the cluster back, then re-run the same command with --resume.",
         )

@@ -67,10 +67,15 @@ def ensure_milco_mapping(engine: Engine, index: str, field: VectorField) -> None
 
 
 def supports_pit_reading(engine: Engine, index: str) -> bool:
-    """True when the cluster has PIT and takes the engine's PIT sort."""
+    """True when the cluster has PIT, opens one on ``index`` and takes the engine's PIT sort."""
     if not engine.supports_pit():
         return False
-    pit = engine.open_pit(index, "1m")
+    try:
+        pit = engine.open_pit(index, "1m")
+    except Exception as exc:
+        if engine.classify(exc) is not ErrorKind.BAD_REQUEST:
+            raise
+        return False
     try:
         engine.client.search(body={"size": 1, "sort": engine.pit_sort, "_source": False,
                                    "pit": {"id": pit, "keep_alive": "1m"}})
@@ -260,9 +265,10 @@ def move_alias(client, alias: str, dest: str, source: str, dead_lettered: int) -
             f"and {dead_lettered} went to the dead-letter file.",
             hint="look at the dead-letter file and re-run with --resume or --skip-existing.",
         )
-    if client.indices.exists(index=alias) and not client.indices.exists_alias(name=alias):
+    is_alias = client.indices.exists_alias(name=alias)
+    if not is_alias and client.indices.exists(index=alias):
         raise ReindexError(f"'{alias}' is an index, not an alias: it cannot be moved onto {dest}.")
-    current = list(plain(client.indices.get_alias(name=alias)).keys()) if client.indices.exists_alias(name=alias) else []
+    current = list(plain(client.indices.get_alias(name=alias)).keys()) if is_alias else []
     actions = [{"remove": {"index": index, "alias": alias}} for index in current if index != dest]
     actions.append({"add": {"index": dest, "alias": alias}})
     client.indices.update_aliases(body={"actions": actions})

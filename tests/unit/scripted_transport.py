@@ -200,14 +200,15 @@ class TritonStub:
 
     ``fail(endpoint, answers)`` queues answers for ``"ready"`` or ``"infer"`` requests: a ``Reply``
     (an HTTP error with a JSON ``error``) or ``DROP`` (the connection is closed unanswered).
-    ``requests`` lists the endpoint of every request received. Connections are refused until
-    ``listen()``.
+    ``requests`` lists the endpoint of every request received; ``repository`` is what the
+    repository index (``POST /v2/repository/index``) lists. Connections are refused until ``listen()``.
     """
 
     def __init__(self, model: str, encode: Callable[[list[str]], list[SparseVector]],
                  vocabulary: TermVocabulary) -> None:
         self.model, self.encode, self.vocabulary = model, encode, vocabulary
         self.requests: list[str] = []
+        self.repository: list[dict] = [{"name": model, "version": "1", "state": "READY"}]
         self._failures: dict[str, Iterator[Answer]] = {"ready": iter(()), "infer": iter(())}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(), bind_and_activate=False)
@@ -279,6 +280,9 @@ class TritonStub:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v2/repository/index":
+                    stub.requests.append("index")
+                    return self._send(Reply(200, stub.repository))
                 if self.path != f"/v2/models/{stub.model}/infer":
                     return self._send(Reply(404, {"error": f"no route {self.path}"}))
                 failure = stub._next_failure("infer")

@@ -123,3 +123,38 @@ def test_repeated_encodes_do_not_pile_up_open_connections(milco: TritonEncoder) 
     for _ in range(10):
         milco.encode(TEXTS)
     assert len(os.listdir("/proc/self/fd")) - opened < 10
+
+
+def test_a_loading_model_is_waited_for() -> None:
+    with TritonStub("milco", toy_vectors, VOCABULARY) as loading:
+        loading.repository = [{"name": "milco", "version": "1", "state": "LOADING"}]
+        loading.fail("ready", [Reply(400, {"error": "not ready"})] * 3)
+        loading.listen()
+        with encoder(loading) as milco:
+            assert milco.vocabulary == VOCABULARY
+        assert loading.count("ready") == 4 and loading.count("index") == 3
+
+
+@pytest.mark.parametrize(("repository", "error", "message"), [
+    ([{"name": "other", "version": "1", "state": "READY"}], TritonRequestError, "serves no model named 'milco'"),
+    ([{"name": "milco", "version": "1", "state": "UNAVAILABLE", "reason": "ImportError: no module named x"}],
+     TritonUnavailableError, "model 'milco' is unavailable: ImportError: no module named x"),
+])
+def test_an_unknown_or_broken_model_fails_at_once(repository: list[dict], error: type, message: str) -> None:
+    with TritonStub("milco", toy_vectors, VOCABULARY) as broken:
+        broken.repository = repository
+        broken.fail("ready", iter(lambda: Reply(400, {"error": "not ready"}), None))
+        broken.listen()
+        started = time.monotonic()
+        with pytest.raises(error, match=message):
+            encoder(broken, unavailable_timeout_s=30)
+        assert time.monotonic() - started < 2.0 and broken.count("ready") == 1
+
+
+def test_a_model_that_never_gets_ready_gives_up_after_the_timeout() -> None:
+    with TritonStub("milco", toy_vectors, VOCABULARY) as stuck:
+        stuck.repository = [{"name": "milco", "version": "1", "state": "LOADING"}]
+        stuck.fail("ready", iter(lambda: Reply(400, {"error": "not ready"}), None))
+        stuck.listen()
+        with pytest.raises(TritonUnavailableError, match="was not ready within 0.3 s \\(state: LOADING\\)"):
+            encoder(stuck, unavailable_timeout_s=0.3)
