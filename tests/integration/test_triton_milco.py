@@ -18,6 +18,7 @@ from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
 from milco_os.serving.triton_repository import export_repository, model_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -127,20 +128,26 @@ def test_server_killed_mid_run_raises_after_retries(tiny_checkpoint: Path, tmp_p
     server = TritonServer(tmp_path / "repo", log_file=tmp_path / "triton.log").start()
     encoder = TritonEncoder(server.grpc_url, unavailable_timeout_s=2, backoff_s=0.2, texts_per_request=2, timeout_s=10)
     outcome: dict[str, BaseException] = {}
+    encoded: list[int] = []
 
     def run() -> None:
         try:
-            for _ in range(200):
+            for call in range(200):
                 encoder.encode(TEXTS * 5)
+                encoded.append(call)
         except BaseException as exc:  # the test inspects whatever ends the run
             outcome["error"] = exc
 
     worker = threading.Thread(target=run)
     worker.start()
-    time.sleep(1.0)
-    server.process.kill()
-    worker.join(timeout=120)
-    server.stop()
+    try:
+        wait_for(lambda: encoded or not worker.is_alive(), timeout=120,
+                 what="the client's first answer from the server")
+        assert worker.is_alive(), f"the run ended before the kill: {outcome.get('error')!r}"
+        server.process.kill()
+        worker.join(timeout=120)
+    finally:
+        server.stop()
     assert not worker.is_alive(), "the client hung after the server died"
     assert isinstance(outcome.get("error"), TritonUnavailableError)
     assert server.grpc_url in str(outcome["error"])
