@@ -5,17 +5,13 @@ from __future__ import annotations
 import json
 import platform
 import random
-import shutil
-import tempfile
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from milco_os.services.opensearch_node import NodeSettings, SearchNode
-from milco_os.services.ports import free_port
-from milco_os.services.service_user import service_user, services_root
+from milco_os.sample_corpus import sample_dir
+from milco_os.services.temporary_node import temporary_node
 
 
 @contextmanager
@@ -24,22 +20,14 @@ def local_node(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    runtime = Path(tempfile.mkdtemp(prefix="bench-", dir=services_root(service_user())))
-    node = SearchNode(runtime, NodeSettings(http_port=free_port()))
-    node.start()
-    try:
+    with temporary_node() as node:
         yield node.url
-    finally:
-        node.stop()
-        shutil.rmtree(runtime, ignore_errors=True)
-
-
-SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
 
 
 def sample_passages() -> list[str]:
-    """The texts of the sample multilingual corpus (bench/data/sample/corpus.jsonl)."""
-    return [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    """The texts of the sample multilingual corpus shipped with the package."""
+    lines = (sample_dir() / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines]
 
 
 def synthetic_corpus(count: int, seed: int = 1, max_sentences: int = 6) -> list[dict]:
@@ -52,7 +40,7 @@ def synthetic_corpus(count: int, seed: int = 1, max_sentences: int = 6) -> list[
 
 def synthetic_queries(count: int, seed: int = 2) -> list[str]:
     """The sample corpus's queries, cycled to ``count`` in a seeded order."""
-    lines = (SAMPLE / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (sample_dir() / "queries.jsonl").read_text(encoding="utf-8").splitlines()
     queries = [json.loads(line)["text"] for line in lines]
     random.Random(seed).shuffle(queries)
     return [queries[n % len(queries)] for n in range(count)]

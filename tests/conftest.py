@@ -19,10 +19,8 @@ import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.model import MilcoEncoder
-from milco_os.services.opensearch_dist import DEFAULT_VERSION
-from milco_os.services.opensearch_node import NodeSettings, SearchNode, is_green
-from milco_os.services.ports import free_port
-from milco_os.services.service_user import service_user, services_root
+from milco_os.services.search_node import is_green
+from milco_os.services.temporary_node import temporary_node
 from milco_os.services.triton_server import TritonServer
 from milco_os.model.tiny import make_tiny_checkpoint
 
@@ -77,17 +75,9 @@ def opensearch_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def provisioned_node() -> Iterator[str]:
     """Start a node from Maven Central artifacts on a free port; remove it afterwards."""
-    version = os.environ.get(TEST_VERSION_ENV, DEFAULT_VERSION)
-    port = free_port()
-    runtime_dir = services_root(service_user()) / "test-nodes" / f"{port}-{uuid.uuid4().hex[:8]}"
-    node = SearchNode(runtime_dir, NodeSettings(version=version, http_port=port))
-    node.start()
-    try:
+    with temporary_node(version=os.environ.get(TEST_VERSION_ENV, "")) as node:
         record_opensearch(node.url, "node provisioned from Maven Central by the test suite")
         yield node.url
-    finally:
-        node.stop()
-        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def record_opensearch(url: str, source: str) -> None:
@@ -148,13 +138,6 @@ ELASTICSEARCH_TARGETS = (("7.17.29", "rank_features"), ("8.19.21", "sparse_vecto
 def elasticsearch_target(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(URL, vector field type) of a real Elasticsearch node started for this module."""
     version, vector_type = request.param
-    port = free_port()
-    runtime_dir = services_root(service_user()) / "test-nodes" / f"es-{port}-{uuid.uuid4().hex[:8]}"
-    node = SearchNode(runtime_dir, NodeSettings(version=version, http_port=port, heap="512m", engine="elasticsearch"))
-    node.start()
-    try:
+    with temporary_node(engine="elasticsearch", version=version, heap="512m") as node:
         SERVICE_REPORT[f"Elasticsearch {version}"] = f"at {node.url} (node provisioned from Maven Central)"
         yield node.url, vector_type
-    finally:
-        node.stop()
-        shutil.rmtree(runtime_dir, ignore_errors=True)

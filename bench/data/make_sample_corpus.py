@@ -6,7 +6,7 @@ language; 120 queries (one per city and language: "what is the capital of X?") w
 graded labels: passages about the same city are relevant (2 in the query's language,
 1 in any other). Retrieval quality on it with a random tiny model is meaningless.
 
-    python bench/data/make_sample_corpus.py   # rewrites bench/data/sample/
+    python bench/data/make_sample_corpus.py   # rewrites milco_os/data/sample/ (shipped with the package)
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ QUERIES = {
 
 
 def main() -> None:
-    out = Path(__file__).parent / "sample"
+    out = Path(__file__).resolve().parents[2] / "milco_os" / "data" / "sample"
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     corpus, queries, qrels = [], [], []
     for place, names in enumerate(PLACES):

@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from milco_os.paths import cache_dir
-from milco_os.services.opensearch_node import NodeSettings, SearchNode
-from milco_os.services.ports import free_port
-from milco_os.services.service_user import service_user, services_root
+from milco_os.sample_corpus import sample_dir
+from milco_os.services.temporary_node import temporary_node
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample" / "corpus.jsonl"
+if TYPE_CHECKING:
+    from milco_os.encoding.triton_client import TritonEncoder
+
 DEMO_INDEX = "milco-demo"
 DEMO_QUERIES = ("What is the capital of Germany?", "Was ist die Hauptstadt von Japan?", "столица Египта",
                 "フランスの首都", "ما هي عاصمة كندا؟", "capital de Perú")
 
 
+@contextmanager
+def served_encoder(model: Path, console: Console) -> Iterator[TritonEncoder]:
+    """An encoder calling a local tritonserver that serves ``model`` until the block ends."""
+    from milco_os.encoding.triton_client import TritonEncoder
+    from milco_os.services.triton_server import TritonServer
+    from milco_os.serving.triton_repository import export_repository
+
+    scratch_root = cache_dir() / "demo"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="triton-", dir=scratch_root) as scratch:
+        repository = Path(scratch) / "triton-models"
+        export_repository(model, repository, device="auto", reference=True)
+        console.print("Starting tritonserver with the MILCO model ...")
+        with TritonServer(repository, log_file=Path(scratch) / "tritonserver.log") as triton:
+            console.print(f"Triton serves the encoder on {triton.grpc_url} (gRPC).")
+            yield TritonEncoder(triton.grpc_url)
+        console.print("tritonserver stopped.")
+
+
 @click.command("demo")
 @click.option("--model", default=None, help="MILCO checkpoint directory (default: a tiny random one).")
-@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SAMPLE_CORPUS,
-              show_default=True, help="JSONL with _id (or id) and text fields.")
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSONL with _id (or id) and text fields [default: the bundled sample corpus].")
 @click.option("--doc-prune", default="topk:64", show_default=True)
 @click.option("--query-prune", default="topk:64", show_default=True)
 @click.option("--query", "queries", multiple=True, help="Query to run (repeatable; default: a multilingual set).")
 @click.option("--in-process", is_flag=True, help="Encode in this process instead of on a local Triton server.")
-def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, queries: tuple[str, ...],
+def demo(model: str | None, corpus: Path | None, doc_prune: str, query_prune: str, queries: tuple[str, ...],
          in_process: bool) -> None:
     """End to end on local services (OpenSearch node, Triton serving the encoder); both stop afterwards."""
     from milco_os.cluster import make_client
@@ -38,34 +59,22 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
     from milco_os.model import MilcoEncoder
     from milco_os.encoding.pruning import PruneSpec
     from milco_os.search.searcher import SearchOptions, search
-    from milco_os.services.triton_server import TritonServer
     from milco_os.model.tiny import make_tiny_checkpoint
-    from milco_os.encoding.triton_client import TritonEncoder
-    from milco_os.serving.triton_repository import export_repository
 
     console = Console()
+    corpus = corpus or sample_dir() / "corpus.jsonl"
     if model is None:
         model = str(make_tiny_checkpoint(cache_dir() / "demo" / "tiny-milco", seed=0))
         console.print("[yellow]No --model given: using a tiny random MILCO checkpoint. The data path is real; "
                       "the rankings are meaningless.[/yellow]")
-    runtime = Path(tempfile.mkdtemp(prefix="demo-", dir=services_root(service_user())))
-    node = SearchNode(runtime, NodeSettings(http_port=free_port()))
-    triton = None
-    console.print(f"Starting OpenSearch on {node.url} ...")
-    node.start()
-    try:
+    console.print("Starting an OpenSearch node ...")
+    with temporary_node() as node, ExitStack() as services:
         if in_process:
             encoder = MilcoEncoder.from_pretrained(model)
         else:
-            repository = runtime / "triton-models"
-            export_repository(Path(model), repository, device="auto", reference=True)
-            triton = TritonServer(repository, log_file=runtime / "tritonserver.log")
-            console.print("Starting tritonserver with the MILCO model ...")
-            triton.start()
-            console.print(f"Triton serves the encoder on {triton.grpc_url} (gRPC).")
-            encoder = TritonEncoder(triton.grpc_url)
+            encoder = services.enter_context(served_encoder(Path(model), console))
         client = make_client(node.url)
-        console.print(f"OpenSearch {client.info()['version']['number']} is green.")
+        console.print(f"OpenSearch {client.info()['version']['number']} is green at {node.url}.")
         ensure_index(client, DEMO_INDEX, replicas=0)
         options = IngestOptions(index=DEMO_INDEX, id_field="_id", prune=PruneSpec.parse(doc_prune),
                                 model_name=encoder.name)
@@ -80,10 +89,4 @@ def demo(model: str | None, corpus: Path, doc_prune: str, query_prune: str, quer
                 table.add_row(hit.id, f"{hit.score:.3f}", hit.source["text"][:60], terms)
             console.print(table)
         client.close()
-    finally:
-        if triton is not None:
-            triton.stop()
-            console.print("tritonserver stopped.")
-        node.stop()
-        shutil.rmtree(runtime, ignore_errors=True)
-        console.print("OpenSearch node stopped.")
+    console.print("OpenSearch node stopped.")

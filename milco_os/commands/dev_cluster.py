@@ -6,15 +6,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from milco_os.services import elasticsearch_dist, opensearch_dist, opensearch_security
-from milco_os.services.opensearch_node import (
+from milco_os.services import opensearch_security
+from milco_os.services.distributions import DISTRIBUTIONS, ELASTICSEARCH, ENGINES, OPENSEARCH
+from milco_os.services.elasticsearch_modules import RANK_FEATURES_VERSION
+from milco_os.services.search_node import (
     DEFAULT_HEAP,
     DEFAULT_HTTP_PORT,
-    ENGINES,
     START_TIMEOUT_S,
     NodeSettings,
     cluster_health,
-    default_version,
     dev_cluster_node,
     install_distribution,
     known_dev_clusters,
@@ -35,20 +35,23 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def chosen_version(version: str | None, secure: bool, engine: str) -> str:
     """The version asked for, else the engine's default (with --secure: the one the security plugin is served for)."""
-    if secure and engine != "opensearch":
+    distribution = DISTRIBUTIONS[engine]
+    if not secure:
+        return version or distribution.default_version
+    if distribution.security is None:
         raise click.UsageError("--secure installs the OpenSearch security plugin: use it with --engine opensearch")
-    return version or (opensearch_security.SECURE_VERSION if secure else default_version(engine))
+    return version or distribution.security.default_version
 
 
 version_option = click.option(
     "--version", "version", default=None,
-    help=f"Engine version [default: OpenSearch {opensearch_dist.DEFAULT_VERSION} ({opensearch_security.SECURE_VERSION} "
-         f"with --secure), Elasticsearch {elasticsearch_dist.DEFAULT_VERSION}]; OpenSearch 3.x and Elasticsearch "
+    help=f"Engine version [default: OpenSearch {OPENSEARCH.default_version} ({opensearch_security.SECURE_VERSION} "
+         f"with --secure), Elasticsearch {ELASTICSEARCH.default_version}]; OpenSearch 3.x and Elasticsearch "
          "9.x need Java 21+.")
 engine_option = click.option(
     "--engine", type=click.Choice(ENGINES), default="opensearch", show_default=True,
     help=f"Elasticsearch nodes are the integ-test build: rank_features on 7.x "
-         f"(e.g. {elasticsearch_dist.RANK_FEATURES_VERSION}), sparse_vector from 8.11, no ingest processors.")
+         f"(e.g. {RANK_FEATURES_VERSION}), sparse_vector from 8.11, no ingest processors.")
 secure_option = click.option(
     "--secure", is_flag=True, help="Security plugin: https with a generated CA, basic auth (needs the version's "
                                    "opensearch-security release on Maven Central).")
@@ -66,7 +69,8 @@ def dev_cluster() -> None:
 @secure_option
 def fetch(engine: str, version: str | None, secure: bool) -> None:
     """Download and assemble the distribution without starting it."""
-    click.echo(str(install_distribution(chosen_version(version, secure, engine), secure=secure, engine=engine)))
+    version = chosen_version(version, secure, engine)
+    click.echo(str(install_distribution(DISTRIBUTIONS[engine], version, secure=secure)))
 
 
 @dev_cluster.command("start")
@@ -90,8 +94,8 @@ def start(engine: str, version: str | None, secure: bool, user: str, password: s
         raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
     version = chosen_version(version, secure, engine)
     users = (opensearch_security.BasicAuthUser(user, password),) if secure else ()
-    node = dev_cluster_node(port, NodeSettings(version, port, heap, parse_settings(settings), users=users,
-                                               engine=engine))
+    node = dev_cluster_node(port, NodeSettings(engine=engine, version=version, http_port=port, heap=heap,
+                                               extra=parse_settings(settings), users=users))
     state = node.state()
     if state is not None and pid_alive(state.pid):
         click.echo(f"{state.engine} {state.version} already runs at {state.url} (pid {state.pid}).", err=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from milco_os.errors import ServiceError
-from milco_os.services import maven, opensearch_dist
+from milco_os.services import maven
+from milco_os.services.java import JavaHome
 
 SECURE_VERSION = "2.19.4"
 READY_MARKER = ".milco-os-security-ready"
@@ -45,14 +46,13 @@ def plugin_artifact(version: str) -> maven.Artifact:
     return maven.Artifact("org.opensearch.plugin", "opensearch-security", f"{version}.0", "zip")
 
 
-def install(home: Path, version: str, *, repository: Path) -> Path:
+def install(home: Path, version: str, *, repository: Path, java: JavaHome) -> Path:
     """A copy of the distribution at ``home`` with the security plugin installed (made once)."""
     secure = home.parent.parent / "opensearch-secure" / home.name
     marker = secure / READY_MARKER
     if marker.is_file() and marker.read_text().strip() == version:
         return secure
     archive = maven.fetch(plugin_artifact(version), repository)
-    java = opensearch_dist.java_for(version)
     secure.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=secure.parent, prefix=".install-") as scratch:
         staged = Path(scratch) / home.name
@@ -139,9 +139,8 @@ def node_settings() -> dict[str, object]:
     return settings
 
 
-def hash_password(secure_home: Path, password: str, version: str) -> str:
+def hash_password(secure_home: Path, password: str, java: JavaHome) -> str:
     """The plugin's bcrypt hash of ``password`` (its ``hash.sh`` reads it from stdin, so no command line shows it)."""
-    java = opensearch_dist.java_for(version)
     script = secure_home / "plugins" / "opensearch-security" / "tools" / "hash.sh"
     result = subprocess.run(["bash", str(script), "-env", "MILCO_OS_HASH_PASSWORD"], capture_output=True,
                             text=True, env={**os.environ, "JAVA_HOME": str(java.path),
@@ -154,13 +153,13 @@ def hash_password(secure_home: Path, password: str, version: str) -> str:
     return hashed
 
 
-def internal_users_yaml(secure_home: Path, users: tuple[BasicAuthUser, ...], version: str) -> str:
+def internal_users_yaml(secure_home: Path, users: tuple[BasicAuthUser, ...], java: JavaHome) -> str:
     """``internal_users.yml`` with exactly these users (JSON-quoted values are valid YAML)."""
     import json
 
     lines = ['_meta: {type: "internalusers", config_version: 2}']
     for user in users:
-        hashed = hash_password(secure_home, user.password, version)
+        hashed = hash_password(secure_home, user.password, java)
         lines.append(f"{json.dumps(user.name)}: {{hash: {json.dumps(hashed)}, reserved: false, "
                      f"backend_roles: [{json.dumps(user.backend_role)}]}}")
     return "\n".join(lines) + "\n"

@@ -12,11 +12,12 @@ from opensearchpy import OpenSearch
 from milco_os.index.setup import ensure_index
 from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
 from milco_os.model import MilcoEncoder
+from milco_os.sample_corpus import sample_dir
 from milco_os.encoding.pruning import PruneSpec
 
 pytestmark = pytest.mark.integration
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample"
+SAMPLE = sample_dir()
 
 
 def test_eval_scores_the_sample_corpus_and_writes_a_run(opensearch: OpenSearch, opensearch_url: str, index_name: str,

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from milco_os.services.opensearch_node import NodeSettings
 from milco_os.services.opensearch_security import SECURE_VERSION, BasicAuthUser
-from milco_os.services.ports import free_port
+from milco_os.services.temporary_node import temporary_node
 from tests.reliability.harness import NodeHandle, Row
 
 MATRIX_ENV = "MILCO_OS_RELIABILITY_MATRIX"
@@ -47,25 +47,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def own_node() -> Iterator[Callable[..., NodeHandle]]:
-    """Starts dedicated nodes (``own_node(extra={...})``) and removes them after the test."""
-    handles: list[NodeHandle] = []
-
-    def start(**settings: object) -> NodeHandle:
-        handle = NodeHandle(NodeSettings(http_port=free_port(), **settings)).start()
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.remove()
+    """Starts dedicated nodes (``own_node(extra={...})``, arguments of ``temporary_node``); removes them after
+    the test."""
+    with ExitStack() as nodes:
+        yield lambda **settings: NodeHandle(nodes.enter_context(temporary_node(**settings)))
 
 
 @pytest.fixture(scope="session")
 def secure_node() -> Iterator[NodeHandle]:
     """A node with the security plugin: https with its own CA, basic auth for an admin and a read-only user."""
-    handle = NodeHandle(NodeSettings(version=SECURE_VERSION, http_port=free_port(), users=(ADMIN, READER)))
-    handle.start()
-    try:
-        yield handle
-    finally:
-        handle.remove()
+    with temporary_node(version=SECURE_VERSION, users=(ADMIN, READER)) as node:
+        yield NodeHandle(node)

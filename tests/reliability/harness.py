@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +13,7 @@ from opensearchpy import OpenSearch, helpers
 
 from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
-from milco_os.services.opensearch_node import NodeSettings, SearchNode
-from milco_os.services.service_user import service_user, services_root
+from milco_os.services.search_node import SearchNode
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 
 
@@ -108,11 +105,10 @@ def audit(client: OpenSearch, index: str, expected: dict[str, dict], rel: float 
 
 
 class NodeHandle:
-    """A dedicated node on a fixed port that tests may stop and start again on the same data."""
+    """A dedicated node (see ``temporary_node``) that tests may stop and start again on the same port and data."""
 
-    def __init__(self, settings: NodeSettings) -> None:
-        self.runtime_dir = services_root(service_user()) / "test-nodes" / f"{settings.http_port}-{uuid.uuid4().hex[:8]}"
-        self.node = SearchNode(self.runtime_dir, settings)
+    def __init__(self, node: SearchNode) -> None:
+        self.node = node
 
     @property
     def url(self) -> str:
@@ -121,13 +117,8 @@ class NodeHandle:
     def client(self, **options: object) -> OpenSearch:
         return OpenSearch(hosts=[self.url], timeout=60, **{**self.node.client_options(), **options})
 
-    def start(self) -> NodeHandle:
+    def start(self) -> None:
         self.node.start()
-        return self
 
     def stop(self) -> None:
         self.node.stop()
-
-    def remove(self) -> None:
-        self.node.stop()
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)

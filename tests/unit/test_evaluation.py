@@ -5,9 +5,10 @@ from pathlib import Path
 import ir_measures
 import pytest
 
+from milco_os.sample_corpus import sample_dir
 from milco_os.search.evaluation import parse_metrics, read_qrels, read_queries, score_run, write_trec_run
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "sample"
+SAMPLE = sample_dir()
 
 
 def test_metric_aliases_and_unknown_metrics() -> None:

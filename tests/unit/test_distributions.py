@@ -4,16 +4,19 @@ from pathlib import Path
 
 import pytest
 
+from milco_os.errors import ServiceError
+from milco_os.services.distribution_zip import extract_zip
+from milco_os.services.distributions import DISTRIBUTIONS, ELASTICSEARCH, OPENSEARCH, Distribution
+from milco_os.services.java import JavaHome
 from milco_os.services.maven import Artifact
-from milco_os.services.opensearch_dist import (
-    extract_zip,
+from milco_os.services.opensearch_modules import (
     MODULES,
     jar_base_name,
-    plugin_descriptor,
     plugin_class_in,
+    plugin_descriptor,
     read_properties,
 )
-from milco_os.services.opensearch_node import NodeSettings, node_yaml, runtime_jvm_options
+from milco_os.services.search_node import NodeSettings, node_yaml, runtime_jvm_options
 
 
 def make_jar(path: Path, names: list[str]) -> Path:
@@ -96,3 +99,56 @@ def test_node_yaml_binds_loopback_and_takes_extra_settings(tmp_path: Path) -> No
 ])
 def test_jar_base_name_drops_the_version(name: str, base: str) -> None:
     assert jar_base_name(Path(name)) == base
+
+
+@pytest.mark.parametrize(("engine", "group"), [("opensearch", "org.opensearch.distribution.integ-test-zip"),
+                                               ("elasticsearch", "org.elasticsearch.distribution.integ-test-zip")])
+def test_each_engine_is_its_integ_test_zip(engine: str, group: str) -> None:
+    artifact = DISTRIBUTIONS[engine].artifact("1.2.3")
+    assert artifact.coordinates == f"{group}:{engine}:1.2.3:zip"
+
+
+@pytest.mark.parametrize(("distribution", "version", "java_range"), [
+    (OPENSEARCH, "2.19.6", (11, 23)), (OPENSEARCH, "3.8.0", (21, 99)),
+    (ELASTICSEARCH, "7.17.29", (17, 23)), (ELASTICSEARCH, "8.19.21", (17, 23)), (ELASTICSEARCH, "9.2.4", (21, 99)),
+])
+def test_java_requirement_follows_the_major_version(monkeypatch: pytest.MonkeyPatch, distribution: Distribution,
+                                                    version: str, java_range: tuple[int, int]) -> None:
+    asked = []
+    monkeypatch.setattr("milco_os.services.distributions.find_java",
+                        lambda minimum, maximum, purpose: asked.append((minimum, maximum, purpose)))
+    distribution.java_for(version)
+    assert asked == [(*java_range, f"{distribution.display_name} {version}")]
+
+
+def test_only_elasticsearch_7_gets_modules_added() -> None:
+    assert OPENSEARCH.needs_modules("2.19.6") and OPENSEARCH.needs_modules("3.8.0")
+    assert ELASTICSEARCH.needs_modules("7.17.29")
+    assert not ELASTICSEARCH.needs_modules("8.19.21") and not ELASTICSEARCH.needs_modules("9.2.4")
+
+
+@pytest.mark.parametrize(("distribution", "prefix"), [(OPENSEARCH, "OPENSEARCH"), (ELASTICSEARCH, "ES")])
+def test_environment_uses_the_engine_prefix(tmp_path: Path, distribution: Distribution, prefix: str) -> None:
+    env = distribution.environment(JavaHome(tmp_path / "jdk", 21), tmp_path / "config", tmp_path / "tmp", "1g")
+    assert env == {"JAVA_HOME": str(tmp_path / "jdk"), f"{prefix}_JAVA_HOME": str(tmp_path / "jdk"),
+                   f"{prefix}_PATH_CONF": str(tmp_path / "config"), f"{prefix}_TMPDIR": str(tmp_path / "tmp"),
+                   f"{prefix}_JAVA_OPTS": "-Xms1g -Xmx1g"}
+
+
+def test_settings_default_to_the_engines_version() -> None:
+    assert NodeSettings().version == OPENSEARCH.default_version
+    assert NodeSettings(engine="elasticsearch").version == ELASTICSEARCH.default_version
+    assert NodeSettings(engine="elasticsearch", version="7.17.29").display_name == "Elasticsearch 7.17.29"
+
+
+def test_elasticsearch_node_yaml_turns_x_pack_security_off(tmp_path: Path) -> None:
+    elasticsearch = node_yaml(NodeSettings(engine="elasticsearch", http_port=9333), 9444, tmp_path)
+    assert "xpack.security.enabled: false\n" in elasticsearch
+    assert "xpack" not in node_yaml(NodeSettings(http_port=9333), 9444, tmp_path)
+
+
+def test_elasticsearch_has_no_security_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "elasticsearch" / "elasticsearch-8.19.21"
+    monkeypatch.setattr("milco_os.services.distributions.assemble_zip", lambda *args: home)
+    with pytest.raises(ServiceError, match="no security plugin"):
+        ELASTICSEARCH.install("8.19.21", repository=tmp_path / "m2", services=tmp_path, secure=True)

@@ -17,7 +17,9 @@ from opensearchpy.exceptions import OpenSearchException
 
 from milco_os.errors import ServiceError
 from milco_os.paths import cache_dir
-from milco_os.services import elasticsearch_dist, opensearch_dist, opensearch_security
+from milco_os.services import opensearch_security
+from milco_os.services.distributions import DISTRIBUTIONS, Distribution
+from milco_os.services.java import JavaHome
 from milco_os.services.opensearch_security import BasicAuthUser
 from milco_os.services.ports import LOOPBACK, free_port, require_free_port
 from milco_os.services.processes import log_tail, pid_alive, terminate_process_group, wait_until
@@ -31,22 +33,28 @@ START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 30.0
 
 
-ENGINES = ("opensearch", "elasticsearch")
-
-
 @dataclass(frozen=True)
 class NodeSettings:
-    """What to run: the engine and version, its HTTP port, heap size and extra ``<engine>.yml`` settings.
+    """What to run: the engine and version (default: the engine's), its HTTP port, heap size and extra
+    ``<engine>.yml`` settings.
 
     With ``users`` (OpenSearch), the node runs the security plugin: https only, basic auth for these users.
     """
 
-    version: str = opensearch_dist.DEFAULT_VERSION
+    engine: str = "opensearch"
+    version: str = ""
     http_port: int = DEFAULT_HTTP_PORT
     heap: str = DEFAULT_HEAP
     extra: Mapping[str, object] = field(default_factory=dict)
     users: tuple[BasicAuthUser, ...] = ()
-    engine: str = "opensearch"
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            object.__setattr__(self, "version", self.distribution.default_version)
+
+    @property
+    def distribution(self) -> Distribution:
+        return DISTRIBUTIONS[self.engine]
 
     @property
     def secure(self) -> bool:
@@ -54,11 +62,7 @@ class NodeSettings:
 
     @property
     def display_name(self) -> str:
-        return f"{'Elasticsearch' if self.engine == 'elasticsearch' else 'OpenSearch'} {self.version}"
-
-
-def default_version(engine: str) -> str:
-    return elasticsearch_dist.DEFAULT_VERSION if engine == "elasticsearch" else opensearch_dist.DEFAULT_VERSION
+        return f"{self.distribution.display_name} {self.version}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class NodeState:
 
 def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
               plugin_settings: Mapping[str, object] | None = None) -> str:
-    """``opensearch.yml`` / ``elasticsearch.yml`` for a loopback-only single node (JSON-quoted values are YAML)."""
+    """The engine's config file for a loopback-only single node (JSON-quoted values are YAML)."""
     values: dict[str, object] = {
         "cluster.name": "milco-os-dev",
         "node.name": f"milco-os-{settings.http_port}",
@@ -101,9 +105,7 @@ def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
         # A dev node on a nearly full disk should still allocate shards.
         "cluster.routing.allocation.disk.threshold_enabled": False,
     }
-    if settings.engine == "elasticsearch":
-        # The integ-test build carries x-pack security; a dev node runs without it, like OpenSearch's.
-        values["xpack.security.enabled"] = False
+    values.update(settings.distribution.node_settings)
     values.update(plugin_settings or {})
     values.update(settings.extra)
     return "".join(f"{key}: {json.dumps(value)}\n" for key, value in values.items())
@@ -140,15 +142,11 @@ def primaries_assigned(url: str, **client_options: object) -> bool:
     return bool(health) and health.get("status") in ("yellow", "green")
 
 
-def install_distribution(version: str, *, secure: bool = False, engine: str = "opensearch") -> Path:
-    """The engine's home for ``version`` (with the security plugin when ``secure``); downloads cached in ``m2``."""
-    repository = cache_dir() / "m2"
-    if engine == "elasticsearch":
-        return elasticsearch_dist.install(version, repository=repository,
-                                          installs=services_root(service_user()) / "elasticsearch")
-    home = opensearch_dist.install(version, repository=repository,
-                                   installs=services_root(service_user()) / "opensearch")
-    return opensearch_security.install(home, version, repository=repository) if secure else home
+def install_distribution(distribution: Distribution, version: str, *, secure: bool = False) -> Path:
+    """The distribution's home for ``version`` (with the security plugin when ``secure``); downloads cached in
+    ``m2``."""
+    return distribution.install(version, repository=cache_dir() / "m2", services=services_root(service_user()),
+                                secure=secure)
 
 
 class SearchNode:
@@ -187,25 +185,18 @@ class SearchNode:
         """Provision, launch and wait until every primary shard is assigned; the node outlives this process."""
         user = service_user()
         settings = self.settings
-        distribution = elasticsearch_dist if settings.engine == "elasticsearch" else opensearch_dist
+        distribution = settings.distribution
         java = distribution.java_for(settings.version)
-        home = install_distribution(settings.version, secure=settings.secure, engine=settings.engine)
+        home = install_distribution(distribution, settings.version, secure=settings.secure)
         require_free_port(settings.http_port, f"{settings.display_name} node (HTTP port {settings.http_port})")
         transport_port = free_port()
-        self._prepare_runtime_dir(home, transport_port)
+        self._prepare_runtime_dir(home, transport_port, java)
         hand_over(self.runtime_dir, user)
-        prefix = "ES" if settings.engine == "elasticsearch" else "OPENSEARCH"
-        env = {
-            **os.environ,
-            "JAVA_HOME": str(java.path),
-            f"{prefix}_JAVA_HOME": str(java.path),
-            f"{prefix}_PATH_CONF": str(self.runtime_dir / "config"),
-            f"{prefix}_TMPDIR": str(self.runtime_dir / "tmp"),
-            f"{prefix}_JAVA_OPTS": f"-Xms{settings.heap} -Xmx{settings.heap}",
-        }
+        env = {**os.environ, **distribution.environment(java, self.runtime_dir / "config", self.runtime_dir / "tmp",
+                                                        settings.heap)}
         with self.console_log.open("ab") as console:
             process = subprocess.Popen(
-                [str(home / "bin" / settings.engine)],
+                [str(home / distribution.binary)],
                 cwd=self.runtime_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -259,7 +250,7 @@ class SearchNode:
     def tail(self) -> str:
         return log_tail(self.console_log)
 
-    def _prepare_runtime_dir(self, home: Path, transport_port: int) -> None:
+    def _prepare_runtime_dir(self, home: Path, transport_port: int, java: JavaHome) -> None:
         config = self.runtime_dir / "config"
         if config.exists():
             shutil.rmtree(config)
@@ -270,18 +261,18 @@ class SearchNode:
         jvm_options.write_text(runtime_jvm_options(jvm_options.read_text(), self.runtime_dir))
         extra: dict[str, object] = {}
         if self.settings.secure:
-            extra = self._prepare_security(home, config)
-        (config / f"{self.settings.engine}.yml").write_text(
+            extra = self._prepare_security(home, config, java)
+        (config / self.settings.distribution.config_file).write_text(
             node_yaml(self.settings, transport_port, self.runtime_dir, extra))
 
-    def _prepare_security(self, home: Path, config: Path) -> dict[str, object]:
+    def _prepare_security(self, home: Path, config: Path, java: JavaHome) -> dict[str, object]:
         """Certificates (made once per runtime dir, kept across restarts) and users; the settings for both."""
         certs = self.runtime_dir / opensearch_security.CERTS
         if not (certs / opensearch_security.CA_FILE).is_file():
             opensearch_security.make_certificates(certs)
         shutil.copytree(certs, config / opensearch_security.CERTS)
         (config / "opensearch-security" / "internal_users.yml").write_text(
-            opensearch_security.internal_users_yaml(home, self.settings.users, self.settings.version))
+            opensearch_security.internal_users_yaml(home, self.settings.users, java))
         return opensearch_security.node_settings()
 
 

@@ -1,7 +1,6 @@
-"""Provisioning a runnable OpenSearch distribution from Maven Central artifacts.
+"""The modules an OpenSearch ``integ-test-zip`` distribution lacks, added from Maven Central artifacts.
 
-The ``integ-test-zip`` distribution is a minimal, runnable OpenSearch without a
-bundled JDK. Before 3.5 it carries only the transport modules, so the modules
+Before 3.5 that distribution carries only the transport modules, so the modules
 milco-os needs are added from their Maven artifacts (with their runtime
 dependencies, minus what the server already ships), a plugin descriptor and,
 where the real distribution has one, a security policy:
@@ -14,18 +13,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from milco_os.services import maven
-from milco_os.services.java import JavaHome, find_java
-
-DEFAULT_VERSION = "2.19.6"
-READY_MARKER = ".milco-os-ready"
-LAYOUT_REVISION = "2"
 
 
 @dataclass(frozen=True)
@@ -55,34 +47,9 @@ MODULES = (
 )
 
 
-def distribution_artifact(version: str) -> maven.Artifact:
-    return maven.Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip")
-
-
 def jar_base_name(jar: Path) -> str:
     """``lucene-core-9.12.3.jar`` -> ``lucene-core``: the artifact a jar holds, without its version."""
     return re.sub(r"-\d[^-]*(-[A-Za-z0-9.]+)?$", "", jar.stem)
-
-
-def major_version(version: str) -> int:
-    return int(version.split(".", 1)[0])
-
-
-def java_for(version: str) -> JavaHome:
-    """OpenSearch 2.x needs Java 11-23 (it relies on the SecurityManager); 3.x needs Java 21+."""
-    if major_version(version) >= 3:
-        return find_java(21, 99, f"OpenSearch {version}")
-    return find_java(11, 23, f"OpenSearch {version}")
-
-
-def extract_zip(archive: Path, destination: Path) -> None:
-    """Extract ``archive`` keeping the Unix permission bits (``zipfile`` alone drops them)."""
-    with zipfile.ZipFile(archive) as bundle:
-        for info in bundle.infolist():
-            extracted = Path(bundle.extract(info, destination))
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                extracted.chmod(mode)
 
 
 def plugin_class_in(jar: Path, prefix: str) -> str:
@@ -142,31 +109,7 @@ def add_module(home: Path, spec: ModuleSpec, version: str, repository: Path, scr
         (module / "plugin-security.policy").write_text(spec.security_policy, encoding="utf-8")
 
 
-def assemble_zip(fetch: Callable[[], Path], home: Path, stamp: str,
-                 complete: Callable[[Path, Path], None]) -> Path:
-    """``home`` from the distribution zip ``fetch`` provides, once: extracted to scratch, completed by
-    ``complete(extracted, scratch)``, stamped, then moved into place (never left half-built)."""
-    marker = home / READY_MARKER
-    if marker.is_file() and marker.read_text().strip() == stamp:
-        return home
-    archive = fetch()
-    home.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home.parent, prefix=".extract-") as scratch:
-        extract_zip(archive, Path(scratch))
-        extracted = Path(scratch) / home.name
-        complete(extracted, Path(scratch))
-        (extracted / READY_MARKER).write_text(stamp + "\n")
-        if home.exists():
-            shutil.rmtree(home)
-        extracted.rename(home)
-    return home
-
-
-def install(version: str, *, repository: Path, installs: Path) -> Path:
-    """A ready OpenSearch home for ``version`` under ``installs`` (downloaded and assembled once)."""
-    def add_modules(extracted: Path, scratch: Path) -> None:
-        for spec in MODULES:
-            add_module(extracted, spec, version, repository, scratch / "modules")
-
-    return assemble_zip(lambda: maven.fetch(distribution_artifact(version), repository),
-                        installs / f"opensearch-{version}", f"{version} {LAYOUT_REVISION}", add_modules)
+def add_modules(home: Path, version: str, repository: Path, scratch: Path) -> None:
+    """Every module of ``MODULES`` the distribution at ``home`` lacks."""
+    for spec in MODULES:
+        add_module(home, spec, version, repository, scratch / "modules")

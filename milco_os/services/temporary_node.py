@@ -1,0 +1,36 @@
+"""A search node for the length of a ``with`` block: on a free port, in its own folder, removed afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+from milco_os.services.opensearch_security import BasicAuthUser
+from milco_os.services.ports import free_port
+from milco_os.services.search_node import DEFAULT_HEAP, NodeSettings, SearchNode
+from milco_os.services.service_user import service_user, services_root
+
+TEMPORARY_NODES = "temporary-nodes"
+
+
+@contextmanager
+def temporary_node(engine: str = "opensearch", version: str = "", heap: str = DEFAULT_HEAP,
+                   extra: Mapping[str, object] | None = None,
+                   users: tuple[BasicAuthUser, ...] = ()) -> Iterator[SearchNode]:
+    """A started node (the engine's default version unless ``version``); stopped and deleted on exit.
+
+    Inside the block the node may be stopped and started again: it keeps its port, data and certificates.
+    """
+    port = free_port()
+    settings = NodeSettings(engine=engine, version=version, http_port=port, heap=heap, extra=extra or {},
+                            users=users)
+    runtime_dir = services_root(service_user()) / TEMPORARY_NODES / f"{port}-{uuid.uuid4().hex[:8]}"
+    node = SearchNode(runtime_dir, settings)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(runtime_dir, ignore_errors=True)
