@@ -55,7 +55,9 @@ def demo(model: str | None, corpus: Path | None, doc_prune: str, query_prune: st
     """End to end on local services (OpenSearch node, Triton serving the encoder); both stop afterwards."""
     from milco_os.cluster import make_client
     from milco_os.index.setup import ensure_index
-    from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+    from milco_os.pipeline.dead_letters import DeadLetters
+    from milco_os.pipeline.ingest import IngestOptions, Ingestor
+    from milco_os.pipeline.sources import JsonlSource
     from milco_os.model import MilcoEncoder
     from milco_os.encoding.pruning import PruneSpec
     from milco_os.search.searcher import SearchOptions, search
@@ -75,15 +77,14 @@ def demo(model: str | None, corpus: Path | None, doc_prune: str, query_prune: st
             encoder = services.enter_context(served_encoder(Path(model), console))
         client = make_client(node.url)
         console.print(f"OpenSearch {client.info()['version']['number']} is green at {node.url}.")
-        ensure_index(client, DEMO_INDEX, replicas=0)
-        options = IngestOptions(index=DEMO_INDEX, id_field="_id", prune=PruneSpec.parse(doc_prune),
-                                model_name=encoder.name)
-        summary = Ingestor(client, encoder, options, DeadLetters(None)).run(read_jsonl(corpus))
+        index, _ = ensure_index(client, DEMO_INDEX, replicas=0)
+        options = IngestOptions(prune=PruneSpec.parse(doc_prune), model_name=encoder.name)
+        summary = Ingestor(index, encoder, options, DeadLetters(None)).run(JsonlSource(corpus, id_field="_id"))
         client.indices.refresh(index=DEMO_INDEX)
         console.print(f"Indexed {summary.written} documents from {corpus.name} (pruning {doc_prune}).")
         for query in queries or DEMO_QUERIES:
             table = Table("id", "score", "text", "top matched terms", title=f"query: {query}", title_justify="left")
-            for hit in search(client, DEMO_INDEX, encoder, query,
+            for hit in search(index, encoder, query,
                               SearchOptions(size=3, query_prune=query_prune, explain=True)):
                 terms = ", ".join(f"{name} {value:.2f}" for name, value in list(hit.terms.items())[:4])
                 table.add_row(hit.id, f"{hit.score:.3f}", hit.source["text"][:60], terms)

@@ -10,7 +10,10 @@ import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.index.setup import ensure_index
-from milco_os.pipeline.ingest import DeadLetters, IngestOptions, Ingestor, read_jsonl
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.sources import JsonlSource
+from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.sample_corpus import sample_dir
 from milco_os.encoding.pruning import PruneSpec
@@ -24,8 +27,8 @@ def test_eval_scores_the_sample_corpus_and_writes_a_run(opensearch: OpenSearch, 
                                                         tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
                                                         tmp_path: Path) -> None:
     ensure_index(opensearch, index_name, replicas=0)
-    options = IngestOptions(index=index_name, id_field="_id", prune=PruneSpec.parse("topk:48"))
-    summary = Ingestor(opensearch, tiny_encoder, options, DeadLetters(None)).run(read_jsonl(SAMPLE / "corpus.jsonl"))
+    options = IngestOptions(prune=PruneSpec.parse("topk:48"))
+    summary = Ingestor(open_index(opensearch, index_name), tiny_encoder, options, DeadLetters(None)).run(JsonlSource(SAMPLE / "corpus.jsonl", id_field="_id"))
     opensearch.indices.refresh(index=index_name)
     assert summary.written == 600 and opensearch.exists(index=index_name, id="p05-ja-0")
 
