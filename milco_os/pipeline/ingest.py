@@ -44,8 +44,13 @@ class BatchReport:
                    sum(1 for outcome in outcomes if outcome.no_text), kinds.count("refused"), kinds.count("conflict"))
 
 
+BATCH_COUNTS = ("read", "written", "skipped", "no_text", "failed", "conflicts")
+
+
 @dataclass
 class IngestSummary:
+    """What a run did: the batch counts, what the source and the writer rode out, and where the time went."""
+
     read: int = 0
     written: int = 0
     no_text: int = 0
@@ -60,17 +65,12 @@ class IngestSummary:
     bulk_s: float = 0.0
 
     def add(self, report: BatchReport) -> None:
-        self.read += report.read
-        self.written += report.written
-        self.skipped += report.skipped
-        self.no_text += report.no_text
-        self.failed += report.failed
-        self.conflicts += report.conflicts
+        for name in BATCH_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(report, name))
 
     def merge(self, other: IngestSummary) -> None:
         """Add another run's figures (elapsed time excepted)."""
-        for name in ("read", "written", "no_text", "failed", "skipped", "conflicts", "duplicate_ids",
-                     "rejected_429", "unavailable_retries", "encode_s", "bulk_s"):
+        for name in (*BATCH_COUNTS, "duplicate_ids", "rejected_429", "unavailable_retries", "encode_s", "bulk_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, float]:
