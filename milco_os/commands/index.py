@@ -60,6 +60,7 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec.")
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--id-field", default="id", show_default=True)
+@click.option("--routing-field", default=None, help="Field whose value routes each document to its shard.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
 @click.option("--passages", is_flag=True, help="Split texts into token windows, one vector each (nested).")
@@ -74,8 +75,8 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
-           id_field: str, batch_size: int, max_length: int | None, passages: bool, passage_tokens: int,
-           passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
+           id_field: str, routing_field: str | None, batch_size: int, max_length: int | None, passages: bool,
+           passage_tokens: int, passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
            vector_field: str | None, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused.
 
@@ -111,7 +112,8 @@ def ingest(connection: Connection, index: str, model: str | None,
         letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume else 0
         ingestor = Ingestor(handle, encoder, options, letters, on_progress=lambda n: progress.advance(task, n),
                             on_batch_done=lambda report: checkpoint.advance(report, checkpoint_path))
-        source = JsonlSource(file, id_field=id_field, start_after=checkpoint.line, on_notice=notices)
+        source = JsonlSource(file, id_field=id_field, routing_field=routing_field, start_after=checkpoint.line,
+                             on_notice=notices)
         try:
             summary = ingestor.run(source)
         except MilcoOsError:

@@ -42,6 +42,7 @@ class ElasticsearchEngine(Engine):
                  (elasticsearch.AuthorizationException, ErrorKind.AUTHORIZATION),
                  (elasticsearch.NotFoundError, ErrorKind.NOT_FOUND),
                  (elasticsearch.BadRequestError, ErrorKind.BAD_REQUEST),
+                 (elastic_transport.SerializationError, ErrorKind.BAD_REQUEST),
                  (elasticsearch.ApiError, ErrorKind.HTTP), (elastic_transport.TransportError, ErrorKind.HTTP),
                  (elasticsearch.UnsupportedProductError, ErrorKind.HTTP))
         return next((kind for cls, kind in kinds if isinstance(exc, cls)), None)

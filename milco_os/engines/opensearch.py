@@ -38,6 +38,7 @@ class OpenSearchEngine(Engine):
                  (errors.AuthenticationException, ErrorKind.AUTHENTICATION),
                  (errors.AuthorizationException, ErrorKind.AUTHORIZATION),
                  (errors.NotFoundError, ErrorKind.NOT_FOUND), (errors.RequestError, ErrorKind.BAD_REQUEST),
+                 (errors.SerializationError, ErrorKind.BAD_REQUEST),
                  (errors.TransportError, ErrorKind.HTTP), (errors.ImproperlyConfigured, ErrorKind.CONFIGURATION))
         return next((kind for cls, kind in kinds if isinstance(exc, cls)), None)
 

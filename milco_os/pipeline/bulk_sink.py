@@ -43,13 +43,14 @@ class BulkSink:
         named = REFUSED_FIELD.search(str(reason))
         field = named.group(1) if named else None
         detail = f"{reason}" + (f": {caused_by}" if caused_by else "")
-        return Outcome("refused", doc.line, doc.doc_id,
-                       reason=f"{doc.where()}: the cluster refused it (status {result.status}"
-                              + (f", field '{field}'" if field else "") + f"): {detail}",
-                       field=field, record=written_source)
+        refusal = "it could not be sent" if result.status is None else \
+            f"the cluster refused it (status {result.status}" + (f", field '{field}'" if field else "") + ")"
+        return Outcome("refused", doc.line, doc.doc_id, reason=f"{doc.where()}: {refusal}: {detail}", field=field,
+                       record=written_source)
 
 
-def stored_meta(index: IndexHandle, ids: list[str]) -> dict[str, dict]:
-    """The stored ``milco_meta`` of the documents of ``index`` with these ids (those that exist)."""
-    found = plain(index.client.mget(index=index.name, body={"ids": ids}, _source_includes=[META_FIELD]))["docs"]
+def stored_meta(index: IndexHandle, keys: list[tuple[str, str | None]]) -> dict[str, dict]:
+    """The stored ``milco_meta`` of the documents of ``index`` with these (id, routing) keys, by id."""
+    docs = [{"_id": doc_id, **({"routing": routing} if routing is not None else {})} for doc_id, routing in keys]
+    found = plain(index.client.mget(index=index.name, body={"docs": docs}, _source_includes=[META_FIELD]))["docs"]
     return {doc["_id"]: (doc.get("_source") or {}).get(META_FIELD) or {} for doc in found if doc.get("found")}

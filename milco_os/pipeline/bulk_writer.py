@@ -7,7 +7,11 @@ One retry loop for every transient failure:
   answers 502/503/504 (node closing, shards not yet recovered) are sent again every
   ``UNAVAILABLE_PAUSE_S`` until ``unavailable_timeout_s`` has passed without progress; then
   ``ClusterUnavailableError`` stops the job, whose checkpoint covers everything written before.
-Every other outcome (written, 409 conflict, refused) is final and reported per document.
+A request the cluster refuses as a whole (400: an id over 512 bytes, a body its parser
+refuses such as ``NaN``; 413: too large), or that cannot even be serialised, is split in
+halves until the documents at fault stand alone: they are refused, each with its reason,
+and the others are written. Every other outcome (written, 409 conflict, refused) is final
+and reported per document.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class BulkResult:
 class BulkWriter:
     """Writes batches of bulk actions and reports one result per action, in the actions' order.
 
-    An action is ``{"_index", "_id", "_source"}`` plus optional ``if_seq_no`` / ``if_primary_term``.
+    An action is ``{"_index", "_id", "_source"}`` plus optional ``routing``, ``if_seq_no`` / ``if_primary_term``.
     """
 
     def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0) -> None:
@@ -85,7 +89,8 @@ class BulkWriter:
         return [result for result in results if result is not None]
 
     def _send(self, actions: list[dict]) -> list[tuple[BulkResult, str | None]]:
-        """One ``_bulk`` request: per action its result and whether to retry it ('rejected', 'unavailable')."""
+        """One ``_bulk`` request (split while refused as a whole): per action its result and whether to
+        retry it ('rejected', 'unavailable')."""
         try:
             response = self.engine.bulk([line for action in actions for line in operation(action)])
         except Exception as exc:
@@ -94,6 +99,13 @@ class BulkWriter:
                 retry = "rejected"
             elif kind is ErrorKind.CONNECTION or status in UNAVAILABLE_STATUSES:
                 retry = "unavailable"
+            elif isinstance(exc, UnicodeError) or kind is ErrorKind.BAD_REQUEST or status == 413:
+                if len(actions) > 1:
+                    middle = len(actions) // 2
+                    return self._send(actions[:middle]) + self._send(actions[middle:])
+                reason = one_line(exc) if isinstance(exc, UnicodeError) else self.engine.reason(exc)
+                return [(BulkResult(str(actions[0]["_id"]), False, status, {"type": type(exc).__name__,
+                                                                            "reason": reason}), None)]
             else:
                 raise
             return [(BulkResult(str(action["_id"]), False, status, exc), retry) for action in actions]
@@ -105,6 +117,14 @@ class BulkWriter:
             retry = None if ok else "rejected" if status == 429 else \
                 "unavailable" if status in UNAVAILABLE_STATUSES else None
             outcomes.append((BulkResult(str(info.get("_id", action["_id"])), ok, status, error), retry))
+        refused = [i for i, (result, _) in enumerate(outcomes) if result.status == 400]
+        if len(refused) > 1:
+            # A document the cluster cannot parse may fail the items after it with its own error: the first
+            # refused one is sent alone, the others again together, until each stands or falls on its own.
+            first, others = refused[0], refused[1:]
+            outcomes[first] = self._send([actions[first]])[0]
+            for i, outcome in zip(others, self._send([actions[i] for i in others])):
+                outcomes[i] = outcome
         return outcomes
 
     def _outage(self, waiting: int, reason: object) -> ClusterUnavailableError:
@@ -118,5 +138,6 @@ class BulkWriter:
 def operation(action: dict) -> list[dict]:
     """The ``_bulk`` action line and source line of an index action."""
     header = {"_index": action["_index"], "_id": action["_id"]}
-    header.update({key: action[key] for key in ("if_seq_no", "if_primary_term") if action.get(key) is not None})
+    header.update({key: action[key] for key in ("routing", "if_seq_no", "if_primary_term")
+                   if action.get(key) is not None})
     return [{"index": header}, action["_source"]]

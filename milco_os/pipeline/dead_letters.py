@@ -24,9 +24,21 @@ class DeadLetters:
     def add(self, outcome: Outcome) -> None:
         entry = {"line": outcome.line, "id": outcome.doc_id, "field": outcome.field, "reason": outcome.reason,
                  "record": outcome.record}
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        if not is_utf8(line):  # lone surrogates: kept as JSON escapes
+            line = json.dumps(entry, default=str)
+        reason = (outcome.reason or "refused").encode("utf-8", "backslashreplace").decode("utf-8")
         with self._lock:
             self.count += 1
-            self.on_entry(outcome.reason or "refused")
+            self.on_entry(reason)
             if self.stream is not None:
-                self.stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+                self.stream.write(line + "\n")
                 self.stream.flush()
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -13,14 +13,16 @@ class SourceDocument:
     """One document read from a source, with the position a checkpoint records once it is done.
 
     ``position`` is a line number (files) or a sort cursor (index slices); ``line`` names the
-    input line in messages when there is one; ``write_guard`` is ``(seq_no, primary_term)`` of
-    a document read from the index it is written back to: it is written only if unchanged since.
+    input line in messages when there is one; ``routing`` is the shard routing it is written
+    (and looked up) with; ``write_guard`` is ``(seq_no, primary_term)`` of a document read from
+    the index it is written back to: it is written only if unchanged since.
     """
 
     position: object
     doc_id: str
     source: dict
     line: int | None = None
+    routing: str | None = None
     write_guard: tuple[int, int] | None = None
 
     def where(self) -> str:
@@ -70,4 +72,4 @@ def document_id(source: dict, id_field: str) -> str:
     if value is not None and value != "":
         return str(value)
     canonical = json.dumps(source, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]

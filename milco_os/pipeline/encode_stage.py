@@ -34,8 +34,12 @@ from milco_os.pipeline.documents import Outcome, SourceDocument, SourceItem, Unr
 
 MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
 MATCHING_META = ("model", "model_revision", "prune", "text_hash")
-# Looks up the stored milco_meta of documents by id (absent ids left out).
-StoredMeta = Callable[[list[str]], dict[str, dict]]
+# Looks up the stored milco_meta of documents by (id, routing); absent documents are left out (keyed by id).
+StoredMeta = Callable[[list[tuple[str, str | None]]], dict[str, dict]]
+
+
+class EncoderFailure(Exception):
+    """The encoder raised on one document's text (the others of its batch encode)."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,14 @@ class EncodeStage:
         settled: list[Outcome] = []
         texts: list[tuple[SourceDocument, str]] = []
         for item in batch:
-            text = None if isinstance(item, UnreadableInput) else document_text(item.source, self.options.text_field)
-            if text is None:
-                settled.append(self._unreadable(item))
+            if isinstance(item, UnreadableInput):
+                settled.append(refused(item, item.reason))
+                continue
+            text = document_text(item.source, self.options.text_field)
+            problem = self._text_problem(item, text)
+            if problem:
+                settled.append(refused(item, f"{item.where()}: field '{self.options.text_field}' {problem}",
+                                       self.options.text_field))
             else:
                 texts.append((item, text))
         if self.options.skip_existing and texts:
@@ -118,18 +127,22 @@ class EncodeStage:
         actions, written = self._encode(texts, settled) if texts else ([], [])
         return PreparedBatch(batch[-1].position, actions, written, settled, time.perf_counter() - started)
 
-    def _unreadable(self, item: SourceItem) -> Outcome:
-        if isinstance(item, UnreadableInput):
-            return refused(item, item.reason)
-        field = self.options.text_field
-        return refused(item, f"{item.where()}: field '{field}' is a {type(item.source[field]).__name__}, "
-                             "not a string or a list of strings", field)
+    def _text_problem(self, document: SourceDocument, text: str | None) -> str | None:
+        """Why the document's text cannot be encoded, or None."""
+        if text is None:
+            kind = type(document.source[self.options.text_field]).__name__
+            return f"is a {kind}, not a string or a list of strings"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"is not valid Unicode (code point U+{ord(text[exc.start]):04X} at character {exc.start})"
+        return None
 
     def _without_unchanged(self, texts: list[tuple[SourceDocument, str]],
                            settled: list[Outcome]) -> list[tuple[SourceDocument, str]]:
         """The documents whose stored milco_meta does not already match model, pruning and text."""
         stored = {doc.doc_id: doc.source.get(META_FIELD) or {} for doc, _ in texts if doc.write_guard}
-        lookup = [doc.doc_id for doc, _ in texts if not doc.write_guard]
+        lookup = [(doc.doc_id, doc.routing) for doc, _ in texts if not doc.write_guard]
         if lookup:
             stored.update(self.stored_meta(lookup))
         kept = []
@@ -143,12 +156,21 @@ class EncodeStage:
 
     def _encode(self, texts: list[tuple[SourceDocument, str]],
                 settled: list[Outcome]) -> tuple[list[dict], list[tuple[SourceDocument, bool]]]:
-        encoded = self._passage_fields([t for _, t in texts]) if self.options.passages else \
-            [self._fields(vector) for vector in self.encoder.encode_documents(
-                [t for _, t in texts], max_length=self.options.max_length, prune=self.options.prune)]
+        try:
+            encoded = self._encode_texts([t for _, t in texts])
+        except (MilcoOsError, MemoryError):  # the encoder service, or the machine: the job stops
+            raise
+        except Exception as batch_error:  # a text the encoder cannot take: find it, encode the others
+            encoded = [self._encode_one(text) for _, text in texts]
+            if len(texts) > 1 and all(isinstance(result, EncoderFailure) for result in encoded):
+                raise batch_error
         encoded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         actions, written = [], []
         for (doc, text), fields in zip(texts, encoded):
+            if isinstance(fields, EncoderFailure):
+                settled.append(refused(doc, f"{doc.where()}: the encoder failed on its text: {fields}",
+                                       self.options.text_field))
+                continue
             if isinstance(fields, InvalidVectorError):
                 settled.append(refused(doc, f"{doc.where()}: the encoder's vector is not storable: {fields}",
                                        fields.field))
@@ -159,12 +181,28 @@ class EncodeStage:
             source.update({} if no_text else fields)
             source[META_FIELD] = self.meta(text, encoded_at)
             action = {"_index": self.index_name, "_id": doc.doc_id, "_source": source}
+            if doc.routing is not None:
+                action["routing"] = doc.routing
             if doc.write_guard:
                 # The document as read, with its MILCO fields replaced whole, written only if unchanged since.
                 action.update(if_seq_no=doc.write_guard[0], if_primary_term=doc.write_guard[1])
             actions.append(action)
             written.append((doc, no_text))
         return actions, written
+
+    def _encode_texts(self, texts: list[str]) -> list[dict | InvalidVectorError]:
+        if self.options.passages:
+            return self._passage_fields(texts)
+        vectors = self.encoder.encode_documents(texts, max_length=self.options.max_length, prune=self.options.prune)
+        return [self._fields(vector) for vector in vectors]
+
+    def _encode_one(self, text: str) -> dict | InvalidVectorError | EncoderFailure:
+        try:
+            return self._encode_texts([text])[0]
+        except (MilcoOsError, MemoryError):
+            raise
+        except Exception as exc:
+            return EncoderFailure(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
 
     def _fields(self, vector: SparseVector) -> dict | InvalidVectorError:
         """The document's MILCO fields, or why the vector cannot be stored."""

@@ -91,7 +91,8 @@ def supports_pit_reading(engine: Engine, index: str) -> bool:
 class SliceReader:
     """One slice of an index as a source: each hit a SourceDocument positioned at its sort cursor.
 
-    Its id is ``_id``, or the ``id_field`` value when one is named; with ``guard_writes``
+    Its id is ``_id``, or the ``id_field`` value when one is named; its routing is the hit's
+    ``_routing`` (so routed and parent/child documents land where the application looks); with ``guard_writes``
     (enrich in place) it carries its seq_no and primary term, so it is written back only if unchanged.
     """
 
@@ -110,7 +111,8 @@ class SliceReader:
                 if self.id_field and hit["_source"].get(self.id_field) not in (None, ""):
                     doc_id = str(hit["_source"][self.id_field])
                 guard = (hit["_seq_no"], hit["_primary_term"]) if self.guard_writes and "_seq_no" in hit else None
-                yield SourceDocument(hit.get("sort"), doc_id, hit["_source"], write_guard=guard)
+                yield SourceDocument(hit.get("sort"), doc_id, hit["_source"], routing=hit.get("_routing"),
+                                     write_guard=guard)
 
     def _slice(self) -> dict | None:
         return {"id": self.slice_id, "max": self.slices} if self.slices > 1 else None

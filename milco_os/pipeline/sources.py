@@ -1,6 +1,7 @@
 """Sources of documents for ingest: a JSONL file, or Python dicts (index slices: ``pipeline.reindex``).
 
-Each yields ``SourceDocument``s (with an id: the ``id_field`` value, else a content hash)
+Each yields ``SourceDocument``s (with an id: the ``id_field`` value, else a content hash; and
+the ``routing_field`` value as routing when one is named)
 and ``UnreadableInput`` for what cannot be a document. A repeated id is reported through
 ``on_notice`` and counted: the last one wins, since it is written last.
 """
@@ -14,6 +15,17 @@ from typing import Callable, Iterable, Iterator
 from milco_os.pipeline.documents import SourceDocument, SourceItem, UnreadableInput, document_id
 
 BYTE_ORDER_MARK = "\ufeff"
+
+
+def identified(number: int, source: dict, id_field: str, routing_field: str | None, raw: str) -> SourceItem:
+    """The document at ``number`` with its id and routing, or why it has no id (no content hash)."""
+    routing = source.get(routing_field) if routing_field else None
+    try:
+        return SourceDocument(number, document_id(source, id_field), source, line=number,
+                              routing=None if routing in (None, "") else str(routing))
+    except (RecursionError, TypeError, ValueError) as exc:
+        return UnreadableInput(number, number, raw, f"document {number} cannot be identified: "
+                                                    f"{type(exc).__name__}: {exc}")
 
 
 class DuplicateIds:
@@ -34,9 +46,9 @@ class DuplicateIds:
 class JsonlSource:
     """The documents of a JSONL file, after line ``start_after`` (a checkpoint's line) when resuming."""
 
-    def __init__(self, path: Path, *, id_field: str = "id", start_after: int = 0,
+    def __init__(self, path: Path, *, id_field: str = "id", routing_field: str | None = None, start_after: int = 0,
                  on_notice: Callable[[str], None] = lambda line: None) -> None:
-        self.path, self.id_field, self.start_after = path, id_field, start_after
+        self.path, self.id_field, self.routing_field, self.start_after = path, id_field, routing_field, start_after
         self.duplicates = DuplicateIds(on_notice)
 
     def __iter__(self) -> Iterator[SourceItem]:
@@ -60,19 +72,21 @@ class JsonlSource:
         try:
             source = json.loads(text)
         except json.JSONDecodeError as exc:
-            return UnreadableInput(number, number, text.rstrip("\n"), f"line {number} is not valid JSON ({exc.msg})")
+            return UnreadableInput(number, number, text.rstrip("\r\n"), f"line {number} is not valid JSON ({exc.msg})")
+        except RecursionError:
+            return UnreadableInput(number, number, text[:1000], f"line {number} is JSON nested too deeply to read")
         if not isinstance(source, dict):
-            return UnreadableInput(number, number, text.rstrip("\n"),
+            return UnreadableInput(number, number, text.rstrip("\r\n"),
                                    f"line {number} is a JSON {type(source).__name__}, not an object")
-        return SourceDocument(number, document_id(source, self.id_field), source, line=number)
+        return identified(number, source, self.id_field, self.routing_field, text)
 
 
 class DictSource:
     """Documents given as Python dicts; positions and lines count from 1."""
 
-    def __init__(self, documents: Iterable[object], *, id_field: str = "id",
+    def __init__(self, documents: Iterable[object], *, id_field: str = "id", routing_field: str | None = None,
                  on_notice: Callable[[str], None] = lambda line: None) -> None:
-        self.documents, self.id_field = documents, id_field
+        self.documents, self.id_field, self.routing_field = documents, id_field, routing_field
         self.duplicates = DuplicateIds(on_notice)
 
     def __iter__(self) -> Iterator[SourceItem]:
@@ -81,6 +95,7 @@ class DictSource:
                 yield UnreadableInput(number, number, repr(document),
                                       f"document {number} is {type(document).__name__}, not a dict")
                 continue
-            item = SourceDocument(number, document_id(document, self.id_field), document, line=number)
-            self.duplicates.check(item)
+            item = identified(number, document, self.id_field, self.routing_field, repr(document)[:1000])
+            if isinstance(item, SourceDocument):
+                self.duplicates.check(item)
             yield item

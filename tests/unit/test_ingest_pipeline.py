@@ -21,7 +21,7 @@ from milco_os.pipeline.documents import SourceDocument
 from milco_os.pipeline.encode_stage import text_hash
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, Ingestor
 from milco_os.pipeline.sources import DictSource
-from tests.unit.scripted_transport import DROP, Reply, Request, Script, bulk_items, scripted_client
+from tests.unit.scripted_transport import DROP, Reply, Request, Script, bulk_items, error_reply, scripted_client
 
 VOCABULARY = TermVocabulary(("[PAD]", "berlin", "capital"), ("<s>", "▁Berlin"))
 
@@ -112,7 +112,7 @@ def test_skip_existing_skips_documents_whose_stored_meta_matches() -> None:
     summary = Ingestor(books(script), encoder, options, DeadLetters(None)).run(
         DictSource([{"id": doc_id, "text": "Berlin"} for doc_id in "abc"]))
 
-    assert script.sent("POST", "/books/_mget")[0].body == {"ids": ["a", "b", "c"]}
+    assert script.sent("POST", "/books/_mget")[0].body == {"docs": [{"_id": "a"}, {"_id": "b"}, {"_id": "c"}]}
     assert bulk_ids(script) == [["b", "c"]] and len(encoder.encoded) == 2
     assert (summary.skipped, summary.written) == (1, 2)
 
@@ -138,3 +138,66 @@ def test_duplicate_ids_are_reported_and_counted() -> None:
 
     assert notices == ["document a (line 3): duplicate id, also at line 1; the last one wins"]
     assert summary.duplicate_ids == 1 and summary.written == 3
+
+
+def test_routing_is_written_and_looked_up_with_each_document() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({}))
+    script.expect("POST", "/books/_mget", Reply(200, {"docs": [{"_id": "a", "found": False},
+                                                               {"_id": "b", "found": False}]}))
+    source = DictSource([{"id": "a", "text": "x", "tenant": "t1"}, {"id": "b", "text": "y"}], routing_field="tenant")
+    Ingestor(books(script), ToyEncoder(), IngestOptions(skip_existing=True), DeadLetters(None)).run(source)
+
+    assert script.sent("POST", "/books/_mget")[0].body == {"docs": [{"_id": "a", "routing": "t1"}, {"_id": "b"}]}
+    headers = [meta for _, meta, _ in script.sent("POST", "/_bulk")[0].bulk_operations()]
+    assert [(h["_id"], h.get("routing")) for h in headers] == [("a", "t1"), ("b", None)]
+
+
+def test_a_request_refused_as_a_whole_is_split_until_the_poisoned_document_stands_alone() -> None:
+    poison = "p" * 600
+
+    def refuse_long_ids(request: Request) -> Reply:
+        if any(len(meta["_id"]) > 512 for _, meta, _ in request.bulk_operations()):
+            return error_reply(400, "action_request_validation_exception",
+                               "Validation Failed: 1: id [ppp...] is too long, must be no longer than 512 bytes")
+        return bulk_items({})(request)
+
+    script = Script().respond("POST", "/_bulk", refuse_long_ids)
+    stream = io.StringIO()
+    ids = [f"d{n}" for n in range(7)] + [poison] + [f"e{n}" for n in range(10)]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=64), DeadLetters(stream)).run(
+        DictSource([{"id": doc_id, "text": "Berlin"} for doc_id in ids]))
+
+    assert (summary.written, summary.failed) == (17, 1)
+    (entry,) = map(json.loads, stream.getvalue().splitlines())
+    assert entry["id"] == poison and "status 400" in entry["reason"] and "too long" in entry["reason"]
+    assert len(script.sent("POST", "/_bulk")) <= 2 * 5 + 1  # a bisection, not one request per document
+
+
+class FussyEncoder(ToyEncoder):
+    """Raises on any batch holding a text with the word 'boom', like a tokenizer refusing one input."""
+
+    def encode(self, texts: Sequence[str], **options) -> list[SparseVector]:
+        if any("boom" in text for text in texts):
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
+        return super().encode(texts, **options)
+
+
+def test_a_text_the_encoder_cannot_take_is_refused_alone() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({}))
+    stream = io.StringIO()
+    documents = [{"id": "a", "text": "Berlin"}, {"id": "b", "text": "boom"}, {"id": "c", "text": "Paris"},
+                 {"id": "d", "text": "lone \ud800 surrogate"}]
+    summary = Ingestor(books(script), FussyEncoder(), IngestOptions(), DeadLetters(stream)).run(DictSource(documents))
+
+    assert bulk_ids(script) == [["a", "c"]] and (summary.written, summary.failed) == (2, 2)
+    reasons = {e["id"]: e["reason"] for e in map(json.loads, stream.getvalue().splitlines())}
+    assert "the encoder failed on its text: TypeError: TextEncodeInput" in reasons["b"]
+    assert "field 'text' is not valid Unicode (code point U+D800 at character 5)" in reasons["d"]
+
+
+def test_an_encoder_that_fails_on_everything_stops_the_job() -> None:
+    script = Script()
+    with pytest.raises(TypeError, match="TextEncodeInput"):
+        Ingestor(books(script), FussyEncoder(), IngestOptions(), DeadLetters(None)).run(
+            DictSource([{"id": "a", "text": "boom"}, {"id": "b", "text": "boom again"}]))
+    assert script.requests == []
