@@ -201,3 +201,26 @@ def test_an_encoder_that_fails_on_everything_stops_the_job() -> None:
         Ingestor(books(script), FussyEncoder(), IngestOptions(), DeadLetters(None)).run(
             DictSource([{"id": "a", "text": "boom"}, {"id": "b", "text": "boom again"}]))
     assert script.requests == []
+
+
+def test_documents_failed_by_a_neighbours_parse_error_are_sent_again_apart() -> None:
+    def cascade_after_nan(request: Request) -> Reply:
+        """Like the cluster: an unparsable source fails its own item and every item after it."""
+        items, broken = [], False
+        for operation, meta, source in request.bulk_operations():
+            broken = broken or any(isinstance(v, float) and v != v for v in source.values())
+            item = {"_id": meta["_id"], "status": 400 if broken else 201}
+            if broken:
+                item["error"] = {"type": "mapper_parsing_exception", "reason": "Non-standard token 'NaN'"}
+            items.append({operation: item})
+        return Reply(200, {"errors": broken, "items": items})
+
+    script = Script().respond("POST", "/_bulk", cascade_after_nan)
+    stream = io.StringIO()
+    documents = [{"id": "a", "text": "x"}, {"id": "nan", "text": "y", "score": float("nan")},
+                 {"id": "b", "text": "z"}, {"id": "c", "text": "w"}]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(), DeadLetters(stream)).run(DictSource(documents))
+
+    assert (summary.written, summary.failed) == (3, 1)
+    assert [entry["id"] for entry in map(json.loads, stream.getvalue().splitlines())] == ["nan"]
+    assert bulk_ids(script) == [["a", "nan", "b", "c"], ["nan"], ["b", "c"]]
