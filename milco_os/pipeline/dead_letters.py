@@ -9,6 +9,10 @@ from typing import Callable, TextIO
 from milco_os.pipeline.documents import Outcome
 
 
+# Characters that JSON leaves raw but line readers (str.splitlines) take for line breaks.
+LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class DeadLetters:
     """Refused inputs as JSON lines; ``on_entry`` gets each reason as one line (the CLI prints it).
 
@@ -24,7 +28,7 @@ class DeadLetters:
     def add(self, outcome: Outcome) -> None:
         entry = {"line": outcome.line, "id": outcome.doc_id, "field": outcome.field, "reason": outcome.reason,
                  "record": outcome.record}
-        line = json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str).translate(LINE_BREAKS_ESCAPED)
         if not is_utf8(line):  # lone surrogates: kept as JSON escapes
             line = json.dumps(entry, default=str)
         reason = (outcome.reason or "refused").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -21,11 +21,17 @@ def identified(number: int, source: dict, id_field: str, routing_field: str | No
     """The document at ``number`` with its id and routing, or why it has no id (no content hash)."""
     routing = source.get(routing_field) if routing_field else None
     try:
-        return SourceDocument(number, document_id(source, id_field), source, line=number,
-                              routing=None if routing in (None, "") else str(routing))
+        document = SourceDocument(number, document_id(source, id_field), source, line=number,
+                                  routing=None if routing in (None, "") else str(routing))
     except (RecursionError, TypeError, ValueError) as exc:
         return UnreadableInput(number, number, raw, f"document {number} cannot be identified: "
                                                     f"{type(exc).__name__}: {exc}")
+    for what, value in (("id", document.doc_id), ("routing", document.routing or "")):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # the cluster would store another id (U+FFFD) than the one asked for
+            return UnreadableInput(number, number, raw, f"document {number}: its {what} is not valid Unicode")
+    return document
 
 
 class DuplicateIds:
