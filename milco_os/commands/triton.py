@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import signal
-import time
+import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from milco_os.errors import ServiceError
 from milco_os.services.ports import LOOPBACK
 from milco_os.services.triton_server import READY_TIMEOUT_S, TritonServer
-
-
-class Shutdown(Exception):
-    """Raised by the SIGTERM handler so the server is stopped on the way out."""
-
-
-def raise_shutdown(signum: int, frame: FrameType | None) -> None:
-    raise Shutdown(signal.Signals(signum).name)
 
 
 @click.group("triton")
@@ -41,26 +32,26 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
     """Run tritonserver in the foreground until Ctrl-C or SIGTERM, then stop it cleanly."""
     server = TritonServer(model_repository, host=host, http_port=http_port, grpc_port=grpc_port,
                           metrics_port=metrics_port)
-    previous_term = signal.signal(signal.SIGTERM, raise_shutdown)
-    previous_int = signal.getsignal(signal.SIGINT)
+    # The handler only sets a flag: an exception raised from it could land inside the HTTP client's
+    # event loop (gevent) and be swallowed there, leaving the server running.
+    stop_requested = threading.Event()
+    handlers = {signum: signal.signal(signum, lambda *_: stop_requested.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         click.echo(f"Starting tritonserver on {host} (log: {server.log_file}) ...", err=True)
-        server.start(timeout=timeout)
-        version = server.server_metadata().get("version", "?")
-        click.echo(f"Triton {version} ready: HTTP {server.http_url}, gRPC {server.grpc_url}, "
-                   f"metrics {server.metrics_url}. Ctrl-C stops it.", err=True)
-        while server.process is not None and server.process.poll() is None:
-            time.sleep(0.5)
-        raise ServiceError("tritonserver exited unexpectedly.", log_tail=server.tail())
-    except (KeyboardInterrupt, Shutdown):
+        server.start(timeout=timeout, interrupted=stop_requested.is_set)
+        if not stop_requested.is_set():
+            version = server.server_metadata().get("version", "?")
+            click.echo(f"Triton {version} ready: HTTP {server.http_url}, gRPC {server.grpc_url}, "
+                       f"metrics {server.metrics_url}. Ctrl-C stops it.", err=True)
+        while not stop_requested.wait(0.5):
+            if server.process is None or server.process.poll() is not None:
+                raise ServiceError("tritonserver exited unexpectedly.", log_tail=server.tail())
         click.echo("Stopping tritonserver ...", err=True)
     finally:
-        # A second Ctrl-C or SIGTERM must not abandon the server half-stopped.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        code = server.stop()
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
+        code = server.stop()  # a second Ctrl-C or SIGTERM only sets the flag again: the stop is not abandoned
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     click.echo(f"tritonserver stopped (exit code {code}).", err=True)
 
 

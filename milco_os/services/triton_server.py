@@ -18,6 +18,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
@@ -159,8 +160,9 @@ class TritonServer:
             f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
 
-    def start(self, timeout: float = READY_TIMEOUT_S) -> TritonServer:
-        """Launch the server and wait until every model of the repository is ready."""
+    def start(self, timeout: float = READY_TIMEOUT_S,
+              interrupted: Callable[[], bool] = lambda: False) -> TritonServer:
+        """Launch the server and wait until every model of the repository is ready (or ``interrupted()``)."""
         names = model_names(self.model_repository)
         install = find_install()
         for port, what in ((self.http_port, "HTTP"), (self.grpc_port, "gRPC"), (self.metrics_port, "metrics")):
@@ -179,7 +181,7 @@ class TritonServer:
         client = triton_http.InferenceServerClient(self.http_url, connection_timeout=5, network_timeout=5)
         try:
             wait_until(
-                lambda: all(self._model_ready(client, name) for name in names),
+                lambda: interrupted() or all(self._model_ready(client, name) for name in names),
                 timeout=timeout,
                 what=f"Triton server on {self.http_url} (models: {', '.join(names)})",
                 alive=lambda: self.process is not None and self.process.poll() is None,
