@@ -55,6 +55,10 @@ SEMANTICS = """## What the tool does
 | the same id twice in one run | the last one wins; each repeat is reported on stderr and counted as `duplicate_ids` | 0 |
 | a vector weight that is NaN, infinite, zero or negative (custom encoder) | dead-lettered naming the field (`milco_en`/`milco_m`) before anything reaches the cluster | 1 |
 | a value the index mapping refuses | dead-lettered with the field the cluster names | 1 |
+| a document that makes the cluster refuse the whole bulk request (an `_id` over 512 bytes, `NaN` in a field) | the request is bisected until the documents at fault are alone; only they are dead-lettered, each with its own reason | 1 |
+| text that is not valid Unicode (a lone surrogate), JSON nested deeper than the reader takes | dead-lettered naming the line (and field); the rest goes on | 1 |
+| a UTF-8 byte-order mark on the first line, CRLF line ends | read as plain JSONL | 0 |
+| routed documents (`_routing.required`, parent/child `join` fields) | `reindex` and `enrich` write each document under the routing it was read with; `ingest --routing-field F` routes by field F (a document without F is refused by a routing-required index and dead-lettered) | 0 |
 | destination index maps a MILCO field differently | refused before reading input | 6 |
 | wrong credentials (401) or missing permission (403) | one line naming the host (and user), nothing written | 9 |
 | TLS certificate not verifiable | one line naming the host; `--ca-certs` fixes it, `--insecure` skips it with a warning | 10 |

@@ -107,7 +107,7 @@ OPENSEARCH = Distribution(
     # 2.x relies on the SecurityManager (gone in Java 24); 3.x needs Java 21+.
     java=(JavaRequirement(from_major=3, minimum=21), JavaRequirement(from_major=0, minimum=11, maximum=23)),
     add_modules=opensearch_modules.add_modules,
-    layout_revision="2",
+    layout_revision="3",
     binary="bin/opensearch",
     env_prefix="OPENSEARCH",
     config_file="opensearch.yml",

@@ -6,7 +6,8 @@ dependencies, minus what the server already ships), a plugin descriptor and,
 where the real distribution has one, a security policy:
 ``mapper-extras`` (``rank_features`` fields, ``rank_feature`` queries),
 ``ingest-common`` (ingest pipelines), ``lang-painless`` (pipeline conditions and
-scripts) and ``lang-mustache`` (``{{_ingest.timestamp}}`` templates).
+scripts), ``lang-mustache`` (``{{_ingest.timestamp}}`` templates) and ``parent-join``
+(``join`` fields, whose parent/child documents reindex must copy under their routing).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ MODULES = (
                security_policy='grant {\n  permission java.lang.RuntimePermission "accessDeclaredMembers";\n};\n'),
     ModuleSpec("ingest-common", "ingest-common", "org/opensearch/ingest/common/IngestCommon",
                "Module for ingest processors", extended_plugins="lang-painless"),
+    ModuleSpec("parent-join", "parent-join-client", "org/opensearch/join/ParentJoin",
+               "This module adds the support parent-child queries and aggregations"),
 )
 
 
