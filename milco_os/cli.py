@@ -11,6 +11,7 @@ from milco_os.commands.dev_cluster import dev_cluster
 from milco_os.commands.encode import encode, tiny_checkpoint
 from milco_os.commands.evaluate import evaluate
 from milco_os.commands.index import ingest, search, setup
+from milco_os.commands.opensearch_ml import opensearch_ml
 from milco_os.commands.reindex import enrich, reindex
 from milco_os.commands.triton import triton
 from milco_os.engines import classify_error
@@ -53,6 +54,6 @@ def main() -> None:
     """MILCO multilingual learned sparse retrieval for OpenSearch and Elasticsearch."""
 
 
-for command in (demo, dev_cluster, encode, enrich, evaluate, ingest, reindex, search, setup, tiny_checkpoint,
-                triton):
+for command in (demo, dev_cluster, encode, enrich, evaluate, ingest, opensearch_ml, reindex, search, setup,
+                tiny_checkpoint, triton):
     main.add_command(command)

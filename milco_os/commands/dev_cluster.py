@@ -9,6 +9,7 @@ from rich.table import Table
 from milco_os.services import opensearch_security
 from milco_os.services.distributions import DISTRIBUTIONS, ELASTICSEARCH, ENGINES, OPENSEARCH
 from milco_os.services.elasticsearch_modules import RANK_FEATURES_VERSION
+from milco_os.services.opensearch_ml_plugins import ML_VERSIONS
 from milco_os.services.search_node import (
     DEFAULT_HEAP,
     DEFAULT_HTTP_PORT,
@@ -33,20 +34,31 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
-def chosen_version(version: str | None, secure: bool, engine: str) -> str:
-    """The version asked for, else the engine's default (with --secure: the one the security plugin is served for)."""
+def chosen_plugins(secure: bool, ml: bool) -> str:
+    if secure and ml:
+        raise click.UsageError("--secure and --ml are separate node flavours: choose one")
+    return "security" if secure else "ml" if ml else ""
+
+
+def chosen_version(version: str | None, plugins: str, engine: str) -> str:
+    """The version asked for, else the engine's default (with a plugin set: the one it is served for)."""
     distribution = DISTRIBUTIONS[engine]
-    if not secure:
+    if not plugins:
         return version or distribution.default_version
-    if distribution.security is None:
-        raise click.UsageError("--secure installs the OpenSearch security plugin: use it with --engine opensearch")
-    return version or distribution.security.default_version
+    if plugins not in distribution.plugin_sets:
+        raise click.UsageError(f"--{'secure' if plugins == 'security' else plugins} installs OpenSearch plugins: "
+                               "use it with --engine opensearch")
+    plugin_set = distribution.plugin_sets[plugins]
+    if version and plugin_set.versions and version not in plugin_set.versions:
+        raise click.UsageError(f"the {plugins} plugins are served on Maven Central for OpenSearch "
+                               f"{' and '.join(plugin_set.versions)} only, not {version}")
+    return version or plugin_set.default_version
 
 
 version_option = click.option(
     "--version", "version", default=None,
     help=f"Engine version [default: OpenSearch {OPENSEARCH.default_version} ({opensearch_security.SECURE_VERSION} "
-         f"with --secure), Elasticsearch {ELASTICSEARCH.default_version}]; OpenSearch 3.x and Elasticsearch "
+         f"with --secure, {' or '.join(ML_VERSIONS)} with --ml), Elasticsearch {ELASTICSEARCH.default_version}]; OpenSearch 3.x and Elasticsearch "
          "9.x need Java 21+.")
 engine_option = click.option(
     "--engine", type=click.Choice(ENGINES), default="opensearch", show_default=True,
@@ -55,6 +67,9 @@ engine_option = click.option(
 secure_option = click.option(
     "--secure", is_flag=True, help="Security plugin: https with a generated CA, basic auth (needs the version's "
                                    "opensearch-security release on Maven Central).")
+ml_option = click.option(
+    "--ml", is_flag=True, help="ml-commons and neural-search (with job-scheduler and k-NN): the cluster can encode "
+                               "with MILCO served by Triton (see 'milco-os opensearch-ml').")
 
 
 @click.group("dev-cluster")
@@ -67,16 +82,19 @@ def dev_cluster() -> None:
 @engine_option
 @version_option
 @secure_option
-def fetch(engine: str, version: str | None, secure: bool) -> None:
+@ml_option
+def fetch(engine: str, version: str | None, secure: bool, ml: bool) -> None:
     """Download and assemble the distribution without starting it."""
-    version = chosen_version(version, secure, engine)
-    click.echo(str(install_distribution(DISTRIBUTIONS[engine], version, secure=secure)))
+    plugins = chosen_plugins(secure, ml)
+    version = chosen_version(version, plugins, engine)
+    click.echo(str(install_distribution(DISTRIBUTIONS[engine], version, plugins=plugins)))
 
 
 @dev_cluster.command("start")
 @engine_option
 @version_option
 @secure_option
+@ml_option
 @click.option("--user", default="admin", show_default=True, help="With --secure: the basic-auth user to create.")
 @click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
               help="With --secure: that user's password (prefer MILCO_OS_PASSWORD); never printed.")
@@ -87,15 +105,15 @@ def fetch(engine: str, version: str | None, secure: bool) -> None:
               help="Extra opensearch.yml setting; repeatable.")
 @click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
               help="Seconds to wait for the node's shards.")
-def start(engine: str, version: str | None, secure: bool, user: str, password: str | None, port: int, heap: str,
+def start(engine: str, version: str | None, secure: bool, ml: bool, user: str, password: str | None, port: int, heap: str,
           settings: tuple[str, ...], timeout: float) -> None:
     """Start a node in the background, wait until its primary shards are assigned and print its URL."""
     if secure and not password:
         raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
-    version = chosen_version(version, secure, engine)
+    version = chosen_version(version, chosen_plugins(secure, ml), engine)
     users = (opensearch_security.BasicAuthUser(user, password),) if secure else ()
     node = dev_cluster_node(port, NodeSettings(engine=engine, version=version, http_port=port, heap=heap,
-                                               extra=parse_settings(settings), users=users))
+                                               extra=parse_settings(settings), users=users, ml=ml))
     state = node.state()
     if state is not None and pid_alive(state.pid):
         click.echo(f"{state.engine} {state.version} already runs at {state.url} (pid {state.pid}).", err=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from milco_os.errors import ServiceError
-from milco_os.services import elasticsearch_modules, maven, opensearch_modules, opensearch_security
+from milco_os.services import (elasticsearch_modules, maven, opensearch_ml_plugins, opensearch_modules,
+                               opensearch_security)
 from milco_os.services.distribution_zip import assemble_zip
 from milco_os.services.java import JavaHome, find_java
 
@@ -34,11 +35,14 @@ class JavaRequirement:
 
 
 @dataclass(frozen=True)
-class SecurityPlugin:
-    """TLS and basic auth: a plugin installed into a copy of the distribution."""
+class PluginSet:
+    """Plugins installed into a copy of the distribution (security; ml-commons with neural-search), the versions
+    Maven Central serves them for, and the node settings they need."""
 
     default_version: str
     install: Callable[..., Path]
+    node_settings: Callable[[], dict[str, object]]
+    versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Distribution:
     config_file: str
     modules_below_major: int | None = None
     node_settings: Mapping[str, object] = field(default_factory=dict)
-    security: SecurityPlugin | None = None
+    plugin_sets: Mapping[str, PluginSet] = field(default_factory=dict)
 
     def artifact(self, version: str) -> maven.Artifact:
         return maven.Artifact(self.maven_group, self.engine, version, "zip")
@@ -71,9 +75,9 @@ class Distribution:
     def needs_modules(self, version: str) -> bool:
         return self.modules_below_major is None or major_version(version) < self.modules_below_major
 
-    def install(self, version: str, *, repository: Path, services: Path, secure: bool = False) -> Path:
+    def install(self, version: str, *, repository: Path, services: Path, plugins: str = "") -> Path:
         """A ready home for ``version`` under ``services/<engine>`` (assembled once; downloads cached in
-        ``repository``); with ``secure``, a copy of it with the security plugin."""
+        ``repository``); with ``plugins`` (a key of ``plugin_sets``), a copy of it with that plugin set."""
         def complete(extracted: Path, scratch: Path) -> None:
             if self.needs_modules(version):
                 self.add_modules(extracted, version, repository, scratch)
@@ -81,12 +85,15 @@ class Distribution:
         home = assemble_zip(lambda: maven.fetch(self.artifact(version), repository),
                             services / self.engine / f"{self.engine}-{version}",
                             f"{version} {self.layout_revision}", complete)
-        if not secure:
+        if not plugins:
             return home
-        if self.security is None:
-            raise ServiceError(f"{self.display_name} nodes have no security plugin here.",
-                               hint="run a secure node with OpenSearch.")
-        return self.security.install(home, version, repository=repository, java=self.java_for(version))
+        return self.plugin_set(plugins).install(home, version, repository=repository, java=self.java_for(version))
+
+    def plugin_set(self, name: str) -> PluginSet:
+        if name not in self.plugin_sets:
+            raise ServiceError(f"{self.display_name} nodes have no {name} plugins here.",
+                               hint="run such a node with OpenSearch.")
+        return self.plugin_sets[name]
 
     def environment(self, java: JavaHome, config: Path, tmp: Path, heap: str) -> dict[str, str]:
         """The variables the launcher reads: JDK, config folder, temp folder and heap."""
@@ -111,7 +118,12 @@ OPENSEARCH = Distribution(
     binary="bin/opensearch",
     env_prefix="OPENSEARCH",
     config_file="opensearch.yml",
-    security=SecurityPlugin(opensearch_security.SECURE_VERSION, opensearch_security.install),
+    plugin_sets={
+        "security": PluginSet(opensearch_security.SECURE_VERSION, opensearch_security.install,
+                              opensearch_security.node_settings),
+        "ml": PluginSet(opensearch_ml_plugins.ML_DEFAULT_VERSION, opensearch_ml_plugins.install,
+                        opensearch_ml_plugins.node_settings, opensearch_ml_plugins.ML_VERSIONS),
+    },
 )
 
 ELASTICSEARCH = Distribution(

@@ -13,18 +13,16 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from milco_os.errors import ServiceError
 from milco_os.services import maven
 from milco_os.services.java import JavaHome
+from milco_os.services.plugin_copy import with_plugins
 
 SECURE_VERSION = "2.19.4"
-READY_MARKER = ".milco-os-security-ready"
 CERTS = "certs"
 CA_FILE = "ca.pem"
 ORGANIZATION = "milco-os-dev"
@@ -48,26 +46,7 @@ def plugin_artifact(version: str) -> maven.Artifact:
 
 def install(home: Path, version: str, *, repository: Path, java: JavaHome) -> Path:
     """A copy of the distribution at ``home`` with the security plugin installed (made once)."""
-    secure = home.parent.parent / "opensearch-secure" / home.name
-    marker = secure / READY_MARKER
-    if marker.is_file() and marker.read_text().strip() == version:
-        return secure
-    archive = maven.fetch(plugin_artifact(version), repository)
-    secure.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=secure.parent, prefix=".install-") as scratch:
-        staged = Path(scratch) / home.name
-        shutil.copytree(home, staged, symlinks=True)
-        env = {**os.environ, "JAVA_HOME": str(java.path), "OPENSEARCH_JAVA_HOME": str(java.path)}
-        result = subprocess.run([str(staged / "bin" / "opensearch-plugin"), "install", "--batch", archive.as_uri()],
-                                env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ServiceError(f"opensearch-plugin could not install {archive.name} into OpenSearch {version}.",
-                               log_tail=(result.stdout + result.stderr)[-3000:])
-        (staged / READY_MARKER).write_text(version + "\n")
-        if secure.exists():
-            shutil.rmtree(secure)
-        staged.rename(secure)
-    return secure
+    return with_plugins(home, "secure", [maven.fetch(plugin_artifact(version), repository)], java)
 
 
 def make_certificates(folder: Path) -> None:

@@ -39,6 +39,7 @@ class NodeSettings:
     ``<engine>.yml`` settings.
 
     With ``users`` (OpenSearch), the node runs the security plugin: https only, basic auth for these users.
+    With ``ml`` (OpenSearch), it runs ml-commons and neural-search, allowed to call model servers on loopback.
     """
 
     engine: str = "opensearch"
@@ -47,10 +48,14 @@ class NodeSettings:
     heap: str = DEFAULT_HEAP
     extra: Mapping[str, object] = field(default_factory=dict)
     users: tuple[BasicAuthUser, ...] = ()
+    ml: bool = False
 
     def __post_init__(self) -> None:
+        if self.users and self.ml:
+            raise ServiceError("A node runs either the security plugin or the ml-commons plugins, not both.")
         if not self.version:
-            object.__setattr__(self, "version", self.distribution.default_version)
+            default = self.distribution.plugin_set(self.plugins).default_version if self.plugins else ""
+            object.__setattr__(self, "version", default or self.distribution.default_version)
 
     @property
     def distribution(self) -> Distribution:
@@ -61,8 +66,14 @@ class NodeSettings:
         return bool(self.users)
 
     @property
+    def plugins(self) -> str:
+        """The plugin set the node runs (a key of the distribution's ``plugin_sets``), or ``""``."""
+        return "security" if self.users else "ml" if self.ml else ""
+
+    @property
     def display_name(self) -> str:
-        return f"{self.distribution.display_name} {self.version}"
+        suffix = " with ml-commons and neural-search" if self.ml else ""
+        return f"{self.distribution.display_name} {self.version}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -142,11 +153,11 @@ def primaries_assigned(url: str, **client_options: object) -> bool:
     return bool(health) and health.get("status") in ("yellow", "green")
 
 
-def install_distribution(distribution: Distribution, version: str, *, secure: bool = False) -> Path:
-    """The distribution's home for ``version`` (with the security plugin when ``secure``); downloads cached in
+def install_distribution(distribution: Distribution, version: str, *, plugins: str = "") -> Path:
+    """The distribution's home for ``version`` (with the plugin set ``plugins``, if any); downloads cached in
     ``m2``."""
     return distribution.install(version, repository=cache_dir() / "m2", services=services_root(service_user()),
-                                secure=secure)
+                                plugins=plugins)
 
 
 class SearchNode:
@@ -187,7 +198,7 @@ class SearchNode:
         settings = self.settings
         distribution = settings.distribution
         java = distribution.java_for(settings.version)
-        home = install_distribution(distribution, settings.version, secure=settings.secure)
+        home = install_distribution(distribution, settings.version, plugins=settings.plugins)
         require_free_port(settings.http_port, f"{settings.display_name} node (HTTP port {settings.http_port})")
         transport_port = free_port()
         self._prepare_runtime_dir(home, transport_port, java)
@@ -262,6 +273,8 @@ class SearchNode:
         extra: dict[str, object] = {}
         if self.settings.secure:
             extra = self._prepare_security(home, config, java)
+        elif self.settings.plugins:
+            extra = self.settings.distribution.plugin_set(self.settings.plugins).node_settings()
         (config / self.settings.distribution.config_file).write_text(
             node_yaml(self.settings, transport_port, self.runtime_dir, extra))
 
@@ -273,7 +286,7 @@ class SearchNode:
         shutil.copytree(certs, config / opensearch_security.CERTS)
         (config / "opensearch-security" / "internal_users.yml").write_text(
             opensearch_security.internal_users_yaml(home, self.settings.users, java))
-        return opensearch_security.node_settings()
+        return self.settings.distribution.plugin_set("security").node_settings()
 
 
 def dev_clusters_root() -> Path:

@@ -6,10 +6,15 @@ text, its term ids and weights of each view padded to the longest in that reques
 the wire scale with the active terms, never with the vocabulary. Requests that ask for
 the ``EN_VOCAB``/``M_VOCAB`` outputs get the piece names instead, once per client.
 
+Requests that ask for ``SPARSE_JSON`` (what an OpenSearch ml-commons connector calls) get,
+per text, one JSON object of ``rank_features`` key -> weight for the view the request
+parameter ``view`` names (``en``, the default, or ``m``): the same keys and weights the
+milco-os bulk writer stores in ``milco_en`` / ``milco_m``.
+
 Model parameters (``config.pbtxt``): ``checkpoint`` (a directory; relative paths are
 relative to the model version folder), and defaults for ``prune``, ``max_length``,
 ``echo`` and ``precision``. Request parameters ``prune``, ``max_length`` and ``echo``
-override the defaults for one request. A bad request gets its own error response;
+(and ``view``) override the defaults for one request. A bad request gets its own error response;
 the rest of the batch goes on.
 """
 
@@ -22,8 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from milco_os.encoding.pruning import PruneSpec
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vector_arrays
+from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 
+CLUSTER_OUTPUT = "SPARSE_JSON"
+VIEW_FIELDS = {"en": EN_FIELD, "m": M_FIELD}
 
 
 class BadRequest(ValueError):
@@ -70,6 +79,22 @@ def decode_texts(array: np.ndarray) -> list[str]:
     return texts
 
 
+def requested_view(parameters: dict[str, str]) -> str:
+    """The view a ``SPARSE_JSON`` request asks for (``en`` unless the ``view`` parameter says ``m``)."""
+    view = str(parameters.get("view") or "en").strip().lower()
+    if view not in VIEW_FIELDS:
+        raise BadRequest(f"parameter view must be en or m, not {view!r}")
+    return view
+
+
+def sparse_json(vectors: list[SparseVector], vocabulary: TermVocabulary, view: str) -> np.ndarray:
+    """``SPARSE_JSON`` ([batch, 1] bytes): per text, its ``view`` as a JSON object of key -> weight."""
+    field = VIEW_FIELDS[view]
+    rows = [json.dumps(vector_fields(vector, vocabulary).get(field, {}), ensure_ascii=False,
+                       separators=(",", ":")).encode("utf-8") for vector in vectors]
+    return np.array(rows, dtype=np.object_).reshape(len(rows), 1)
+
+
 def resolve_checkpoint(value: str, version_dir: Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else version_dir / path
@@ -107,7 +132,7 @@ class MilcoTritonModel:
         """One response per request, in order; requests sharing settings are encoded together."""
         pb_utils = self.pb_utils
         responses: list = [None] * len(requests)
-        groups: dict[tuple, list[tuple[int, list[str]]]] = {}
+        groups: dict[tuple, list[tuple[int, list[str], str | None]]] = {}
         settings_by_key: dict[tuple, EncodeSettings] = {}
         for index, request in enumerate(requests):
             try:
@@ -115,7 +140,9 @@ class MilcoTritonModel:
                 if requested and requested <= set(VOCAB_OUTPUTS):
                     responses[index] = self._vocabulary_response()
                     continue
-                settings = EncodeSettings.from_parameters({**self.defaults, **request_parameters(request)})
+                parameters = {**self.defaults, **request_parameters(request)}
+                settings = EncodeSettings.from_parameters(parameters)
+                view = requested_view(parameters) if CLUSTER_OUTPUT in requested else None
                 tensor = pb_utils.get_input_tensor_by_name(request, "TEXT")
                 if tensor is None:
                     raise BadRequest("input TEXT is missing")
@@ -123,18 +150,26 @@ class MilcoTritonModel:
             except BadRequest as exc:
                 responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
                 continue
-            groups.setdefault(settings.key(), []).append((index, texts))
+            groups.setdefault(settings.key(), []).append((index, texts, view))
             settings_by_key[settings.key()] = settings
         for key, members in groups.items():
             settings = settings_by_key[key]
-            texts = [text for _, request_texts in members for text in request_texts]
+            texts = [text for _, request_texts, _ in members for text in request_texts]
             vectors = iter(self.encoder.encode(texts, max_length=settings.max_length, prune=settings.prune,
                                                echo=settings.echo))
-            for index, request_texts in members:
-                arrays = vector_arrays([next(vectors) for _ in request_texts])
-                responses[index] = pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor(name, arrays[name]) for name in VECTOR_OUTPUTS])
+            for index, request_texts, view in members:
+                responses[index] = self._vectors_response([next(vectors) for _ in request_texts], view)
         return responses
+
+    def _vectors_response(self, vectors: list[SparseVector], view: str | None):
+        """The milco-os wire format, or with a ``view`` the cluster's ``SPARSE_JSON``."""
+        pb_utils = self.pb_utils
+        if view is not None:
+            array = sparse_json(vectors, self.encoder.vocabulary, view)
+            return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(CLUSTER_OUTPUT, array)])
+        arrays = vector_arrays(vectors)
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(name, arrays[name])
+                                                          for name in VECTOR_OUTPUTS])
 
     def _vocabulary_response(self):
         pb_utils = self.pb_utils

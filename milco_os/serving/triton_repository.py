@@ -13,7 +13,7 @@ from milco_os.resources import resource_dir
 MODEL_TEMPLATE = "milco"
 OUTPUTS = (("EN_IDS", "TYPE_INT32", "-1"), ("EN_WEIGHTS", "TYPE_FP32", "-1"), ("EN_COUNT", "TYPE_INT32", "1"),
            ("M_IDS", "TYPE_INT32", "-1"), ("M_WEIGHTS", "TYPE_FP32", "-1"), ("M_COUNT", "TYPE_INT32", "1"),
-           ("EN_VOCAB", "TYPE_STRING", "-1"), ("M_VOCAB", "TYPE_STRING", "-1"))
+           ("EN_VOCAB", "TYPE_STRING", "-1"), ("M_VOCAB", "TYPE_STRING", "-1"), ("SPARSE_JSON", "TYPE_STRING", "1"))
 KINDS = {"auto": None, "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
@@ -100,6 +102,39 @@ def test_bad_requests_get_errors_and_the_server_stays_healthy(milco_server: Trit
         client.infer("milco", [tensor], parameters={"prune": "topk:0"})
     assert client.is_server_live() and client.is_model_ready("milco")
     assert infer("TEXT", np.array([[b"hello"]], dtype=np.object_)).as_numpy("EN_COUNT")[0, 0] > 0
+
+
+def kserve_infer(server: TritonServer, body: dict) -> requests.Response:
+    """A KServe-v2 JSON call as an OpenSearch ml-commons connector makes it."""
+    return requests.post(f"http://{server.http_url}/v2/models/milco/infer", json=body, timeout=60)
+
+
+@pytest.mark.parametrize("parameters", [{}, {"view": "m"}, {"view": "en", "prune": "topk:7"},
+                                        {"view": "m", "max_length": "16"}])
+def test_sparse_json_holds_the_keys_and_weights_the_bulk_writer_stores(milco_server: TritonServer,
+                                                                       tiny_encoder: MilcoEncoder,
+                                                                       parameters: dict) -> None:
+    body = {"inputs": [{"name": "TEXT", "shape": [len(TEXTS), 1], "datatype": "BYTES", "data": TEXTS}],
+            "outputs": [{"name": "SPARSE_JSON"}], "parameters": parameters}
+    response = kserve_infer(milco_server, body)
+    assert response.status_code == 200, response.text
+    (output,) = response.json()["outputs"]
+    assert (output["name"], output["shape"]) == ("SPARSE_JSON", [len(TEXTS), 1])
+    field = M_FIELD if parameters.get("view") == "m" else EN_FIELD
+    max_length = int(parameters["max_length"]) if "max_length" in parameters else None
+    vectors = tiny_encoder.encode(TEXTS, prune=parameters.get("prune", "none"), max_length=max_length)
+    for text, got, vector in zip(TEXTS, output["data"], vectors):
+        want = vector_fields(vector, tiny_encoder.vocabulary).get(field, {})
+        got = json.loads(got)
+        assert got.keys() == want.keys(), text
+        assert all(abs(got[key] - want[key]) <= 1e-6 * max(1.0, want[key]) for key in want), text
+
+
+def test_sparse_json_refuses_an_unknown_view(milco_server: TritonServer) -> None:
+    body = {"inputs": [{"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": ["hello"]}],
+            "outputs": [{"name": "SPARSE_JSON"}], "parameters": {"view": "fr"}}
+    response = kserve_infer(milco_server, body)
+    assert response.status_code == 400 and "parameter view must be en or m, not 'fr'" in response.text
 
 
 def test_encode_command_prints_the_same_json_through_triton(milco_server: TritonServer, tiny_checkpoint: Path):

@@ -3,7 +3,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from milco_os.cli import main
 from milco_os.errors import ServiceError
 from milco_os.services.distribution_zip import extract_zip
 from milco_os.services.distributions import DISTRIBUTIONS, ELASTICSEARCH, OPENSEARCH, Distribution
@@ -16,6 +18,8 @@ from milco_os.services.opensearch_modules import (
     plugin_descriptor,
     read_properties,
 )
+from milco_os.services.opensearch_ml_plugins import ML_VERSIONS
+from milco_os.services.opensearch_security import BasicAuthUser
 from milco_os.services.search_node import NodeSettings, node_yaml, runtime_jvm_options
 
 
@@ -150,5 +154,23 @@ def test_elasticsearch_node_yaml_turns_x_pack_security_off(tmp_path: Path) -> No
 def test_elasticsearch_has_no_security_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "elasticsearch" / "elasticsearch-8.19.21"
     monkeypatch.setattr("milco_os.services.distributions.assemble_zip", lambda *args: home)
-    with pytest.raises(ServiceError, match="no security plugin"):
-        ELASTICSEARCH.install("8.19.21", repository=tmp_path / "m2", services=tmp_path, secure=True)
+    with pytest.raises(ServiceError, match="no security plugins"):
+        ELASTICSEARCH.install("8.19.21", repository=tmp_path / "m2", services=tmp_path, plugins="security")
+
+
+def test_an_ml_node_defaults_to_a_version_maven_central_serves_the_plugin_stack_for() -> None:
+    settings = NodeSettings(ml=True)
+    assert settings.version == ML_VERSIONS[0] and settings.plugins == "ml"
+    assert "with ml-commons and neural-search" in settings.display_name
+    with pytest.raises(ServiceError, match="not both"):
+        NodeSettings(ml=True, users=(BasicAuthUser("admin", "pw"),))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--ml", "--version", "3.8.0"], "for OpenSearch 3.6.0 and 2.19.1 only, not 3.8.0"),
+    (["--ml", "--secure"], "choose one"),
+    (["--ml", "--engine", "elasticsearch"], "use it with --engine opensearch"),
+])
+def test_dev_cluster_refuses_ml_nodes_it_cannot_provision(arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["dev-cluster", "fetch", *arguments])
+    assert result.exit_code == 2 and message in result.output

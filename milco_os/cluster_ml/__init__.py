@@ -1,0 +1,1 @@
+"""OpenSearch encodes with MILCO itself: ml-commons connectors to Triton, remote models, ingest and search pipelines."""

@@ -1,0 +1,249 @@
+"""Installing and removing what lets OpenSearch encode with MILCO on Triton (ml-commons, neural-search).
+
+``install`` is idempotent: each object is looked up by its name first and made only when
+missing; pipelines are written only when their body differs. ``uninstall`` removes the
+objects of one installation by name, in the order ml-commons allows (undeploy, models,
+connectors, model group, pipelines).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from opensearchpy.exceptions import NotFoundError
+
+from milco_os.cluster_ml.bodies import (
+    MADE_BY,
+    VIEW_FIELDS,
+    MlInstallation,
+    connector_body,
+    encode_pipeline_body,
+    model_body,
+    search_pipeline_body,
+)
+from milco_os.errors import MilcoOsError
+from milco_os.index.setup import ensure_pipelines
+
+ML = "/_plugins/_ml"
+REQUIRED_PLUGINS = {"opensearch-ml": "ml-commons", "opensearch-neural-search": "neural-search"}
+DEPLOY_TIMEOUT_S = 60.0
+
+
+class MlSetupError(MilcoOsError):
+    """The cluster cannot run remote MILCO models as it is configured (missing plugin or setting)."""
+
+    exit_code = 6
+
+
+@dataclass
+class InstallReport:
+    """Ids of what the installation uses, and what this run did to each object (made, existing, updated)."""
+
+    model_group_id: str = ""
+    connector_ids: dict[str, str] = field(default_factory=dict)
+    model_ids: dict[str, str] = field(default_factory=dict)
+    encode_pipeline: str = ""
+    search_pipeline: str = ""
+    actions: dict[str, str] = field(default_factory=dict)
+
+
+class MlCommons:
+    """The ml-commons REST calls an installation needs (through opensearch-py's transport)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        return self.client.transport.perform_request(method, path, body=body)
+
+    def find(self, kind: str, name: str) -> list[dict]:
+        """Objects of ``kind`` (connectors, models, model_groups) named exactly ``name``, with their ``_id``."""
+        query = {"query": {"term": {"name.keyword": name}}, "size": 100}
+        try:
+            hits = self.request("POST", f"{ML}/{kind}/_search", query)["hits"]["hits"]
+        except NotFoundError:  # the system index does not exist until the first object of its kind
+            return []
+        # Model searches also return the chunks of uploaded models; remote models have none.
+        return [{**hit["_source"], "_id": hit["_id"]} for hit in hits if "chunk_number" not in hit["_source"]]
+
+    def model_state(self, model_id: str) -> str:
+        return self.request("GET", f"{ML}/models/{model_id}").get("model_state", "")
+
+    def deploy(self, model_id: str, timeout: float = DEPLOY_TIMEOUT_S) -> None:
+        """Deploy ``model_id`` and wait until ml-commons reports it deployed."""
+        self.request("POST", f"{ML}/models/{model_id}/_deploy")
+        deadline = time.monotonic() + timeout
+        while (state := self.model_state(model_id)) != "DEPLOYED":
+            if state in ("DEPLOY_FAILED",) or time.monotonic() > deadline:
+                raise MilcoOsError(f"ml-commons did not deploy model {model_id} (state {state or 'unknown'}).",
+                                   hint="see the cluster log for the reason.")
+            time.sleep(0.5)
+
+
+def plugin_names(client: Any) -> set[str]:
+    return {row["component"] for row in client.cat.plugins(format="json")}
+
+
+def check_cluster(client: Any, installation: MlInstallation) -> None:
+    """One MlSetupError naming every missing plugin or setting the installation needs."""
+    missing = [f"the {title} plugin ({name})" for name, title in REQUIRED_PLUGINS.items()
+               if name not in plugin_names(client)]
+    if missing:
+        raise MlSetupError(f"The cluster lacks {' and '.join(missing)}.",
+                           hint="install them on every node (or run 'milco-os dev-cluster start --ml').")
+    settings = client.cluster.get_settings(include_defaults=True, flat_settings=True)
+    merged = {**settings.get("defaults", {}), **settings.get("persistent", {}), **settings.get("transient", {})}
+    problems = []
+    patterns = merged.get("plugins.ml_commons.trusted_connector_endpoints_regex") or []
+    if not any(re.fullmatch(pattern, installation.endpoint) for pattern in patterns):
+        problems.append(f"plugins.ml_commons.trusted_connector_endpoints_regex has no pattern matching "
+                        f"{installation.endpoint} (add one, e.g. \"^{re.escape(installation.triton_url)}/.*$\", "
+                        f"to opensearch.yml: the setting is static)")
+    if str(merged.get("plugins.ml_commons.connector.private_ip_enabled", "false")) != "true" \
+            and private_host(installation.triton_url):
+        problems.append("plugins.ml_commons.connector.private_ip_enabled must be true to reach a Triton on a "
+                        "private or loopback address (PUT _cluster/settings)")
+    if str(merged.get("plugins.ml_commons.only_run_on_ml_node", "true")) == "true" and not has_ml_node(client):
+        problems.append("plugins.ml_commons.only_run_on_ml_node is true but no node has the ml role "
+                        "(set it to false, or add an ml node)")
+    if problems:
+        raise MlSetupError("The cluster cannot call Triton as configured: " + "; ".join(problems) + ".")
+
+
+def private_host(url: str) -> bool:
+    """True when ``url``'s host resolves to a private, loopback or link-local address."""
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(socket.gethostbyname(host))
+    except (OSError, ValueError):
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+def has_ml_node(client: Any) -> bool:
+    nodes = client.nodes.info(metric="settings")["nodes"].values()
+    return any("ml" in node.get("roles", []) for node in nodes)
+
+
+def install(client: Any, installation: MlInstallation,
+            on_step: Callable[[str], None] = lambda step: None) -> InstallReport:
+    """Make (or find) the model group, a connector and a deployed remote model per view, and the pipelines."""
+    check_cluster(client, installation)
+    ml = MlCommons(client)
+    report = InstallReport()
+    ensure_pipelines(client)
+    report.model_group_id = ensure_model_group(ml, installation, report)
+    for view in VIEW_FIELDS:
+        on_step(f"connector and model {installation.model_name(view)}")
+        connector_id = ensure_connector(ml, installation, view, report)
+        report.connector_ids[view] = connector_id
+        report.model_ids[view] = ensure_model(ml, installation, view, connector_id, report)
+    on_step("pipelines")
+    put_if_changed(client, "ingest", installation.encode_pipeline,
+                   encode_pipeline_body(installation, report.model_ids), report)
+    put_if_changed(client, "search", installation.search_pipeline, search_pipeline_body(), report)
+    report.encode_pipeline, report.search_pipeline = installation.encode_pipeline, installation.search_pipeline
+    return report
+
+
+def ensure_model_group(ml: MlCommons, installation: MlInstallation, report: InstallReport) -> str:
+    found = ml.find("model_groups", installation.name)
+    if found:
+        report.actions[f"model group {installation.name}"] = "exists"
+        return found[0]["_id"]
+    response = ml.request("POST", f"{ML}/model_groups/_register",
+                          {"name": installation.name, "description": f"MILCO on Triton. {MADE_BY}"})
+    report.actions[f"model group {installation.name}"] = "made"
+    return response["model_group_id"]
+
+
+def connector_differences(stored: dict, wanted: dict) -> list[str]:
+    """What of ``wanted`` a stored connector does not have (its URL, parameters, request and scripts)."""
+    differences = [f"parameters.{key}" for key, value in wanted["parameters"].items()
+                   if str(stored.get("parameters", {}).get(key)) != value]
+    stored_action, wanted_action = (stored.get("actions") or [{}])[0], wanted["actions"][0]
+    differences += [f"actions.{key}" for key in ("url", "request_body", "pre_process_function",
+                                                 "post_process_function")
+                    if stored_action.get(key) != wanted_action[key]]
+    return differences
+
+
+def ensure_connector(ml: MlCommons, installation: MlInstallation, view: str, report: InstallReport) -> str:
+    name = installation.model_name(view)
+    wanted = connector_body(installation, view)
+    found = ml.find("connectors", name)
+    if found:
+        differences = connector_differences(found[0], wanted)
+        if differences:
+            raise MlSetupError(f"Connector {name} ({found[0]['_id']}) exists with another {', '.join(differences)}.",
+                               hint=f"run 'milco-os opensearch-ml uninstall --name {installation.name}' first, or "
+                                    "install under another --name.")
+        report.actions[f"connector {name}"] = "exists"
+        return found[0]["_id"]
+    response = ml.request("POST", f"{ML}/connectors/_create", wanted)
+    report.actions[f"connector {name}"] = "made"
+    return response["connector_id"]
+
+
+def ensure_model(ml: MlCommons, installation: MlInstallation, view: str, connector_id: str,
+                 report: InstallReport) -> str:
+    name = installation.model_name(view)
+    found = [model for model in ml.find("models", name) if model.get("connector_id") == connector_id]
+    if found:
+        model_id = found[0]["_id"]
+        report.actions[f"model {name}"] = "exists"
+    else:
+        model_id = ml.request("POST", f"{ML}/models/_register",
+                              model_body(installation, view, connector_id, report.model_group_id))["model_id"]
+        report.actions[f"model {name}"] = "made"
+    if ml.model_state(model_id) != "DEPLOYED":
+        ml.deploy(model_id)
+        report.actions[f"model {name}"] += ", deployed"
+    return model_id
+
+
+def put_if_changed(client: Any, kind: str, name: str, body: dict, report: InstallReport) -> None:
+    """Write an ingest or search pipeline unless the cluster holds exactly ``body`` already."""
+    path = f"/_ingest/pipeline/{name}" if kind == "ingest" else f"/_search/pipeline/{name}"
+    try:
+        stored = client.transport.perform_request("GET", path).get(name)
+    except NotFoundError:
+        stored = None
+    if stored == body:
+        report.actions[f"{kind} pipeline {name}"] = "exists"
+        return
+    client.transport.perform_request("PUT", path, body=body)
+    report.actions[f"{kind} pipeline {name}"] = "made" if stored is None else "updated"
+
+
+def uninstall(client: Any, name: str) -> dict[str, str]:
+    """Remove what ``install`` made under ``name``; object -> 'removed' (absent objects are not listed)."""
+    ml = MlCommons(client)
+    removed: dict[str, str] = {}
+    for path, label in ((f"/_ingest/pipeline/{name}-encode", "ingest pipeline"),
+                        (f"/_search/pipeline/{name}-two-phase", "search pipeline")):
+        try:
+            client.transport.perform_request("DELETE", path)
+            removed[f"{label} {path.rsplit('/', 1)[1]}"] = "removed"
+        except NotFoundError:
+            pass
+    for view in VIEW_FIELDS:
+        model_name = f"{name}-{view}"
+        for model in ml.find("models", model_name):
+            if model.get("model_state") not in (None, "", "REGISTERED", "UNDEPLOYED", "DEPLOY_FAILED"):
+                ml.request("POST", f"{ML}/models/{model['_id']}/_undeploy")
+            ml.request("DELETE", f"{ML}/models/{model['_id']}")
+            removed[f"model {model_name} ({model['_id']})"] = "removed"
+        for connector in ml.find("connectors", model_name):
+            ml.request("DELETE", f"{ML}/connectors/{connector['_id']}")
+            removed[f"connector {model_name} ({connector['_id']})"] = "removed"
+    for group in ml.find("model_groups", name):
+        ml.request("DELETE", f"{ML}/model_groups/{group['_id']}")
+        removed[f"model group {name} ({group['_id']})"] = "removed"
+    return removed
