@@ -85,6 +85,9 @@ def encode_pipeline_body(installation: MlInstallation, model_ids: dict[str, str]
             view = next(view for view, name in VIEW_FIELDS.items() if name == field)
             encoding.update(model_id=model_ids[view], field_map={installation.text_field: field},
                             batch_size=installation.batch_size)
+            encoding["on_failure"][0]["fail"]["message"] = (
+                f"MILCO model {installation.model_name(view)} ({model_ids[view]}, Triton {installation.endpoint}) "
+                f"could not encode field {installation.text_field}: {{{{{{ _ingest.on_failure_message }}}}}}")
         elif "script" in processor:
             processor["script"]["params"].update(text_field=installation.text_field,
                                                  model=f"triton:{installation.triton_model}",

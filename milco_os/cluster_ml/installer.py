@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from opensearchpy.exceptions import NotFoundError
+from opensearchpy.exceptions import NotFoundError, TransportError
 
 from milco_os.cluster_ml.bodies import (
     MADE_BY,
@@ -33,6 +33,8 @@ from milco_os.index.setup import ensure_pipelines
 ML = "/_plugins/_ml"
 REQUIRED_PLUGINS = {"opensearch-ml": "ml-commons", "opensearch-neural-search": "neural-search"}
 DEPLOY_TIMEOUT_S = 60.0
+STAMP_PIPELINE = "milco-stamp"
+SMOKE_TEXT = "MILCO encodes this text to check the connector."
 
 
 class MlSetupError(MilcoOsError):
@@ -74,6 +76,12 @@ class MlCommons:
 
     def model_state(self, model_id: str) -> str:
         return self.request("GET", f"{ML}/models/{model_id}").get("model_state", "")
+
+    def predict(self, model_id: str, texts: list[str]) -> list[dict]:
+        """What neural-search gets for ``texts``: one term -> weight map per text."""
+        response = self.request("POST", f"{ML}/_predict/text_embedding/{model_id}", {"text_docs": texts})
+        return [weights for result in response["inference_results"] for tensor in result["output"]
+                for weights in tensor["dataAsMap"]["response"]]
 
     def deploy(self, model_id: str, timeout: float = DEPLOY_TIMEOUT_S) -> None:
         """Deploy ``model_id`` and wait until ml-commons reports it deployed."""
@@ -205,7 +213,29 @@ def ensure_model(ml: MlCommons, installation: MlInstallation, view: str, connect
     if ml.model_state(model_id) != "DEPLOYED":
         ml.deploy(model_id)
         report.actions[f"model {name}"] += ", deployed"
+    check_model_answers(ml, installation, view, model_id)
     return model_id
+
+
+def check_model_answers(ml: MlCommons, installation: MlInstallation, view: str, model_id: str) -> None:
+    """One text through the deployed model, so a wrong URL or model name is reported now, not at the first write."""
+    try:
+        answer = ml.predict(model_id, [SMOKE_TEXT])
+    except TransportError as exc:
+        raise MlSetupError(f"Model {installation.model_name(view)} ({model_id}) is deployed, but the cluster could not "
+                           f"encode through Triton at {installation.endpoint}: {error_reason(exc)}",
+                           hint="check --triton-url (as the cluster's nodes reach it), --triton-model, and that "
+                                "Triton serves the model.") from exc
+    if len(answer) != 1 or not isinstance(answer[0], dict):
+        raise MlSetupError(f"Model {installation.model_name(view)} ({model_id}) answered {answer!r:.200} for one text, "
+                           "not one term -> weight map.")
+
+
+def error_reason(exc: TransportError) -> str:
+    """The cluster's own reason for a refused request."""
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error")
+    return str(error.get("reason", error) if isinstance(error, dict) else error or exc.error)
 
 
 def put_if_changed(client: Any, kind: str, name: str, body: dict, report: InstallReport) -> None:
@@ -222,10 +252,19 @@ def put_if_changed(client: Any, kind: str, name: str, body: dict, report: Instal
     report.actions[f"{kind} pipeline {name}"] = "made" if stored is None else "updated"
 
 
+def indices_using_pipeline(client: Any, pipeline: str) -> list[str]:
+    settings = client.indices.get_settings(index="*", name="index.default_pipeline")
+    return sorted(index for index, body in settings.items()
+                  if body.get("settings", {}).get("index", {}).get("default_pipeline") == pipeline)
+
+
 def uninstall(client: Any, name: str) -> dict[str, str]:
     """Remove what ``install`` made under ``name``; object -> 'removed' (absent objects are not listed)."""
     ml = MlCommons(client)
     removed: dict[str, str] = {}
+    for index in indices_using_pipeline(client, f"{name}-encode"):
+        client.indices.put_settings(index=index, body={"index.default_pipeline": STAMP_PIPELINE})
+        removed[f"index {index}: default pipeline {name}-encode"] = f"replaced by {STAMP_PIPELINE}"
     for path, label in ((f"/_ingest/pipeline/{name}-encode", "ingest pipeline"),
                         (f"/_search/pipeline/{name}-two-phase", "search pipeline")):
         try:

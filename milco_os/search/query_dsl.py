@@ -9,11 +9,10 @@ hybrids and filters around it. Pure functions: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Protocol, Sequence
 
 from milco_os.index.feature_names import encode_key
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
-from milco_os.index.vector_fields import VectorField
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 # OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
@@ -48,7 +47,38 @@ def query_terms(
     return sorted(terms, key=lambda term: (-term.weight, term.field, term.key))
 
 
-def sparse_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
+class TermScorer(Protocol):
+    """What turns query terms into a query scoring the dot product: a ``VectorField``, or ``NeuralSparseTokens``."""
+
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+        ...
+
+
+class NeuralSparseTokens:
+    """neural-search's ``neural_sparse`` query with the query's own tokens per view (``query_tokens``): the same
+    dot product over ``rank_features`` fields, and the form the cluster's two-phase search pipeline rewrites."""
+
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+        if pruning_config is not None:
+            raise ValueError("token pruning (pruning_config) applies to sparse_vector fields only")
+        tokens: dict[str, dict[str, float]] = {}
+        for term in terms:
+            tokens.setdefault(path_prefix + term.field, {})[term.key] = term.weight
+        return {"bool": {"should": [{"neural_sparse": {field: {"query_tokens": weights}}}
+                                    for field, weights in tokens.items()]}}
+
+
+def neural_sparse_text_query(text: str, model_ids: Mapping[str, str], *, echo: bool = True,
+                             echo_weight: float = 1.0) -> dict:
+    """The cluster encodes ``text`` with the remote MILCO model of each view (``milco-os opensearch-ml install``)."""
+    clauses = [{"neural_sparse": {EN_FIELD: {"query_text": text, "model_id": model_ids["en"]}}}]
+    if echo and echo_weight > 0:
+        clauses.append({"neural_sparse": {M_FIELD: {"query_text": text, "model_id": model_ids["m"],
+                                                    "boost": echo_weight}}})
+    return {"bool": {"should": clauses}}
+
+
+def sparse_query(terms: Sequence[QueryTerm], field: TermScorer, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
                  path_prefix: str = "", pruning_config: dict | None = None) -> dict:
     """The exact dot product over the ``max_clauses`` heaviest terms (``terms`` come heaviest first)."""
     if not terms:
@@ -56,7 +86,7 @@ def sparse_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clauses:
     return field.query(terms[:max_clauses], path_prefix, pruning_config)
 
 
-def passages_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
+def passages_query(terms: Sequence[QueryTerm], field: TermScorer, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
                    pruning_config: dict | None = None) -> dict:
     """A document scores as its best passage."""
     return {"nested": {"path": PASSAGES_PATH, "score_mode": "max",
@@ -64,7 +94,7 @@ def passages_query(terms: Sequence[QueryTerm], field: VectorField, *, max_clause
                                              pruning_config=pruning_config)}}
 
 
-def two_phase_body(terms: Sequence[QueryTerm], field: VectorField, *, size: int, first_phase_terms: int,
+def two_phase_body(terms: Sequence[QueryTerm], field: TermScorer, *, size: int, first_phase_terms: int,
                    window: int, max_clauses: int = DEFAULT_MAX_CLAUSES, pruning_config: dict | None = None) -> dict:
     """Heaviest terms retrieve; the rest rescore the top ``window`` so their scores are the full dot product."""
     head, tail = terms[:first_phase_terms], terms[first_phase_terms:max_clauses]

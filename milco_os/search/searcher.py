@@ -10,6 +10,10 @@ from milco_os.index.handle import IndexHandle
 from milco_os.index.vector_fields import VectorField
 from milco_os.search import query_dsl as dsl
 
+RANK_FEATURE = "rank_feature"
+NEURAL_SPARSE = "neural_sparse"
+QUERY_STYLES = (RANK_FEATURE, NEURAL_SPARSE)
+
 
 @dataclass(frozen=True)
 class SearchOptions:
@@ -32,11 +36,26 @@ class SearchOptions:
     source: bool | list[str] = True
     explain: bool = False
     pruning_config: dict | None = None
+    query_style: str = RANK_FEATURE
+    cluster_models: dict[str, str] | None = None
+    search_pipeline: str | None = None
 
     def __post_init__(self) -> None:
         if self.two_phase and self.passages:
             # A passage's best head score plus another passage's best tail score is no passage's dot product.
             raise ValueError("two-phase search and passage scoring cannot be combined")
+        if self.query_style not in QUERY_STYLES:
+            raise ValueError(f"query style must be one of {', '.join(QUERY_STYLES)}, not {self.query_style!r}")
+        if self.query_style == NEURAL_SPARSE and self.two_phase:
+            raise ValueError("neural_sparse queries run two-phase in the cluster: give the search pipeline "
+                             "('opensearch-ml install' makes NAME-two-phase) instead of two-phase")
+        if self.cluster_models is not None:
+            if self.query_style != NEURAL_SPARSE:
+                raise ValueError("the cluster encodes queries only in the neural_sparse query style")
+            if self.passages:
+                raise ValueError("passage scoring needs the query's terms: encode the query here, not in the cluster")
+            if set(self.cluster_models) != {"en", "m"}:
+                raise ValueError("cluster_models maps each view (en, m) to its remote model id")
 
 
 @dataclass(frozen=True)
@@ -48,16 +67,21 @@ class SearchHit:
 
 
 def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, field: VectorField) -> dict:
-    """The search request body for already-encoded query terms, in the index's vector-field strategy."""
-    if options.two_phase:
-        body = dsl.two_phase_body(terms, field, size=options.size, first_phase_terms=options.first_phase_terms,
+    """The search request body for already-encoded query terms (none when the cluster encodes), in the index's
+    vector-field strategy or as ``neural_sparse`` queries."""
+    scorer: dsl.TermScorer = dsl.NeuralSparseTokens() if options.query_style == NEURAL_SPARSE else field
+    if options.cluster_models is not None:
+        body = {"size": options.size, "query": dsl.neural_sparse_text_query(
+            text, options.cluster_models, echo=options.echo, echo_weight=options.echo_weight)}
+    elif options.two_phase:
+        body = dsl.two_phase_body(terms, scorer, size=options.size, first_phase_terms=options.first_phase_terms,
                                   window=options.window, max_clauses=options.max_clauses,
                                   pruning_config=options.pruning_config)
     elif options.passages:
-        body = {"size": options.size, "query": dsl.passages_query(terms, field, max_clauses=options.max_clauses,
+        body = {"size": options.size, "query": dsl.passages_query(terms, scorer, max_clauses=options.max_clauses,
                                                                   pruning_config=options.pruning_config)}
     else:
-        body = {"size": options.size, "query": dsl.sparse_query(terms, field, max_clauses=options.max_clauses,
+        body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses,
                                                                 pruning_config=options.pruning_config)}
     if options.bm25_weight > 0:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
@@ -75,16 +99,23 @@ def contributions(terms: list[dsl.QueryTerm], source: dict) -> dict[str, float]:
     return dict(sorted(matched.items(), key=lambda item: -item[1]))
 
 
-def search(index: IndexHandle, encoder: SparseEncoder, text: str,
+def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
            options: SearchOptions = SearchOptions()) -> list[SearchHit]:
-    """Encode ``text``, search ``index`` and return the hits (with per-term contributions when ``explain``)."""
-    vector = encoder.encode_queries([text], max_length=options.query_max_length, prune=options.query_prune,
-                                    echo=options.echo)[0]
-    terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight)
+    """Encode ``text`` (unless the cluster does: ``cluster_models``), search ``index`` and return the hits (with
+    per-term contributions when ``explain`` and the query's terms are known here)."""
+    terms: list[dsl.QueryTerm] = []
+    if options.cluster_models is None:
+        if encoder is None:
+            raise ValueError("an encoder is needed unless the cluster encodes the query (cluster_models)")
+        vector = encoder.encode_queries([text], max_length=options.query_max_length, prune=options.query_prune,
+                                        echo=options.echo)[0]
+        terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight)
     body = build_body(text, terms, options, index.field)
-    response = index.client.search(index=index.name, body=body)
+    # The search pipeline travels only when set: elasticsearch clients take no ``params``.
+    extra = {"params": {"search_pipeline": options.search_pipeline}} if options.search_pipeline else {}
+    response = index.client.search(index=index.name, body=body, **extra)
     return [
         SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}),
-                  contributions(terms, hit["_source"]) if options.explain else {})
+                  contributions(terms, hit["_source"]) if options.explain and terms else {})
         for hit in response["hits"]["hits"]
     ]

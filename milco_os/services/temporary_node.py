@@ -18,14 +18,14 @@ TEMPORARY_NODES = "temporary-nodes"
 @contextmanager
 def temporary_node(engine: str = "opensearch", version: str = "", heap: str = DEFAULT_HEAP,
                    extra: Mapping[str, object] | None = None,
-                   users: tuple[BasicAuthUser, ...] = ()) -> Iterator[SearchNode]:
+                   users: tuple[BasicAuthUser, ...] = (), ml: bool = False) -> Iterator[SearchNode]:
     """A started node (the engine's default version unless ``version``); stopped and deleted on exit.
 
     Inside the block the node may be stopped and started again: it keeps its port, data and certificates.
     """
     port = free_port()
     settings = NodeSettings(engine=engine, version=version, http_port=port, heap=heap, extra=extra or {},
-                            users=users)
+                            users=users, ml=ml)
     runtime_dir = services_root(service_user()) / TEMPORARY_NODES / f"{port}-{uuid.uuid4().hex[:8]}"
     node = SearchNode(runtime_dir, settings)
     try:

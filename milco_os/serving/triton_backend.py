@@ -90,8 +90,10 @@ def requested_view(parameters: dict[str, str]) -> str:
 def sparse_json(vectors: list[SparseVector], vocabulary: TermVocabulary, view: str) -> np.ndarray:
     """``SPARSE_JSON`` ([batch, 1] bytes): per text, its ``view`` as a JSON object of key -> weight."""
     field = VIEW_FIELDS[view]
-    rows = [json.dumps(vector_fields(vector, vocabulary).get(field, {}), ensure_ascii=False,
-                       separators=(",", ":")).encode("utf-8") for vector in vectors]
+    # ASCII only (\uXXXX escapes): ml-commons decodes a response chunk by chunk, so a multi-byte character split
+    # across two chunks would reach the index as replacement characters.
+    rows = [json.dumps(vector_fields(vector, vocabulary).get(field, {}), separators=(",", ":")).encode("ascii")
+            for vector in vectors]
     return np.array(rows, dtype=np.object_).reshape(len(rows), 1)
 
 
