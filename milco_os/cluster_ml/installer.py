@@ -252,6 +252,19 @@ def put_if_changed(client: Any, kind: str, name: str, body: dict, report: Instal
     report.actions[f"{kind} pipeline {name}"] = "made" if stored is None else "updated"
 
 
+def installed_model_ids(client: Any, name: str) -> dict[str, str]:
+    """View -> remote model id of the installation ``name``; a MilcoOsError when a view's model is missing."""
+    ml = MlCommons(client)
+    ids = {}
+    for view in VIEW_FIELDS:
+        found = ml.find("models", f"{name}-{view}")
+        if not found:
+            raise MilcoOsError(f"The cluster has no model {name}-{view}.",
+                               hint=f"run 'milco-os opensearch-ml install --name {name}' first.")
+        ids[view] = found[0]["_id"]
+    return ids
+
+
 def indices_using_pipeline(client: Any, pipeline: str) -> list[str]:
     settings = client.indices.get_settings(index="*", name="index.default_pipeline")
     return sorted(index for index, body in settings.items()

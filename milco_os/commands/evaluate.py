@@ -8,9 +8,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from milco_os.commands.encoder_options import encoder_options, load_encoder
+from milco_os.commands.encoder_options import encoder_options
 from milco_os.commands.connection import connection_options
-from milco_os.commands.index import index_option, options_from_flags, search_options
+from milco_os.commands.index import index_option, options_from_flags, query_encoder, search_options
 
 
 @click.command("eval")
@@ -27,8 +27,7 @@ from milco_os.commands.index import index_option, options_from_flags, search_opt
               help="Write the run in TREC format here.")
 @search_options
 def evaluate(connection, index, model, triton_url, triton_model, triton_protocol, queries, qrels, metrics,
-             depth, run_out, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
-             pruning_config) -> None:
+             depth, run_out, search_flags: dict) -> None:
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
 
@@ -40,10 +39,10 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
         measures = parse_metrics(metrics)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
-    handle = open_index(connection.client(), index)
-    options = options_from_flags(depth, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
-                                 pruning_config)
+    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
+    client = connection.client()
+    handle = open_index(client, index)
+    options = options_from_flags(client, depth, search_flags)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)
            for qid, text in topics.items() for hit in search(handle, encoder, text, options)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -141,26 +142,55 @@ search_flags = (
     click.option("--sparse-vector-pruning", "pruning_config", default=None, callback=parse_pruning_config,
                  metavar="RATIO:WEIGHT", help="sparse_vector indices (Elasticsearch): prune query tokens with "
                                               "this pruning_config (scores then approximate the dot product)."),
+    click.option("--query-style", type=click.Choice(["rank_feature", "neural_sparse"]), default="rank_feature",
+                 show_default=True, help="neural_sparse: neural-search's query (OpenSearch with neural-search)."),
+    click.option("--cluster-encodes", "cluster_models", default=None, metavar="NAME",
+                 help="The cluster encodes the query with the models of 'opensearch-ml install --name NAME' "
+                      "(implies --query-style neural_sparse; no --model needed)."),
+    click.option("--search-pipeline", default=None,
+                 help="Run the search through this search pipeline (e.g. NAME-two-phase from 'opensearch-ml install')."),
 )
+SEARCH_FLAGS = ("no_echo", "echo_weight", "query_prune", "two_phase", "passages", "bm25_weight", "pruning_config",
+                "query_style", "cluster_models", "search_pipeline")
 
 
 def search_options(command):
-    """The options that shape a MILCO query, shared by ``search`` and ``eval``."""
+    """The options that shape a MILCO query, shared by ``search`` and ``eval``; the command receives them as one
+    ``search_flags`` dict."""
+    @functools.wraps(command)
+    def with_flags(*args, **kwargs):
+        flags = {name: kwargs.pop(name) for name in SEARCH_FLAGS}
+        return command(*args, search_flags=flags, **kwargs)
+
     for option in reversed(search_flags):
-        command = option(command)
-    return command
+        with_flags = option(with_flags)
+    return with_flags
 
 
-def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune, two_phase: bool, passages: bool,
-                       bm25_weight: float, pruning_config: dict | None = None, explain: bool = False):
-    from milco_os.search.searcher import SearchOptions
+def options_from_flags(client, size: int, flags: dict, explain: bool = False):
+    """SearchOptions from the shared flags (remote model ids looked up by installation name)."""
+    from milco_os.cluster_ml.installer import installed_model_ids
+    from milco_os.search.searcher import NEURAL_SPARSE, SearchOptions
 
+    cluster_models = installed_model_ids(client, flags["cluster_models"]) if flags["cluster_models"] else None
     try:
-        return SearchOptions(size=size, echo=not no_echo, echo_weight=echo_weight, query_prune=str(query_prune),
-                             two_phase=two_phase, passages=passages, bm25_weight=bm25_weight, explain=explain,
-                             pruning_config=pruning_config)
+        return SearchOptions(size=size, echo=not flags["no_echo"], echo_weight=flags["echo_weight"],
+                             query_prune=str(flags["query_prune"]), two_phase=flags["two_phase"],
+                             passages=flags["passages"], bm25_weight=flags["bm25_weight"], explain=explain,
+                             pruning_config=flags["pruning_config"],
+                             query_style=NEURAL_SPARSE if cluster_models else flags["query_style"],
+                             cluster_models=cluster_models, search_pipeline=flags["search_pipeline"])
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def query_encoder(flags: dict, model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str):
+    """The encoder for queries, or None when the cluster encodes them."""
+    if flags["cluster_models"]:
+        if model or triton_url:
+            raise click.UsageError("--cluster-encodes: the cluster encodes the query; leave out --model/--triton-url")
+        return None
+    return load_encoder(model, triton_url, triton_model, triton_protocol)
 
 
 @click.command("search")
@@ -172,18 +202,16 @@ def options_from_flags(size: int, no_echo: bool, echo_weight: float, query_prune
 @click.option("--explain", is_flag=True, help="Show each hit's per-term contributions.")
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @click.argument("query")
-def search(connection: Connection, index: str, model: str | None,
-           triton_url: str | None, triton_model: str, triton_protocol: str, top_k: int, no_echo: bool,
-           echo_weight: float, query_prune, two_phase: bool, passages: bool, bm25_weight: float,
-           pruning_config: dict | None, explain: bool, output: str, query: str) -> None:
+def search(connection: Connection, index: str, model: str | None, triton_url: str | None, triton_model: str,
+           triton_protocol: str, top_k: int, search_flags: dict, explain: bool, output: str, query: str) -> None:
     """Search INDEX for QUERY by the MILCO dot product."""
     from milco_os.index.handle import open_index
     from milco_os.search.searcher import search as run_search
 
-    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
-    options = options_from_flags(top_k, no_echo, echo_weight, query_prune, two_phase, passages, bm25_weight,
-                                 pruning_config, explain=explain or output == "table")
-    hits = run_search(open_index(connection.client(), index), encoder, query, options)
+    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
+    client = connection.client()
+    options = options_from_flags(client, top_k, search_flags, explain=explain or output == "table")
+    hits = run_search(open_index(client, index), encoder, query, options)
     if output == "json":
         click.echo(json.dumps({"hits": [
             {"id": hit.id, "score": hit.score, **({"terms": hit.terms} if explain else {})} for hit in hits

@@ -181,6 +181,24 @@ def test_query_tokens_and_the_two_phase_pipeline_score_the_full_dot_product(
         assert [hit.id for hit in cluster_whole] == [hit.id for hit in cluster_full], text
 
 
+def test_search_and_eval_let_the_cluster_encode_the_query(ml_node: OpenSearch, installed: dict,
+                                                         whole_window_pipeline: str) -> None:
+    url = ml_node.transport.hosts[0]
+    common = ("--url", f"http://{url['host']}:{url['port']}", "--index", INDEX, "--cluster-encodes", NAME)
+    text = queries()[0]
+    result = cli("search", *common, "--search-pipeline", whole_window_pipeline, "--format", "json", text)
+    assert result.returncode == 0, result.stderr
+    library = search(open_index(ml_node, INDEX), None, text, SearchOptions(
+        size=10, query_style=NEURAL_SPARSE, cluster_models=installed["model_ids"]))
+    assert [hit["id"] for hit in json.loads(result.stdout)["hits"]] == [hit.id for hit in library]
+    scored = cli("eval", *common, "--queries", str(sample_dir() / "queries.jsonl"), "--qrels",
+                 str(sample_dir() / "qrels" / "test.tsv"), "--metrics", "recall@100")
+    assert scored.returncode == 0, scored.stderr
+    assert "R@100" in scored.stdout
+    unknown = cli("search", *common[:4], "--cluster-encodes", "nobody", text)
+    assert unknown.returncode == 1 and "The cluster has no model nobody-en" in unknown.stderr
+
+
 def test_bulk_writer_documents_sit_beside_cluster_encoded_ones(ml_node: OpenSearch, installed: dict,
                                                                tiny_encoder: MilcoEncoder) -> None:
     documents = [{"id": f"bridge-{doc['id']}", "text": doc["text"]} for doc in corpus()[:40]]

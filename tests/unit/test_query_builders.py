@@ -121,3 +121,37 @@ def test_explain_asks_for_the_vectors_the_field_type_may_leave_out_of_source() -
     assert build_body("x", terms, SearchOptions(explain=True), es_9)["_source"] == {"exclude_vectors": False}
     assert build_body("x", terms, SearchOptions(explain=True), RANK_FEATURES)["_source"] is True
     assert build_body("x", terms, SearchOptions(source=["title"]), es_9)["_source"] == ["title"]
+
+
+def test_neural_sparse_tokens_carry_each_views_terms_with_their_weights() -> None:
+    terms = dsl.query_terms(VECTOR, VOCABULARY, echo_weight=0.5)
+    body = build_body("berlin", terms, SearchOptions(query_style="neural_sparse"), RANK_FEATURES)
+    clauses = body["query"]["bool"]["should"]
+    assert clauses == [
+        {"neural_sparse": {"milco_en": {"query_tokens": {"berlin": 2.0, "capital": 1.0, "e%2Eg%2E": 0.5}}}},
+        {"neural_sparse": {"milco_m": {"query_tokens": {"▁Berlin": 0.75, "首都": 0.125}}}}]
+    nested = build_body("berlin", terms, SearchOptions(query_style="neural_sparse", passages=True), RANK_FEATURES)
+    assert "milco_passages.milco_en" in nested["query"]["nested"]["query"]["bool"]["should"][0]["neural_sparse"]
+
+
+@pytest.mark.parametrize("echo, echo_weight, views", [(True, 1.0, ["milco_en", "milco_m"]),
+                                                      (False, 1.0, ["milco_en"]), (True, 0.0, ["milco_en"])])
+def test_the_cluster_encodes_query_text_with_one_remote_model_per_view(echo: bool, echo_weight: float,
+                                                                       views: list[str]) -> None:
+    options = SearchOptions(query_style="neural_sparse", cluster_models={"en": "E", "m": "M"}, echo=echo,
+                            echo_weight=echo_weight)
+    clauses = build_body("Hauptstadt", [], options, RANK_FEATURES)["query"]["bool"]["should"]
+    assert [next(iter(clause["neural_sparse"])) for clause in clauses] == views
+    assert clauses[0]["neural_sparse"]["milco_en"] == {"query_text": "Hauptstadt", "model_id": "E"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"query_style": "dense"}, "query style must be one of"),
+    ({"query_style": "neural_sparse", "two_phase": True}, "run two-phase in the cluster"),
+    ({"cluster_models": {"en": "E", "m": "M"}}, "only in the neural_sparse query style"),
+    ({"query_style": "neural_sparse", "cluster_models": {"en": "E", "m": "M"}, "passages": True}, "passage scoring"),
+    ({"query_style": "neural_sparse", "cluster_models": {"en": "E"}}, "maps each view"),
+])
+def test_search_options_refuse_what_neural_sparse_cannot_do(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SearchOptions(**options)
