@@ -2,8 +2,8 @@
 
 ``install`` is idempotent: each object is looked up by its name first and made only when
 missing; pipelines are written only when their body differs. ``uninstall`` removes the
-objects of one installation by name, in the order ml-commons allows (undeploy, models,
-connectors, model group, pipelines).
+objects of one installation by name: the pipelines, then in the order ml-commons allows
+(undeploy, models, connectors, model group).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class MlCommons:
         self.request("POST", f"{ML}/models/{model_id}/_deploy")
         deadline = time.monotonic() + timeout
         while (state := self.model_state(model_id)) != "DEPLOYED":
-            if state in ("DEPLOY_FAILED",) or time.monotonic() > deadline:
+            if state == "DEPLOY_FAILED" or time.monotonic() > deadline:
                 raise MilcoOsError(f"ml-commons did not deploy model {model_id} (state {state or 'unknown'}).",
                                    hint="see the cluster log for the reason.")
             time.sleep(0.5)
@@ -100,8 +100,8 @@ def plugin_names(client: Any) -> set[str]:
 
 def check_cluster(client: Any, installation: MlInstallation) -> None:
     """One MlSetupError naming every missing plugin or setting the installation needs."""
-    missing = [f"the {title} plugin ({name})" for name, title in REQUIRED_PLUGINS.items()
-               if name not in plugin_names(client)]
+    installed = plugin_names(client)
+    missing = [f"the {title} plugin ({name})" for name, title in REQUIRED_PLUGINS.items() if name not in installed]
     if missing:
         raise MlSetupError(f"The cluster lacks {' and '.join(missing)}.",
                            hint="install them on every node (or run 'milco-os dev-cluster start --ml').")

@@ -148,7 +148,8 @@ search_flags = (
                  help="The cluster encodes the query with the models of 'opensearch-ml install --name NAME' "
                       "(implies --query-style neural_sparse; no --model needed)."),
     click.option("--search-pipeline", default=None,
-                 help="Run the search through this search pipeline (e.g. NAME-two-phase from 'opensearch-ml install')."),
+                 help="Run the search through this search pipeline (e.g. NAME-two-phase from 'opensearch-ml "
+                      "install')."),
 )
 SEARCH_FLAGS = ("no_echo", "echo_weight", "query_prune", "two_phase", "passages", "bm25_weight", "pruning_config",
                 "query_style", "cluster_models", "search_pipeline")
