@@ -58,8 +58,8 @@ def chosen_version(version: str | None, plugins: str, engine: str) -> str:
 version_option = click.option(
     "--version", "version", default=None,
     help=f"Engine version [default: OpenSearch {OPENSEARCH.default_version} ({opensearch_security.SECURE_VERSION} "
-         f"with --secure, {' or '.join(ML_VERSIONS)} with --ml), Elasticsearch {ELASTICSEARCH.default_version}]; OpenSearch 3.x and Elasticsearch "
-         "9.x need Java 21+.")
+         f"with --secure, {' or '.join(ML_VERSIONS)} with --ml), Elasticsearch {ELASTICSEARCH.default_version}]; "
+         "OpenSearch 3.x and Elasticsearch 9.x need Java 21+.")
 engine_option = click.option(
     "--engine", type=click.Choice(ENGINES), default="opensearch", show_default=True,
     help=f"Elasticsearch nodes are the integ-test build: rank_features on 7.x "
@@ -105,8 +105,8 @@ def fetch(engine: str, version: str | None, secure: bool, ml: bool) -> None:
               help="Extra opensearch.yml setting; repeatable.")
 @click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
               help="Seconds to wait for the node's shards.")
-def start(engine: str, version: str | None, secure: bool, ml: bool, user: str, password: str | None, port: int, heap: str,
-          settings: tuple[str, ...], timeout: float) -> None:
+def start(engine: str, version: str | None, secure: bool, ml: bool, user: str, password: str | None, port: int,
+          heap: str, settings: tuple[str, ...], timeout: float) -> None:
     """Start a node in the background, wait until its primary shards are assigned and print its URL."""
     if secure and not password:
         raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
