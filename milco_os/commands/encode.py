@@ -30,11 +30,12 @@ def parse_prune(ctx: click.Context, param: click.Parameter, value: str) -> "Prun
 @click.option("--prune", default="none", show_default=True, callback=parse_prune,
               help="Pruning spec, e.g. topk:128, mass:0.9, percentile:95, e=topk:100,m=abs:0.1.")
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Texts per batch [default: the encoder's: 32 on a CPU, 128 on a GPU, per request on Triton].")
 @click.option("--no-echo", is_flag=True, help="Leave out the LexEcho source-language terms.")
 @click.argument("texts", nargs=-1)
 def encode(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, prune: "PruneSpec",
-           max_length: int | None, batch_size: int, no_echo: bool, texts: tuple[str, ...]) -> None:
+           max_length: int | None, batch_size: int | None, no_echo: bool, texts: tuple[str, ...]) -> None:
     """Print {"text": ..., "terms": {...}} per TEXT (or per stdin line), terms heaviest first."""
     inputs = list(texts) if texts else [line.rstrip("\n") for line in sys.stdin]
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol)

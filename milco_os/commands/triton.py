@@ -55,6 +55,16 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
     click.echo(f"tritonserver stopped (exit code {code}).", err=True)
 
 
+def parse_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    """``0,1`` -> (0, 1); empty -> (); not given -> None."""
+    if value is None:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
+
+
 @triton.command("export")
 @click.option("--model", "checkpoint", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="MILCO checkpoint directory.")
@@ -62,18 +72,30 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
 @click.option("--name", default="milco", show_default=True, help="Model name in the repository.")
 @click.option("--device", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="Instance kind (auto: GPUs when the server has some).")
-@click.option("--instances", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--instances", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Model instances (per listed GPU with --gpus).")
+@click.option("--gpus", default="", callback=parse_ids, help="GPU ids for the instances, e.g. 0,1 (--device gpu).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=None,
+              help="Texts per model execution [default: 128 with --device gpu, else 64].")
+@click.option("--preferred-batch-sizes", default=None, callback=parse_ids,
+              help="Batch sizes the scheduler waits for, e.g. 32,64,128 [default: those with --device gpu].")
+@click.option("--queue-delay-us", default=2000, show_default=True, type=click.IntRange(min=0),
+              help="How long a request may wait for others to batch with.")
+@click.option("--precision", default="auto", show_default=True,
+              help="Weights' dtype on the instance: auto (bf16 on a GPU, fp32 on a CPU), fp32, tf32, bf16 or fp16.")
 @click.option("--prune", default="none", show_default=True, help="Default pruning spec (requests may override).")
 @click.option("--reference", is_flag=True, help="Point at the checkpoint's absolute path instead of copying it.")
-def export(checkpoint: Path, out: Path, name: str, device: str, instances: int, max_batch_size: int, prune: str,
-           reference: bool) -> None:
+def export(checkpoint: Path, out: Path, name: str, device: str, instances: int, gpus: tuple[int, ...],
+           max_batch_size: int | None, preferred_batch_sizes: tuple[int, ...] | None, queue_delay_us: int,
+           precision: str, prune: str, reference: bool) -> None:
     """Write a ready Triton model repository serving the checkpoint."""
     from milco_os.serving.triton_repository import export_repository
 
     try:
-        model_dir = export_repository(checkpoint, out, name=name, device=device, instances=instances,
-                                      max_batch_size=max_batch_size, prune=prune, reference=reference)
+        model_dir = export_repository(checkpoint, out, name=name, device=device, instances=instances, gpus=gpus,
+                                      max_batch_size=max_batch_size, preferred_batch_sizes=preferred_batch_sizes,
+                                      queue_delay_us=queue_delay_us, precision=precision, prune=prune,
+                                      reference=reference)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--prune") from exc
+        raise click.UsageError(str(exc)) from exc
     click.echo(str(model_dir))

@@ -1,13 +1,13 @@
-"""In-process MILCO encoding: texts -> sparse vectors of both views, pruned on the device."""
+"""In-process MILCO encoding: texts -> sparse vectors of both views, pooled and pruned per batch on the device."""
 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from milco_os.model.checkpoint import (
@@ -20,15 +20,28 @@ from milco_os.model.checkpoint import (
 from milco_os.model.network import MilcoNetwork
 from milco_os.encoding.contract import SparseEncoder, check_texts
 from milco_os.encoding.pruning import PruneSpec
-from milco_os.model.device_pruning import prune_row
+from milco_os.model.device_pruning import BatchTerms, positive_terms, pruned_counts, summed_terms
+from milco_os.model.host_copy import vectors_on_host
+from milco_os.model.pooling import echo_weights, english_weights
+from milco_os.model.precision import PRECISIONS, cast_weights, matmul_precision, resolve_precision
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_TOKEN_BUDGET = 16384
-DEFAULT_LOGITS_BUDGET_BYTES = 64 * 1024 * 1024
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+__all__ = ["BatchLimits", "MilcoEncoder", "PRECISIONS", "plan_batches"]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How much one batch may hold: texts, padded tokens, and bytes of one tile of English logits."""
+
+    batch_size: int
+    token_budget: int
+    logits_budget_bytes: int
+
+
+CPU_LIMITS = BatchLimits(batch_size=32, token_budget=16384, logits_budget_bytes=64 * 2**20)
+GPU_LIMITS = BatchLimits(batch_size=128, token_budget=65536, logits_budget_bytes=2**30)
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,12 @@ def plan_batches(lengths: Sequence[int], batch_size: int, token_budget: int) -> 
 
 
 class MilcoEncoder(SparseEncoder):
-    """Encodes texts with a MILCO checkpoint; results are in input order and independent of batching."""
+    """Encodes texts with a MILCO checkpoint; results are in input order and independent of batching.
+
+    Weights are held in the serving ``precision`` (``auto``: bf16 on a GPU, fp32 elsewhere).
+    Each batch is pooled and pruned on the device and comes back to the host in one copy.
+    ``batch_size``, ``token_budget`` and ``logits_budget_bytes`` default to the device's limits.
+    """
 
     def __init__(
         self,
@@ -65,19 +83,19 @@ class MilcoEncoder(SparseEncoder):
         name: str = "milco",
         device: str | torch.device | None = None,
         precision: str = "auto",
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
-        logits_budget_bytes: int = DEFAULT_LOGITS_BUDGET_BYTES,
+        batch_size: int | None = None,
+        token_budget: int | None = None,
+        logits_budget_bytes: int | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.network = network.to(self.device).eval()
+        self.precision = resolve_precision(precision, self.device)
+        self.network = cast_weights(network.to(self.device), self.precision).eval()
         self.tokenizer = tokenizer
         self.vocabulary = vocabulary
         self.name = name
-        self.precision = precision
-        self.token_budget = token_budget
-        self.logits_budget_bytes = logits_budget_bytes
+        limits = GPU_LIMITS if self.device.type == "cuda" else CPU_LIMITS
+        self.limits = BatchLimits(batch_size or limits.batch_size, token_budget or limits.token_budget,
+                                  logits_budget_bytes or limits.logits_budget_bytes)
         config = network.m_model.config
         self.max_positions = config.max_position_embeddings - config.pad_token_id - 1
         self.pad_id = config.pad_token_id
@@ -104,7 +122,7 @@ class MilcoEncoder(SparseEncoder):
         texts: Sequence[str],
         *,
         max_length: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         prune: str | PruneSpec | None = None,
         echo: bool = True,
     ) -> list[SparseVector]:
@@ -115,7 +133,7 @@ class MilcoEncoder(SparseEncoder):
         results: list[SparseVector] = [SparseVector.empty() for _ in checked]
         tokenized = self._tokenize(checked, limit)
         lengths = [len(item.ids) for item in tokenized]
-        for batch in plan_batches(lengths, batch_size, self.token_budget):
+        for batch in plan_batches(lengths, batch_size or self.limits.batch_size, self.limits.token_budget):
             items = [tokenized[i] for i in batch]
             for item, vector in zip(items, self._encode_batch([item.ids for item in items], spec, echo)):
                 results[item.position] = vector
@@ -138,64 +156,31 @@ class MilcoEncoder(SparseEncoder):
             log.warning("texts longer than %d tokens are truncated; MilcoEncoder.truncated_count counts them",
                         limit)
 
-    def _autocast(self):
-        if self.device.type != "cuda" or self.precision == "fp32":
-            return nullcontext()
-        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-        return torch.autocast("cuda", dtype=dtype)
+    def _device_batch(self, batch_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded input ids and attention mask, built on the host and sent to the device without a wait."""
+        lengths = np.array([len(ids) for ids in batch_ids])
+        input_ids = np.full((len(batch_ids), int(lengths.max())), self.pad_id, dtype=np.int64)
+        for row, ids in enumerate(batch_ids):
+            input_ids[row, : len(ids)] = ids
+        attention_mask = (np.arange(input_ids.shape[1]) < lengths[:, None]).astype(np.int64)
+        tensors = (torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+        if self.device.type == "cuda":
+            return tuple(tensor.pin_memory().to(self.device, non_blocking=True) for tensor in tensors)
+        return tensors
 
     @torch.inference_mode()
     def _encode_batch(self, batch_ids: list[list[int]], spec: PruneSpec, echo: bool) -> list[SparseVector]:
-        longest = max(len(ids) for ids in batch_ids)
-        input_ids = torch.full((len(batch_ids), longest), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch_ids), longest), dtype=torch.long)
-        for row, ids in enumerate(batch_ids):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        with self._autocast():
-            states = self.network.backbone_states(input_ids, attention_mask)
-            en = self._en_weights(states, attention_mask)
-            m = self._echo_weights(states, input_ids, attention_mask) if echo and self.network.has_echo else None
-        return [self._to_sparse(en[row], None if m is None else m[row], spec) for row in range(len(batch_ids))]
-
-    def _en_weights(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """log1p(relu(max over positions of mask * logits)) per text.
-
-        Only real positions are projected onto the vocabulary: they are gathered into one
-        matrix (grouped by text) and multiplied in row chunks that fit the logits budget,
-        each text keeping a running max over its rows. Padding rows would contribute 0,
-        which a running max started at 0 reproduces after relu.
-        """
-        features = self.network.en_features(states)[attention_mask.bool()]
-        vocab_size = self.network.en_vocab_size
-        chunk = max(1, self.logits_budget_bytes // (vocab_size * 4))
-        lengths = attention_mask.sum(dim=1).tolist()
-        offsets = [0]
-        for length in lengths:
-            offsets.append(offsets[-1] + length)
-        pooled = torch.zeros((len(lengths), vocab_size), device=features.device, dtype=torch.float32)
-        for start in range(0, offsets[-1], chunk):
-            end = min(offsets[-1], start + chunk)
-            logits = self.network.en_logits(features[start:end])
-            for row, (first, last) in enumerate(zip(offsets, offsets[1:])):
-                if first < end and last > start:
-                    rows = logits[max(first, start) - start : min(last, end) - start]
-                    pooled[row] = torch.maximum(pooled[row], rows.amax(dim=0).float())
-        return torch.log1p(torch.relu(pooled))
-
-    def _echo_weights(self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Echo weights scattered onto the input ids of each text, repeated ids summed: [batch, m_vocab]."""
-        weights = self.network.echo_weights(states, attention_mask.to(states.dtype)).float()
-        pooled = torch.zeros((input_ids.shape[0], self.network.m_vocab_size), device=states.device)
-        return pooled.scatter_add_(1, input_ids, weights)
-
-    def _to_sparse(self, en_row: torch.Tensor, m_row: torch.Tensor | None, spec: PruneSpec) -> SparseVector:
-        en_ids = torch.nonzero(en_row > 0).squeeze(1)
-        m_ids = torch.nonzero(m_row > 0).squeeze(1) if m_row is not None else en_ids[:0]
-        m_weights = m_row[m_ids] if m_row is not None else en_row[:0]
-        pruned = prune_row(en_ids, en_row[en_ids], m_ids, m_weights, spec, self.network.en_vocab_size)
-        en_ids, en_weights, m_ids, m_weights = (tensor.cpu().numpy() for tensor in pruned)
-        return SparseVector(en_ids.astype("int32"), en_weights.astype("float32"),
-                            m_ids.astype("int32"), m_weights.astype("float32"))
-
+        """Encode, pool and prune one batch on the device; two host waits here, however many texts."""
+        input_ids, attention_mask = self._device_batch(batch_ids)
+        network = self.network
+        with matmul_precision(self.precision):
+            states = network.backbone_states(input_ids, attention_mask)
+            shortest = min(len(ids) for ids in batch_ids)
+            en = positive_terms(english_weights(network, states, attention_mask, shortest,
+                                                self.limits.logits_budget_bytes))
+            if echo and network.has_echo:
+                m = summed_terms(input_ids, echo_weights(network, states, attention_mask))
+            else:
+                m = BatchTerms.empty(len(batch_ids), self.device)
+        en_kept, m_kept = pruned_counts(en, m, spec)
+        return vectors_on_host(en, en_kept, m, m_kept)

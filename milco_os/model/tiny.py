@@ -115,10 +115,14 @@ def make_tiny_checkpoint(
     max_positions: int = 130,
     echo: bool = True,
     safetensors: bool = False,
+    en_terms_per_text: int | None = None,
 ) -> Path:
     """Write a random MILCO checkpoint in the released layout; returns its directory.
 
-    ``max_positions`` counts XLM-R's two reserved positions (130 -> 128 tokens).
+    ``max_positions`` counts XLM-R's two reserved positions (130 -> 128 tokens). With
+    ``en_terms_per_text`` the English head's bias is shifted so that texts of about 200
+    tokens get about that many English terms, as a trained model's sparse output does
+    (random weights alone give nearly every piece a positive weight).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -150,6 +154,8 @@ def make_tiny_checkpoint(
         if network.scale is not None:
             network.scale.fill_(1.5)
             network.echo.bias.fill_(0.1)
+    if en_terms_per_text:
+        calibrate_english_terms(network, tokenizer, en_terms_per_text, rng)
     state = {key: value.clone().contiguous() for key, value in network.state_dict().items()}
     state["mlm_head.predictions.decoder.bias"] = state["mlm_head.predictions.bias"].clone()
     if echo:
@@ -164,3 +170,15 @@ def make_tiny_checkpoint(
     else:
         torch.save(state, directory / "pytorch_model.bin")
     return directory
+
+
+@torch.no_grad()
+def calibrate_english_terms(network: MilcoNetwork, tokenizer: Tokenizer, terms_per_text: int, rng: random.Random,
+                            texts: int = 8, tokens: int = 200) -> None:
+    """Lower the English bias by the quantile of pooled logits that leaves ``terms_per_text`` of them positive."""
+    samples = [" ".join(rng.choice(MULTILINGUAL_SAMPLE) for _ in range(40)) for _ in range(texts)]
+    ids = torch.tensor([encoding.ids[:tokens] for encoding in tokenizer.encode_batch(samples)])
+    states = network.backbone_states(ids, torch.ones_like(ids))
+    pooled = network.en_logits(network.en_features(states)).amax(dim=1)
+    keep = min(1.0, terms_per_text / network.en_vocab_size)
+    network.mlm_head.predictions.bias -= torch.quantile(pooled.flatten().float(), 1 - keep)
