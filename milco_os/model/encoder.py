@@ -41,7 +41,7 @@ class BatchLimits:
 
 
 CPU_LIMITS = BatchLimits(batch_size=32, token_budget=16384, logits_budget_bytes=64 * 2**20)
-GPU_LIMITS = BatchLimits(batch_size=128, token_budget=65536, logits_budget_bytes=2**30)
+GPU_LIMITS = BatchLimits(batch_size=128, token_budget=32768, logits_budget_bytes=2**30)
 
 
 @dataclass(frozen=True)
@@ -170,13 +170,13 @@ class MilcoEncoder(SparseEncoder):
 
     @torch.inference_mode()
     def _encode_batch(self, batch_ids: list[list[int]], spec: PruneSpec, echo: bool) -> list[SparseVector]:
-        """Encode, pool and prune one batch on the device; two host waits here, however many texts."""
+        """Encode, pool and prune one batch (longest text first) on the device; two host waits here."""
         input_ids, attention_mask = self._device_batch(batch_ids)
         network = self.network
         with matmul_precision(self.precision):
             states = network.backbone_states(input_ids, attention_mask)
-            shortest = min(len(ids) for ids in batch_ids)
-            en = positive_terms(english_weights(network, states, attention_mask, shortest,
+            lengths = [len(ids) for ids in batch_ids]
+            en = positive_terms(english_weights(network, states, attention_mask, lengths,
                                                 self.limits.logits_budget_bytes))
             if echo and network.has_echo:
                 m = summed_terms(input_ids, echo_weights(network, states, attention_mask))

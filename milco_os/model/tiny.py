@@ -175,7 +175,9 @@ def make_tiny_checkpoint(
 @torch.no_grad()
 def calibrate_english_terms(network: MilcoNetwork, tokenizer: Tokenizer, terms_per_text: int, rng: random.Random,
                             texts: int = 8, tokens: int = 200) -> None:
-    """Lower the English bias by the quantile of pooled logits that leaves ``terms_per_text`` of them positive."""
+    """Lower the English bias by the quantile of pooled logits that leaves ``terms_per_text`` of them positive
+    (for texts of ``tokens`` tokens, or the model's limit)."""
+    tokens = min(tokens, network.m_model.config.max_position_embeddings - 2)
     samples = [" ".join(rng.choice(MULTILINGUAL_SAMPLE) for _ in range(40)) for _ in range(texts)]
     ids = torch.tensor([encoding.ids[:tokens] for encoding in tokenizer.encode_batch(samples)])
     states = network.backbone_states(ids, torch.ones_like(ids))

@@ -176,3 +176,32 @@ def test_batches_cover_every_text_once_within_the_limits(batch_size: int, budget
 def test_unknown_precision_is_refused(tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="precision must be one of"):
         MilcoEncoder.from_pretrained(tiny_checkpoint, precision="int8")
+
+
+def test_serving_precision_is_held_in_the_weights(tiny_checkpoint: Path, tiny_encoder: MilcoEncoder) -> None:
+    assert tiny_encoder.precision == "fp32"
+    half = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu", precision="bf16")
+    assert {p.dtype for p in half.network.parameters()} == {torch.bfloat16}
+    en_vocab = tiny_encoder.network.en_vocab_size
+    for a, b in zip(half.encode(TEXTS), tiny_encoder.encode(TEXTS)):
+        exact = dense(b.en_ids, b.en_weights, en_vocab)
+        assert np.linalg.norm(dense(a.en_ids, a.en_weights, en_vocab) - exact) <= 0.05 * np.linalg.norm(exact)
+        assert a.en_weights.dtype == np.float32
+
+
+def test_tf32_on_a_cpu_is_plain_fp32(tiny_checkpoint: Path, tiny_encoder: MilcoEncoder) -> None:
+    tf32 = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu", precision="tf32")
+    for a, b in zip(tf32.encode(TEXTS), tiny_encoder.encode(TEXTS)):
+        assert_same_vector(a, b, atol=0.0)
+
+
+def test_calibrated_checkpoints_give_about_the_asked_english_terms(tmp_path: Path) -> None:
+    from milco_os.model.tiny import MULTILINGUAL_SAMPLE, make_tiny_checkpoint
+
+    texts = [" ".join(MULTILINGUAL_SAMPLE[i:] + MULTILINGUAL_SAMPLE[:i]) for i in range(6)]
+    sizes = {}
+    for asked in (None, 40):
+        directory = make_tiny_checkpoint(tmp_path / str(asked), seed=7, en_terms_per_text=asked)
+        vectors = MilcoEncoder.from_pretrained(directory, device="cpu").encode(texts)
+        sizes[asked] = np.mean([len(v.en_ids) for v in vectors])
+    assert 15 <= sizes[40] <= 100 and sizes[None] > 300, sizes
