@@ -16,13 +16,14 @@ format and loaded through the real checkpoint loader. Documents have 32 to 510 t
 - peak device memory, single-query latency p50/p95, host waits per batch (GPU), and
   bf16-vs-fp32 agreement: relative L2 of the English view, query-document scores.
 
-    python bench/gpu_encode.py [--docs 16384] [--queries 256] [--json-out FILE]
+    python bench/gpu_encode.py [--docs 16384] [--queries 256] [--out FILE.md] [--json-out FILE.json]
     python bench/gpu_encode.py --small        # the same code on a CPU, a small model, in under a minute
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import random
 import statistics
@@ -254,6 +255,7 @@ def run(setup: Setup, seed: int) -> dict:
                           "peak_mb": peak_mb}
     p50, p95 = query_latency_ms(encoder, queries[:setup.latency_queries])
     result = {
+        "date": datetime.date.today().isoformat(), "command": " ".join(["python bench/gpu_encode.py", *sys.argv[1:]]),
         "machine": machine(), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "architecture": setup.architecture, "precision": encoder.precision, "limits": encoder.limits.__dict__,
         "docs": len(docs), "mean_doc_tokens": statistics.mean(lengths), "queries": len(queries),
@@ -288,7 +290,8 @@ def table(result: dict) -> str:
         f"(max {agree['en_relative_l2_max']:.4f}); query-document scores: max relative error "
         f"{agree['score_relative_error_max']:.4f}, mean Pearson {agree['score_pearson_mean']:.4f}, "
         f"top-10 overlap {agree['top10_overlap_mean']:.2f}.",
-        f"Machine: {result['machine']}. Model built and loaded in {result['model_build_s']:.0f} s.",
+        f"Machine: {result['machine']}. Model built and loaded in {result['model_build_s']:.0f} s. "
+        f"Measured on {result['date']} with `{result['command']}`.",
     ])
 
 
@@ -298,12 +301,14 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=0, help="documents (default 16384; 48 with --small)")
     parser.add_argument("--queries", type=int, default=0, help="queries (default 256; 16 with --small)")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the measurements as JSON here")
     args = parser.parse_args()
     result = run(setup_from(args), args.seed)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(result, indent=1))
+    for path, text in ((args.out, table(result) + "\n"), (args.json_out, json.dumps(result, indent=1))):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     print(table(result))
 
 

@@ -110,10 +110,11 @@ def infer_backbone_config(state: dict[str, torch.Tensor], source: Path) -> XLMRo
 
 
 def backbone_config(**architecture: int) -> XLMRobertaConfig:
-    """An XLM-R config with the released model's fixed settings (eps 1e-5, <pad>=1, exact GELU)."""
+    """An XLM-R config with the released model's fixed settings (eps 1e-5, <pad>=1, exact GELU), its attention
+    through PyTorch's fused scaled-dot-product kernels."""
     return XLMRobertaConfig(
         **architecture, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        hidden_act="gelu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        hidden_act="gelu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, attn_implementation="sdpa",
     )
 
 

@@ -38,15 +38,24 @@ class BatchTerms:
 def canonical_terms(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
     """Rows sorted by weight descending, ties by lower id; entries weighing 0 or less are padding."""
     ids, order = ids.sort(dim=1, stable=True)
-    weights, order = weights.gather(1, order).sort(dim=1, descending=True, stable=True)
+    return by_weight(ids, weights.gather(1, order))
+
+
+def by_weight(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
+    """Rows whose terms are in ascending id order (padding anywhere), re-sorted by weight, ties keeping id order."""
+    weights, order = weights.sort(dim=1, descending=True, stable=True)
     return BatchTerms(ids.gather(1, order), weights, (weights > 0).sum(dim=1))
 
 
 def positive_terms(dense: torch.Tensor) -> BatchTerms:
-    """The positive entries of each row of ``[batch, vocab]`` weights (one host read: the widest row's count)."""
-    width = int((dense > 0).sum(dim=1).max().item()) if dense.shape[0] else 0
-    weights, ids = dense.topk(width, dim=1)
-    return canonical_terms(ids, weights)
+    """The positive entries of each row of ``[batch, vocab]`` weights (one host read: the widest row's count).
+
+    A stable sort of the dense rows is already the canonical order: column order is id order.
+    """
+    weights, ids = dense.sort(dim=1, descending=True, stable=True)
+    counts = (weights > 0).sum(dim=1)
+    width = int(counts.max().item()) if dense.shape[0] else 0
+    return BatchTerms(ids[:, :width], weights[:, :width], counts)
 
 
 def summed_terms(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
@@ -58,7 +67,7 @@ def summed_terms(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
     slots = starts.cumsum(dim=1) - 1
     summed = torch.zeros_like(weights).scatter_add_(1, slots, weights)
     distinct = torch.zeros_like(ids).scatter_(1, slots, ids)
-    return canonical_terms(distinct, summed)
+    return by_weight(distinct, summed)
 
 
 def rule_keep_counts(rule: Rule, terms: BatchTerms) -> torch.Tensor:

@@ -89,7 +89,7 @@ class MilcoEncoder(SparseEncoder):
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = resolve_precision(precision, self.device)
-        self.network = cast_weights(network.to(self.device), self.precision).eval()
+        self.network = cast_weights(network, self.precision).to(self.device).eval()
         self.tokenizer = tokenizer
         self.vocabulary = vocabulary
         self.name = name
@@ -173,7 +173,7 @@ class MilcoEncoder(SparseEncoder):
         """Encode, pool and prune one batch (longest text first) on the device; two host waits here."""
         input_ids, attention_mask = self._device_batch(batch_ids)
         network = self.network
-        with matmul_precision(self.precision):
+        with matmul_precision(self.precision, self.device):
             states = network.backbone_states(input_ids, attention_mask)
             lengths = [len(ids) for ids in batch_ids]
             en = positive_terms(english_weights(network, states, attention_mask, lengths,

@@ -72,9 +72,11 @@ def english_weights_by_rows(network: MilcoNetwork, states: torch.Tensor, lengths
                             logits_budget_bytes: int) -> torch.Tensor:
     """The English view over chunks of the batch's real positions, packed, each scatter-maxed into its texts."""
     rows, positions, hidden = states.shape
-    real = np.concatenate([row * positions + np.arange(length) for row, length in enumerate(lengths)])
-    features = network.en_features(states.reshape(-1, hidden).index_select(
-        0, torch.as_tensor(real, device=states.device)))
+    packed = states.reshape(-1, hidden)
+    if min(lengths) < positions:
+        real = np.concatenate([row * positions + np.arange(length) for row, length in enumerate(lengths)])
+        packed = packed.index_select(0, torch.as_tensor(real, device=states.device))
+    features = network.en_features(packed)
     text_of_row = torch.as_tensor(np.repeat(np.arange(rows), lengths), device=states.device)
     vocab_size = network.en_vocab_size
     pooled = torch.zeros((rows, vocab_size), device=features.device, dtype=torch.float32)

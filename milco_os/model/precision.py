@@ -27,8 +27,12 @@ def cast_weights(network: nn.Module, precision: str) -> nn.Module:
 
 
 @contextmanager
-def matmul_precision(precision: str) -> Iterator[None]:
-    """TF32 tensor-core matmuls for ``tf32``, strict fp32 for ``fp32``; the process setting is restored after."""
+def matmul_precision(precision: str, device: torch.device) -> Iterator[None]:
+    """On a GPU, TF32 tensor-core matmuls for ``tf32`` and strict fp32 for ``fp32``; the process setting is
+    restored after."""
+    if device.type != "cuda":
+        yield
+        return
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:

@@ -180,6 +180,7 @@ def test_unknown_precision_is_refused(tiny_checkpoint: Path) -> None:
 
 def test_serving_precision_is_held_in_the_weights(tiny_checkpoint: Path, tiny_encoder: MilcoEncoder) -> None:
     assert tiny_encoder.precision == "fp32"
+    assert tiny_encoder.network.m_model.config._attn_implementation == "sdpa"
     half = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu", precision="bf16")
     assert {p.dtype for p in half.network.parameters()} == {torch.bfloat16}
     en_vocab = tiny_encoder.network.en_vocab_size
