@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -28,8 +30,10 @@ def test_tiles_cover_each_real_position_once(lengths: list[int], rows_per_tile: 
     assert all(count == 1 for row in covered for count in row)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("budget", [1, 4 * 600 * 3, 64 * 2**20])
-def test_tiles_and_packed_rows_pool_the_same(tiny_encoder: MilcoEncoder, budget: int) -> None:
+def test_tiles_and_packed_rows_pool_the_same(tiny_checkpoint: Path, budget: int, precision: str) -> None:
+    tiny_encoder = MilcoEncoder.from_pretrained(tiny_checkpoint, device="cpu", precision=precision)
     tokenized = tiny_encoder.tokenizer(TEXTS)["input_ids"]
     batch = sorted(tokenized, key=len, reverse=True)
     input_ids, attention_mask = tiny_encoder._device_batch(batch)
