@@ -35,12 +35,6 @@ class BatchTerms:
         return torch.arange(self.ids.shape[1], device=self.ids.device) < self.counts.unsqueeze(1)
 
 
-def canonical_terms(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
-    """Rows sorted by weight descending, ties by lower id; entries weighing 0 or less are padding."""
-    ids, order = ids.sort(dim=1, stable=True)
-    return by_weight(ids, weights.gather(1, order))
-
-
 def by_weight(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
     """Rows whose terms are in ascending id order (padding anywhere), re-sorted by weight, ties keeping id order."""
     weights, order = weights.sort(dim=1, descending=True, stable=True)

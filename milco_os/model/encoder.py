@@ -23,12 +23,10 @@ from milco_os.encoding.pruning import PruneSpec
 from milco_os.model.device_pruning import BatchTerms, positive_terms, pruned_counts, summed_terms
 from milco_os.model.host_copy import vectors_on_host
 from milco_os.model.pooling import echo_weights, english_weights
-from milco_os.model.precision import PRECISIONS, cast_weights, matmul_precision, resolve_precision
+from milco_os.model.precision import cast_weights, matmul_precision, resolve_precision
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 log = logging.getLogger(__name__)
-
-__all__ = ["BatchLimits", "MilcoEncoder", "PRECISIONS", "plan_batches"]
 
 
 @dataclass(frozen=True)

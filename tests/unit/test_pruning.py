@@ -13,13 +13,19 @@ from hypothesis import given, settings, strategies as st
 from milco_os.encoding.pruning import PruneSpec, Rule
 from milco_os.model.device_pruning import (
     BatchTerms,
-    canonical_terms,
+    by_weight,
     keep_counts,
     positive_terms,
     pruned_counts,
     rule_keep_counts,
     summed_terms,
 )
+
+
+def canonical_terms(ids: torch.Tensor, weights: torch.Tensor) -> BatchTerms:
+    """Any terms in canonical order: sorted by id, then by weight (stable)."""
+    ids, order = ids.sort(dim=1, stable=True)
+    return by_weight(ids, weights.gather(1, order))
 
 
 def random_weights(seed: int, n: int) -> torch.Tensor:
