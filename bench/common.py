@@ -46,6 +46,27 @@ def synthetic_queries(count: int, seed: int = 2) -> list[str]:
     return [queries[n % len(queries)] for n in range(count)]
 
 
+@torch.inference_mode()
+def dense_encode(encoder, texts: list[str], batch_size: int, *, pad_to_multiple_of: int | None = None,
+                 autocast: torch.dtype | None = None) -> list:
+    """The usual way to run MILCO, a baseline: fixed-size batches in input order, the full
+    ``[batch, seq, 30522]`` logits and dense 30,522 + m_vocab rows copied to the host."""
+    network, device, outputs = encoder.network, encoder.device, []
+    for start in range(0, len(texts), batch_size):
+        batch = encoder.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                  max_length=encoder.max_positions, pad_to_multiple_of=pad_to_multiple_of,
+                                  return_tensors="pt")
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            states = network.backbone_states(ids, mask)
+            logits = network.en_logits(network.en_features(states)) * mask.unsqueeze(-1)
+            english = torch.log1p(torch.relu(logits.max(dim=1).values)).float()
+            echo = network.echo_weights(states, mask.to(states.dtype)).float()
+        source = torch.zeros((len(ids), network.m_vocab_size), device=device).scatter_add_(1, ids, echo)
+        outputs.extend(torch.cat([english, source], dim=1).cpu().numpy())
+    return outputs
+
+
 def machine() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
 

@@ -26,8 +26,11 @@ from pathlib import Path
 
 import torch
 
-from milco_os.paths import cache_dir
-from milco_os.model.tiny import MULTILINGUAL_SAMPLE, make_tiny_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dense_encode  # noqa: E402
+
+from milco_os.paths import cache_dir  # noqa: E402
+from milco_os.model.tiny import MULTILINGUAL_SAMPLE, make_tiny_checkpoint  # noqa: E402
 
 MODELS = {
     "tiny (2L, h64, vocab 600/800)": {},
@@ -54,23 +57,6 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-@torch.inference_mode()
-def naive_encode(encoder, texts: list[str], batch_size: int) -> list:
-    """Fixed-size batches in input order, full logits, dense output copied to the host."""
-    network, outputs = encoder.network, []
-    for start in range(0, len(texts), batch_size):
-        batch = encoder.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
-                                  max_length=encoder.max_positions, return_tensors="pt")
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        states = network.backbone_states(ids, mask)
-        logits = network.en_logits(network.en_features(states)) * mask.unsqueeze(-1)
-        english = torch.log1p(torch.relu(logits.max(dim=1).values))
-        echo = network.echo_weights(states, mask.float())
-        source = torch.zeros((len(ids), network.m_vocab_size)).scatter_add_(1, ids, echo)
-        outputs.extend(torch.cat([english, source], dim=1).numpy())
-    return outputs
-
-
 def measure(model: str, method: str, batch_size: int, count: int, repeats: int) -> dict:
     from milco_os.model import MilcoEncoder
 
@@ -79,7 +65,7 @@ def measure(model: str, method: str, batch_size: int, count: int, repeats: int) 
     tokens = sum(len(ids) for ids in encoder.tokenizer(texts, truncation=True,
                                                        max_length=encoder.max_positions)["input_ids"])
     run = (lambda: encoder.encode(texts, batch_size=batch_size)) if method == "milco-os" else (
-        lambda: naive_encode(encoder, texts, batch_size))
+        lambda: dense_encode(encoder, texts, batch_size))
     encoder.encode(texts[:2])  # warm-up
     before = rss_bytes()
     elapsed = float("inf")

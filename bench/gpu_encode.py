@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table  # noqa: E402
+from common import dense_encode, machine, markdown_table  # noqa: E402
 
 from milco_os.model import MilcoEncoder  # noqa: E402
 from milco_os.model.encoder import plan_batches  # noqa: E402
@@ -133,23 +133,9 @@ def model_flops(encoder: MilcoEncoder, lengths: list[int], backbone_only: bool =
     return 2 * (backbone if backbone_only else every) * sum(lengths) + attention
 
 
-@torch.inference_mode()
 def authors_way(encoder: MilcoEncoder, texts: list[str]) -> None:
-    """Fixed batches in input order padded to a multiple of 32, autocast, full logits, dense rows to the host."""
-    network, device = encoder.network, encoder.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-    for start in range(0, len(texts), AUTHORS_BATCH):
-        batch = encoder.tokenizer(texts[start:start + AUTHORS_BATCH], padding=True, truncation=True,
-                                  max_length=encoder.max_positions, pad_to_multiple_of=AUTHORS_PAD_MULTIPLE,
-                                  return_tensors="pt")
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        with autocast:
-            states = network.backbone_states(ids, mask)
-            logits = network.en_logits(network.en_features(states)) * mask.unsqueeze(-1)
-            english = torch.log1p(torch.relu(logits.max(dim=1).values))
-            echo = network.echo_weights(states, mask.to(states.dtype)).float()
-        source = torch.zeros((len(ids), network.m_vocab_size), device=device).scatter_add_(1, ids, echo)
-        torch.cat([english.float(), source], dim=1).cpu().numpy()
+    """Fixed batches in input order padded to a multiple of 32, bf16 autocast, full logits, dense rows to the host."""
+    dense_encode(encoder, texts, AUTHORS_BATCH, pad_to_multiple_of=AUTHORS_PAD_MULTIPLE, autocast=torch.bfloat16)
 
 
 @torch.inference_mode()

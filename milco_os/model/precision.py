@@ -12,11 +12,16 @@ PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 WEIGHT_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 on a GPU and fp32 elsewhere; other names are checked and kept."""
+def check_precision(precision: str) -> str:
+    """``precision`` when it is one of ``PRECISIONS``, else a ValueError naming them."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "auto":
+    return precision
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 on a GPU and fp32 elsewhere; other names are checked and kept."""
+    if check_precision(precision) == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return precision
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from milco_os.model.checkpoint import CONFIG_FILE, CheckpointError, MilcoConfig
 from milco_os.encoding.pruning import PruneSpec
-from milco_os.model.precision import PRECISIONS
+from milco_os.model.precision import check_precision
 from milco_os.resources import resource_dir
 
 MODEL_TEMPLATE = "milco"
@@ -56,8 +56,7 @@ def model_config(*, name: str = "milco", max_batch_size: int | None = None, devi
                  max_length: str = "", echo: bool = True, precision: str = "auto") -> str:
     """The ``config.pbtxt`` text; ``device`` auto lets Triton use GPUs when it has some."""
     max_batch_size = max_batch_size or default_max_batch_size(device)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_precision(precision)
     outputs = ",\n".join(f'  {{ name: "{n}", data_type: {t}, dims: [ {d} ] }}' for n, t, d in OUTPUTS)
     parameters = (("checkpoint", checkpoint), ("prune", str(PruneSpec.parse(prune))), ("max_length", max_length),
                   ("echo", "true" if echo else "false"), ("precision", precision))
