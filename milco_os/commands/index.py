@@ -18,12 +18,21 @@ from milco_os.errors import MilcoOsError
 from milco_os.commands.connection import Connection, connection_options
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
+from milco_os.commands.seismic import SEARCH_FLAGS as SEISMIC_SEARCH_FLAGS
+from milco_os.commands.seismic import jsonl_texts, seismic_index_options, seismic_parameters, seismic_search
+from milco_os.commands.seismic import search_flags as seismic_search_flags
 
 index_option = click.option("--index", required=True, help="Index name.")
 vector_field_option = click.option(
     "--vector-field", type=click.Choice(list(VECTOR_FIELDS)), default=None,
-    help="Field type of new indices' vectors [default: rank_features]; sparse_vector needs Elasticsearch 8.11+. "
-         "Recorded in the mapping's _meta, so search picks the matching query.")
+    help="Field type of new indices' vectors [default: rank_features]; sparse_vector needs Elasticsearch 8.11+; "
+         "seismic (approximate search) OpenSearch 3.3+ with neural-search. Recorded in the mapping's _meta, so "
+         "search picks the matching query.")
+
+
+def new_index(client, index: str, vector_field: str | None) -> bool:
+    """True when ``index`` does not exist yet (its vector field and parameters are then chosen here)."""
+    return vector_field is not None and not client.indices.exists(index=index)
 
 
 def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str | None) -> dict | None:
@@ -44,14 +53,29 @@ def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str 
 @click.option("--shards", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=0))
 @vector_field_option
+@seismic_index_options
+@encoder_options
 def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int,
-          vector_field: str | None) -> None:
-    """Create a MILCO index from mappings/ (a no-op when a compatible one exists)."""
+          vector_field: str | None, seismic_flags: dict, model: str | None, triton_url: str | None,
+          triton_model: str, triton_protocol: str) -> None:
+    """Create a MILCO index from mappings/ (a no-op when a compatible one exists).
+
+    A seismic index's quantisation ceilings are measured with the encoder (--model or
+    --triton-url) on the sample corpus, unless --quantization-ceilings gives them.
+    """
     from milco_os.index.setup import ensure_index
 
-    _, outcome = ensure_index(connection.client(), index, passages=passages, shards=shards,
-                              replicas=replicas, vector_type=vector_field)
+    client = connection.client()
+    seismic = None
+    if new_index(client, index, vector_field):
+        encoder = load_encoder(model, triton_url, triton_model, triton_protocol) if model or triton_url else None
+        seismic = seismic_parameters(seismic_flags, vector_field, encoder=encoder)
+    handle, outcome = ensure_index(client, index, passages=passages, shards=shards, replicas=replicas,
+                                   vector_type=vector_field, seismic=seismic)
     click.echo(f"index {index}: {outcome}")
+    if seismic:
+        click.echo(f"seismic quantisation ceilings: ingest {seismic.quantization_ceiling_ingest}, "
+                   f"search {seismic.quantization_ceiling_search}")
 
 
 @click.command("ingest")
@@ -73,12 +97,13 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.option("--resume", is_flag=True, help="Go on after the last line a previous, interrupted run wrote.")
 @unavailable_timeout_option
 @vector_field_option
+@seismic_index_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
            id_field: str, routing_field: str | None, batch_size: int, max_length: int | None, passages: bool,
            passage_tokens: int, passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
-           vector_field: str | None, file: Path) -> None:
+           vector_field: str | None, seismic_flags: dict, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused.
 
     Progress is checkpointed after every written batch; a run stopped by an outage
@@ -93,7 +118,11 @@ def ingest(connection: Connection, index: str, model: str | None,
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout)
     if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    handle, _ = ensure_index(connection.client(), index, passages=passages, vector_type=vector_field)
+    client = connection.client()
+    seismic = seismic_parameters(seismic_flags, vector_field, encoder=encoder, prune=prune,
+                                 sample=lambda: jsonl_texts(file, text_field)) \
+        if new_index(client, index, vector_field) else None
+    handle, _ = ensure_index(client, index, passages=passages, vector_type=vector_field, seismic=seismic)
     options = IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune, max_length=max_length,
                             model_name=encoder.name, passages=passages, passage_tokens=passage_tokens,
                             passage_overlap=passage_overlap, unavailable_timeout_s=unavailable_timeout)
@@ -126,10 +155,20 @@ def ingest(connection: Connection, index: str, model: str | None,
     handle.client.indices.refresh(index=index)
     checkpoint_path.unlink(missing_ok=True)
     click.echo(json.dumps(summary.as_dict()), err=True)
+    warn_clipped(summary.clipped, handle)
     if letters.count:
         click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
         sys.exit(1)
     dead_letter.unlink(missing_ok=True)
+
+
+def warn_clipped(clipped: int, handle) -> None:
+    """Say how many documents hold a weight the index clips (SEISMIC's ingest ceiling), and what to do."""
+    if clipped:
+        ceiling = handle.field.index.quantization_ceiling_ingest
+        click.echo(f"warning: {clipped} document(s) have weights above the index's quantization ceiling "
+                   f"{ceiling}: approximate search counts those weights as {ceiling}; reindex into an index with a "
+                   "higher --quantization-ceilings to keep them", err=True)
 
 
 search_flags = (
@@ -150,9 +189,10 @@ search_flags = (
     click.option("--search-pipeline", default=None,
                  help="Run the search through this search pipeline (e.g. NAME-two-phase from 'opensearch-ml "
                       "install')."),
+    *seismic_search_flags,
 )
 SEARCH_FLAGS = ("no_echo", "echo_weight", "query_prune", "two_phase", "passages", "bm25_weight", "pruning_config",
-                "query_style", "cluster_models", "search_pipeline")
+                "query_style", "cluster_models", "search_pipeline", *SEISMIC_SEARCH_FLAGS)
 
 
 def search_options(command):
@@ -180,7 +220,8 @@ def options_from_flags(client, size: int, flags: dict, explain: bool = False):
                              passages=flags["passages"], bm25_weight=flags["bm25_weight"], explain=explain,
                              pruning_config=flags["pruning_config"],
                              query_style=NEURAL_SPARSE if cluster_models else flags["query_style"],
-                             cluster_models=cluster_models, search_pipeline=flags["search_pipeline"])
+                             cluster_models=cluster_models, search_pipeline=flags["search_pipeline"],
+                             seismic=seismic_search(flags))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -212,7 +253,10 @@ def search(connection: Connection, index: str, model: str | None, triton_url: st
     encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
     client = connection.client()
     options = options_from_flags(client, top_k, search_flags, explain=explain or output == "table")
-    hits = run_search(open_index(client, index), encoder, query, options)
+    try:
+        hits = run_search(open_index(client, index), encoder, query, options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if output == "json":
         click.echo(json.dumps({"hits": [
             {"id": hit.id, "score": hit.score, **({"terms": hit.terms} if explain else {})} for hit in hits

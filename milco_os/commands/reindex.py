@@ -25,7 +25,8 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.index import vector_field_option
+from milco_os.commands.index import new_index, vector_field_option, warn_clipped
+from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
 
@@ -40,7 +41,8 @@ def run_reindex(*, connection: Connection, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
-                unavailable_timeout: float = 120.0, vector_field: str | None = None) -> None:
+                unavailable_timeout: float = 120.0, vector_field: str | None = None,
+                seismic_flags: dict | None = None) -> None:
     from milco_os.pipeline.checkpoints import SliceCheckpoint
     from milco_os.pipeline.dead_letters import DeadLetters
     from milco_os.pipeline.ingest import IngestOptions
@@ -53,11 +55,15 @@ def run_reindex(*, connection: Connection, source: str,
     dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
     checkpoint = SliceCheckpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices,
                                              resume)
+    seismic = None
+    if new_index(client, dest, vector_field) or (in_place and vector_field):
+        seismic = seismic_parameters(seismic_flags or {}, vector_field, encoder=encoder, prune=prune,
+                                     sample=lambda: index_texts(client, source, text_field))
     plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
                                                    model_name=encoder.name, skip_existing=skip_existing,
                                                    passages=passages, unavailable_timeout_s=unavailable_timeout),
                        slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
-                       in_place=in_place)
+                       in_place=in_place, seismic=seismic)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -82,8 +88,8 @@ def run_reindex(*, connection: Connection, source: str,
         letters = DeadLetters(stream, on_entry=notices)
         letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume and dead_letter.exists() else 0
         try:
-            summary = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance,
-                                log_line=log_line).run()
+            reindexer = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance, log_line=log_line)
+            summary = reindexer.run()
         finally:
             notices.finish(str(dead_letter))
     throughput = summary.read / summary.elapsed_s if summary.elapsed_s else 0.0
@@ -92,11 +98,18 @@ def run_reindex(*, connection: Connection, source: str,
         log.write(json.dumps({"time": time.time(), "summary": report}) + "\n")
         log.close()
     click.echo(json.dumps(report), err=True)
+    warn_clipped(summary.clipped, reindexer.dest)
     if alias and not in_place:
         click.echo(move_alias(client, alias, dest, source, letters.count), err=True)
     if summary.failed or letters.count:
         click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
         sys.exit(1)
+
+
+def index_texts(client, index: str, text_field: str) -> list[str]:
+    """The text of the first documents of ``index`` (a sample for measuring the encoder's weights)."""
+    hits = client.search(index=index, body={"size": SAMPLE_TEXTS, "_source": [text_field]})["hits"]["hits"]
+    return [hit["_source"][text_field] for hit in hits if isinstance(hit["_source"].get(text_field), str)]
 
 
 common_options = (
@@ -113,6 +126,7 @@ common_options = (
                  help="Append machine-readable progress lines here."),
     unavailable_timeout_option,
     vector_field_option,
+    seismic_index_options,
 )
 
 
@@ -133,14 +147,14 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, text_field, prune, slices,
-            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, model,
-            triton_url, triton_model, triton_protocol) -> None:
+            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field,
+            seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags)
 
 
 @click.command("enrich")
@@ -150,11 +164,11 @@ def reindex(connection, source, dest, alias, id_field, passages, text_field, pru
 @with_common_options
 @encoder_options
 def enrich(connection, index, text_field, prune, slices, batch_size, resume, skip_existing,
-           dead_letter, json_log, unavailable_timeout, vector_field, model, triton_url, triton_model,
+           dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model,
            triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags)

@@ -1,11 +1,14 @@
-"""How a MILCO vector lives in a document: one ``rank_features`` field per view.
+"""How a MILCO vector lives in a document: by default, one field per view keyed by piece name.
 
 Two fields rather than one field with prefixed keys: a query can leave out or
 re-weight the LexEcho view by field, each view's keys stay short, and the two
-vocabularies can never collide whatever their pieces look like.
+vocabularies can never collide whatever their pieces look like. ``TermKeys`` is the
+contract a key scheme fulfils (``NamedKeys`` here; term ids in ``id_bands``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -17,6 +20,42 @@ M_FIELD = "milco_m"
 META_FIELD = "milco_meta"
 PASSAGES_PATH = "milco_passages"
 VIEW_FIELDS = ((EN_FIELD, EN_PREFIX), (M_FIELD, M_PREFIX))
+EN_VIEW = "en"
+M_VIEW = "m"
+
+
+class TermKeys(Protocol):
+    """A key scheme: where each term of a vector lives in a document (its field and key), and back."""
+
+    fields: ClassVar[tuple[str, ...]]
+    codec: ClassVar[str]
+
+    def key(self, view: str, term_id: int, vocabulary: TermVocabulary) -> tuple[str, str]:
+        """The field and key of term ``term_id`` of ``view`` (``en`` or ``m``)."""
+
+    def document_fields(self, vector: SparseVector, vocabulary: TermVocabulary) -> dict[str, dict[str, float]]:
+        """The vector fields of a document (empty fields are left out)."""
+
+    def stored_terms(self, source: dict, vocabulary: TermVocabulary) -> dict[str, float]:
+        """Named terms (``e_...``, ``m_...``) of a stored document."""
+
+
+class NamedKeys:
+    """``milco_en`` / ``milco_m`` keyed by the percent-escaped piece (``feature_names``): readable as stored."""
+
+    fields = (EN_FIELD, M_FIELD)
+    codec = "percent-escaped piece (milco_os.feature_names)"
+
+    def key(self, view: str, term_id: int, vocabulary: TermVocabulary) -> tuple[str, str]:
+        if view == EN_VIEW:
+            return EN_FIELD, encode_key(vocabulary.en_pieces[term_id])
+        return M_FIELD, encode_key(vocabulary.m_pieces[term_id])
+
+    def document_fields(self, vector: SparseVector, vocabulary: TermVocabulary) -> dict[str, dict[str, float]]:
+        return vector_fields(vector, vocabulary)
+
+    def stored_terms(self, source: dict, vocabulary: TermVocabulary) -> dict[str, float]:
+        return stored_terms(source)
 
 
 def vector_fields(vector: SparseVector, vocabulary: TermVocabulary) -> dict[str, dict[str, float]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
-from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field
+from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field_class
 
 
 @dataclass(frozen=True)
@@ -39,4 +39,9 @@ def open_index(client: Any, name: str) -> IndexHandle:
     ``client`` is an opensearch-py or elasticsearch client, or an ``Engine``.
     """
     engine = engine_for(client)
-    return IndexHandle(engine, name, vector_field(stored_vector_type(stored_mapping(engine, name)), engine.version))
+    return IndexHandle(engine, name, stored_vector_field(engine, stored_mapping(engine, name)))
+
+
+def stored_vector_field(engine: Engine, mapping: dict) -> VectorField:
+    """The vector-field strategy an existing index's mapping records, with its parameters."""
+    return vector_field_class(stored_vector_type(mapping), engine.version).from_mapping(engine.version, mapping)

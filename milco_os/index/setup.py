@@ -7,8 +7,8 @@ from typing import Any
 from milco_os.engines import engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
-from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_type
-from milco_os.index.vector_fields import VectorField, vector_field
+from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_field
+from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, SeismicIndex, VectorField, vector_field
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
@@ -23,6 +23,9 @@ class IncompatibleIndexError(MilcoOsError):
 def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int,
                default_pipeline: bool = True) -> dict:
     """The index body of ``mappings/`` with ``field``'s mapping and settings (its type recorded in ``_meta``)."""
+    if passages and not field.holds_passages:
+        raise MilcoOsError(f"{field.type_name} indices hold one vector per document, not passages",
+                           hint="use --vector-field rank_features for --passages.")
     body = load_json("mappings", PASSAGES_MAPPING if passages else INDEX_MAPPING)
     settings = body["settings"]["index"]
     settings.update({"number_of_shards": shards, "number_of_replicas": replicas, **field.index_settings()})
@@ -30,10 +33,14 @@ def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int
         settings.pop("default_pipeline", None)
     for properties in (body["mappings"]["properties"],
                        body["mappings"]["properties"].get(PASSAGES_PATH, {}).get("properties", {})):
-        for name in (EN_FIELD, M_FIELD):
-            if name in properties:
-                properties[name] = field.field_mapping()
-    body["mappings"]["_meta"]["milco_os"]["vector_field_type"] = field.type_name
+        if EN_FIELD in properties:
+            del properties[EN_FIELD], properties[M_FIELD]
+            properties.update(field.properties())
+    meta = body["mappings"]["_meta"]["milco_os"]
+    meta["vector_field_type"] = field.type_name
+    if field.keys.fields != (EN_FIELD, M_FIELD):
+        meta["vector_fields"]["source"] = list(field.keys.fields[1:])
+        meta["key_codec"] = field.keys.codec
     return body
 
 
@@ -86,17 +93,20 @@ def pipelines_installed(outcomes: dict[str, str]) -> bool:
 
 
 def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
-                 vector_type: str | None = None) -> tuple[IndexHandle, str]:
+                 vector_type: str | None = None, seismic: SeismicIndex | None = None) -> tuple[IndexHandle, str]:
     """Install the pipelines, then create ``index`` unless it exists: its handle, and 'created' or 'exists'.
 
     An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
-    defaults to the existing index's, else ``rank_features``.
+    defaults to the existing index's, else ``rank_features``; ``seismic`` parameters apply to a new index.
     """
     engine = engine_for(client)
     default_pipeline = pipelines_installed(ensure_pipelines(engine))
     exists = engine.client.indices.exists(index=index)
     existing = stored_mapping(engine, index) if exists else {}
-    field = vector_field(vector_type or stored_vector_type(existing), engine.version)
+    if exists and vector_type in (None, stored_vector_field(engine, existing).type_name):
+        field = stored_vector_field(engine, existing)
+    else:
+        field = vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, seismic)
     body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline)
     if not exists:
         engine.client.indices.create(index=index, body=body)

@@ -8,12 +8,16 @@ Adding a way of storing vectors is one new class here, registered in ``VECTOR_FI
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
+from milco_os.index.fields import EN_FIELD, NamedKeys, TermKeys
+from milco_os.index.id_bands import BandedIdKeys
 
 if TYPE_CHECKING:
+    from milco_os.encoding.sparse import SparseVector
     from milco_os.search.query_dsl import QueryTerm
 
 
@@ -21,13 +25,32 @@ class VectorField(ABC):
     """One field type holding one MILCO view per field, queried so that the score is the dot product."""
 
     type_name: ClassVar[str]
+    keys: ClassVar[TermKeys] = NamedKeys()
+    holds_passages: ClassVar[bool] = True
 
     def __init__(self, version: ClusterVersion) -> None:
         self.version = version
 
+    @classmethod
+    def from_mapping(cls, version: ClusterVersion, mapping: dict) -> VectorField:
+        """The strategy of an existing index, with whatever parameters its mapping holds."""
+        return cls(version)
+
     def field_mapping(self) -> dict:
         """The mapping of each vector field (``milco_en``, ``milco_m``, and their passage copies)."""
         return {"type": self.type_name}
+
+    def properties(self) -> dict[str, dict]:
+        """Every vector field of a document (its key scheme's fields) with its mapping."""
+        return {name: self.field_mapping() for name in self.keys.fields}
+
+    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, window: int) -> dict | None:
+        """A ``rescore`` giving the top ``window`` hits of ``query`` their exact scores (None: already exact)."""
+        return None
+
+    def clipped(self, vector: SparseVector) -> bool:
+        """True when the index cannot hold one of the vector's weights as it is (it is clipped)."""
+        return False
 
     def index_settings(self) -> dict:
         """Index settings the field type needs (``index.`` prefix left out)."""
@@ -120,17 +143,132 @@ class ElasticsearchSparseVector(VectorField):
         return None
 
 
+@dataclass(frozen=True)
+class SeismicIndex:
+    """Index-side SEISMIC parameters (neural-search's ``method.parameters``); None leaves neural-search's default.
+
+    Weights are quantised to one byte over [0, ceiling] on the approximate path: a document weight
+    above ``quantization_ceiling_ingest`` (or a query weight above ``quantization_ceiling_search``)
+    counts as the ceiling there. Segments smaller than ``approximate_threshold`` score exactly.
+    """
+
+    approximate_threshold: int = 100_000
+    n_postings: int | None = None
+    cluster_ratio: float | None = None
+    summary_prune_ratio: float | None = None
+    quantization_ceiling_ingest: float = 3.0
+    quantization_ceiling_search: float = 16.0
+
+    def method(self) -> dict:
+        parameters = {name: value for name, value in asdict(self).items() if value is not None}
+        return {"name": "seismic", "parameters": parameters}
+
+    @classmethod
+    def from_method(cls, method: dict) -> SeismicIndex:
+        known = {spec.name for spec in fields(cls)}
+        return cls(**{name: value for name, value in (method.get("parameters") or {}).items() if name in known})
+
+
+@dataclass(frozen=True)
+class SeismicSearch:
+    """Query-side SEISMIC parameters: candidates per field and segment (``k``), query terms that choose the
+    clusters to visit (``top_n``) and how eagerly clusters are skipped (``heap_factor``, higher visits more)."""
+
+    k: int = 100
+    top_n: int = 16
+    heap_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.top_n < 1 or self.heap_factor <= 0:
+            raise ValueError(f"SEISMIC k and top_n must be >= 1 and heap_factor > 0, not {self}")
+
+
+class Seismic(VectorField):
+    """OpenSearch's ``sparse_vector`` with the SEISMIC method (3.3+, neural-search): approximate retrieval.
+
+    Keys are term ids, the LexEcho view in 32,768-wide bands (``id_bands``): no id needs the
+    16 bits neural-search 3.6 folds them into. A query is one ``neural_sparse`` clause per
+    field its terms touch; the top hits are then rescored with the same clauses restricted
+    to the first phase's candidates, which SEISMIC scores exactly from its forward index, so
+    every returned score is the full dot product (to the byte quantisation) over all fields.
+    """
+
+    type_name = "seismic"
+    keys = BandedIdKeys()
+    holds_passages = False
+
+    def __init__(self, version: ClusterVersion, index: SeismicIndex = SeismicIndex(),
+                 search: SeismicSearch = SeismicSearch()) -> None:
+        super().__init__(version)
+        self.index, self.search = index, search
+
+    @classmethod
+    def from_mapping(cls, version: ClusterVersion, mapping: dict) -> Seismic:
+        field = (mapping.get("properties") or {}).get(EN_FIELD) or {}
+        return cls(version, SeismicIndex.from_method(field.get("method") or {}))
+
+    def searching(self, search: SeismicSearch) -> Seismic:
+        """The same index's strategy with other query-side parameters."""
+        return Seismic(self.version, self.index, search)
+
+    def field_mapping(self) -> dict:
+        return {"type": "sparse_vector", "method": self.index.method()}
+
+    def index_settings(self) -> dict:
+        return {"sparse": True}
+
+    def _clauses(self, terms: Sequence[QueryTerm], path_prefix: str, method_parameters: dict) -> dict:
+        by_field: dict[str, dict[str, float]] = {}
+        for term in terms:
+            by_field.setdefault(path_prefix + term.field, {})[term.key] = term.weight
+        return {"bool": {"should": [
+            {"neural_sparse": {field: {"query_tokens": tokens, "method_parameters": method_parameters}}}
+            for field, tokens in by_field.items()]}}
+
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+        if pruning_config is not None:
+            raise ValueError("token pruning (pruning_config) is Elasticsearch's; SEISMIC prunes with top_n")
+        search = self.search
+        return self._clauses(terms, path_prefix, {"k": search.k, "top_n": search.top_n,
+                                                  "heap_factor": search.heap_factor})
+
+    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, window: int) -> dict | None:
+        # A filter that matches at most k documents of a segment makes SEISMIC score them exactly; the
+        # candidates are at most k per clause of the first phase.
+        fields_touched = len({term.field for term in terms})
+        exact = self._clauses(terms, "", {"k": max(window, fields_touched * self.search.k), "filter": query})
+        return {"window_size": window, "query": {"rescore_query": exact, "query_weight": 0.0,
+                                                 "rescore_query_weight": 1.0, "score_mode": "total"}}
+
+    def clipped(self, vector: SparseVector) -> bool:
+        ceiling = self.index.quantization_ceiling_ingest
+        return bool((vector.en_weights > ceiling).any() or (vector.m_weights > ceiling).any())
+
+    @classmethod
+    def unsupported_reason(cls, version: ClusterVersion) -> str | None:
+        if version.engine != "opensearch" or version.major_minor < (3, 3):
+            return (f"SEISMIC sparse_vector fields need OpenSearch 3.3+ with neural-search, not "
+                    f"{version.engine} {version.number}")
+        return None
+
+
 VECTOR_FIELDS: dict[str, type[VectorField]] = {cls.type_name: cls
-                                               for cls in (RankFeatures, ElasticsearchSparseVector)}
+                                               for cls in (RankFeatures, ElasticsearchSparseVector, Seismic)}
 DEFAULT_VECTOR_FIELD = RankFeatures.type_name
 
 
-def vector_field(type_name: str, version: ClusterVersion) -> VectorField:
-    """The strategy for ``type_name`` on a cluster of ``version``; a clear error where it cannot work."""
+def vector_field_class(type_name: str, version: ClusterVersion) -> type[VectorField]:
+    """The strategy class for ``type_name`` on a cluster of ``version``; a clear error where it cannot work."""
     cls = VECTOR_FIELDS.get(type_name)
     if cls is None:
         raise MilcoOsError(f"unknown vector field type '{type_name}': choose one of {', '.join(VECTOR_FIELDS)}")
     reason = cls.unsupported_reason(version)
     if reason:
         raise MilcoOsError(reason, hint=f"use --vector-field {DEFAULT_VECTOR_FIELD}.")
-    return cls(version)
+    return cls
+
+
+def vector_field(type_name: str, version: ClusterVersion, seismic: SeismicIndex | None = None) -> VectorField:
+    """The strategy for a new index (``seismic``: its index-side parameters, when the type is seismic)."""
+    cls = vector_field_class(type_name, version)
+    return Seismic(version, seismic) if cls is Seismic and seismic is not None else cls(version)

@@ -5,7 +5,8 @@ list of strings: joined with newlines; text of any other type, or unreadable inp
 refused; with ``passages``: one vector per token window in the nested ``milco_passages``
 field; a vector with a weight that is not a positive finite number (a faulty custom
 encoder): refused naming the view's field; with ``skip_existing``, a document whose
-stored ``milco_meta`` matches model, pruning and text is skipped.
+stored ``milco_meta`` matches model, pruning and text is skipped. The index's vector field
+lays out the terms (its key scheme) and says which vectors it clips (counted, still written).
 """
 
 from __future__ import annotations
@@ -21,18 +22,13 @@ from milco_os.encoding.passages import split_passages
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import (
-    EN_FIELD,
-    M_FIELD,
-    META_FIELD,
-    PASSAGES_PATH,
-    InvalidVectorError,
-    check_vector,
-    vector_fields,
-)
+from milco_os.index.fields import EN_FIELD, M_FIELD, META_FIELD, PASSAGES_PATH, InvalidVectorError, check_vector
+from milco_os.index.id_bands import BAND_FIELDS
+from milco_os.index.vector_fields import VectorField
 from milco_os.pipeline.documents import Outcome, SourceDocument, SourceItem, UnreadableInput, refused
 
-MILCO_FIELDS = (EN_FIELD, M_FIELD, PASSAGES_PATH)
+# Every field any vector-field strategy writes: replaced whole, whichever strategy wrote the source.
+MILCO_FIELDS = (EN_FIELD, M_FIELD, *BAND_FIELDS, PASSAGES_PATH)
 MATCHING_META = ("model", "model_revision", "prune", "text_hash")
 # Looks up the stored milco_meta of documents by (id, routing); absent documents are left out (keyed by id).
 StoredMeta = Callable[[list[tuple[str, str | None]]], dict[str, dict]]
@@ -71,6 +67,7 @@ class PreparedBatch:
     written: list[tuple[SourceDocument, bool]]  # per action: its document, and whether it had no text
     settled: list[Outcome]
     encode_s: float
+    clipped: int = 0  # documents written with a weight the index clips
 
 
 def document_text(source: dict, text_field: str) -> str | None:
@@ -96,12 +93,14 @@ class EncodeStage:
     guard carry their own).
     """
 
-    def __init__(self, index_name: str, encoder: SparseEncoder, options: IngestOptions,
+    def __init__(self, index_name: str, field: VectorField, encoder: SparseEncoder, options: IngestOptions,
                  stored_meta: StoredMeta) -> None:
         if options.passages and encoder.tokenizer is None:
             raise MilcoOsError("passages are split with the model's tokenizer, which this encoder does not have",
                                hint="encode in process (--model DIR) to use --passages.")
         self.index_name, self.encoder, self.options, self.stored_meta = index_name, encoder, options, stored_meta
+        self.field = field
+        self.clipped = 0
 
     def meta(self, text: str, encoded_at: str) -> dict:
         return {"model": self.options.model_name, "model_revision": self.options.model_revision,
@@ -124,8 +123,10 @@ class EncodeStage:
                 texts.append((item, text))
         if self.options.skip_existing and texts:
             texts = self._without_unchanged(texts, settled)
+        self.clipped = 0
         actions, written = self._encode(texts, settled) if texts else ([], [])
-        return PreparedBatch(batch[-1].position, actions, written, settled, time.perf_counter() - started)
+        return PreparedBatch(batch[-1].position, actions, written, settled, time.perf_counter() - started,
+                             self.clipped)
 
     def _text_problem(self, document: SourceDocument, text: str | None) -> str | None:
         """Why the document's text cannot be encoded, or None."""
@@ -208,9 +209,11 @@ class EncodeStage:
         """The document's MILCO fields, or why the vector cannot be stored."""
         try:
             check_vector(vector, self.encoder.vocabulary)
+            fields = self.field.keys.document_fields(vector, self.encoder.vocabulary)
         except InvalidVectorError as exc:
             return exc
-        return vector_fields(vector, self.encoder.vocabulary)
+        self.clipped += self.field.clipped(vector)
+        return fields
 
     def _passage_fields(self, texts: list[str]) -> list[dict | InvalidVectorError]:
         """Per text, a ``milco_passages`` list with one vector per token window."""

@@ -60,6 +60,7 @@ class IngestSummary:
     duplicate_ids: int = 0
     rejected_429: int = 0
     unavailable_retries: int = 0
+    clipped: int = 0
     elapsed_s: float = 0.0
     encode_s: float = 0.0
     bulk_s: float = 0.0
@@ -70,14 +71,15 @@ class IngestSummary:
 
     def merge(self, other: IngestSummary) -> None:
         """Add another run's figures (elapsed time excepted)."""
-        for name in (*BATCH_COUNTS, "duplicate_ids", "rejected_429", "unavailable_retries", "encode_s", "bulk_s"):
+        for name in (*BATCH_COUNTS, "duplicate_ids", "rejected_429", "unavailable_retries", "clipped", "encode_s",
+                     "bulk_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, float]:
         return {"read": self.read, "written": self.written, "skipped": self.skipped, "no_text": self.no_text,
                 "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids,
                 "rejected_429_retried": self.rejected_429, "unavailable_retries": self.unavailable_retries,
-                "elapsed_s": round(self.elapsed_s, 3),
+                **({"clipped": self.clipped} if self.clipped else {}), "elapsed_s": round(self.elapsed_s, 3),
                 "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
 
 
@@ -91,7 +93,7 @@ class Ingestor:
     def __init__(self, index: IndexHandle, encoder: SparseEncoder, options: IngestOptions,
                  dead_letters: DeadLetters, *, on_progress: Callable[[int], None] = lambda n: None,
                  on_batch_done: Callable[[BatchReport], None] = lambda report: None) -> None:
-        self.stage = EncodeStage(index.name, encoder, options, partial(stored_meta, index))
+        self.stage = EncodeStage(index.name, index.field, encoder, options, partial(stored_meta, index))
         self.writer = BulkWriter(index.engine, unavailable_timeout_s=options.unavailable_timeout_s)
         self.sink = BulkSink(self.writer)
         self.options = options
@@ -129,6 +131,7 @@ class Ingestor:
         report = BatchReport.of(prepared.last_position, outcomes)
         self.summary.add(report)
         self.summary.encode_s += prepared.encode_s
+        self.summary.clipped += prepared.clipped
         self.summary.bulk_s += bulk_s
         self.on_progress(report.read)
         self.on_batch_done(report)

@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterator
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import EN_FIELD, M_FIELD, META_FIELD
-from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_type
+from milco_os.index.fields import META_FIELD
+from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_field, stored_vector_type
 from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body, pipelines_installed
-from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field
+from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, SeismicIndex, VectorField, vector_field
+from milco_os.pipeline.encode_stage import MILCO_FIELDS
 from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import SourceDocument
@@ -39,13 +40,17 @@ class ReindexError(MilcoOsError):
 
 def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool = False,
               default_pipeline: bool = True) -> dict:
-    """``mappings/`` merged with the source index's own mapping and copyable settings."""
+    """``mappings/`` merged with the source index's own mapping and copyable settings.
+
+    The source's own MILCO vector fields, of whichever strategy, give way to ``field``'s.
+    """
     body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline)
     mapping = stored_mapping(engine, source)
-    problems = [p for p in incompatibilities(mapping, body) if "missing" not in p]
+    own = {name: spec for name, spec in mapping.get("properties", {}).items() if name not in MILCO_FIELDS}
+    problems = [p for p in incompatibilities({"properties": own}, body) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{source}' has fields that clash with the MILCO fields: {'; '.join(problems)}.")
-    properties = {**mapping.get("properties", {}), **body["mappings"]["properties"]}
+    properties = {**own, **body["mappings"]["properties"]}
     body["mappings"] = {**mapping, **body["mappings"], "properties": properties}
     settings = next(iter(plain(engine.client.indices.get_settings(index=source)).values()))["settings"]["index"]
     body["settings"]["index"].update({key: settings[key] for key in COPIED_SETTINGS if key in settings})
@@ -61,7 +66,17 @@ def ensure_milco_mapping(engine: Engine, index: str, field: VectorField) -> None
     problems = [p for p in incompatibilities(mapping, wanted) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{index}' cannot take MILCO fields: {'; '.join(problems)}.")
-    milco = {key: wanted["mappings"]["properties"][key] for key in (EN_FIELD, M_FIELD, META_FIELD)}
+    needed_settings = field.index_settings()
+    if needed_settings:
+        settings = next(iter(plain(engine.client.indices.get_settings(index=index)).values()))["settings"]["index"]
+        missing = [f"index.{name}: {value}" for name, value in needed_settings.items()
+                   if str(settings.get(name)).lower() != str(value).lower()]
+        if missing:
+            raise ReindexError(f"Index '{index}' cannot take {field.type_name} fields in place: it needs "
+                               f"{', '.join(missing)}, set only when an index is created.",
+                               hint="reindex into a new index with 'milco-os reindex --vector-field "
+                                    f"{field.type_name}'.")
+    milco = {key: wanted["mappings"]["properties"][key] for key in (*field.keys.fields, META_FIELD)}
     meta = {**(mapping.get("_meta") or {}), "milco_os": wanted["mappings"]["_meta"]["milco_os"]}
     engine.client.indices.put_mapping(index=index, body={"properties": milco, "_meta": meta})
 
@@ -176,6 +191,7 @@ class ReindexPlan:
     id_field: str | None = None
     vector_type: str | None = None
     in_place: bool = False
+    seismic: SeismicIndex | None = None
 
 
 class Reindexer:
@@ -187,10 +203,11 @@ class Reindexer:
         self.engine, self.encoder, self.plan = engine_for(client), encoder, plan
         self.checkpoint, self.dead_letters = checkpoint, dead_letters
         self.on_progress, self.log_line = on_progress, log_line
+        self.dest: IndexHandle | None = None  # known once ``run`` prepared it
 
     def run(self) -> IngestSummary:
         started = time.perf_counter()
-        dest = self._prepare_dest()
+        dest = self.dest = self._prepare_dest()
         use_pit = supports_pit_reading(self.engine, self.plan.source)
         summaries: dict[int, IngestSummary] = {}
         errors: list[BaseException] = []
@@ -222,9 +239,11 @@ class Reindexer:
     def _prepare_dest(self) -> IndexHandle:
         plan, engine = self.plan, self.engine
         exists = engine.client.indices.exists(index=plan.dest)
-        vector_type = plan.vector_type or (stored_vector_type(stored_mapping(engine, plan.dest)) if exists else
-                                           DEFAULT_VECTOR_FIELD)
-        field = vector_field(vector_type, engine.version)
+        mapping = stored_mapping(engine, plan.dest) if exists else {}
+        if exists and plan.vector_type in (None, stored_vector_type(mapping)):
+            field = stored_vector_field(engine, mapping)
+        else:
+            field = vector_field(plan.vector_type or DEFAULT_VECTOR_FIELD, engine.version, plan.seismic)
         if plan.in_place:
             ensure_milco_mapping(engine, plan.dest, field)
         elif not exists:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
-from milco_os.index.feature_names import encode_key
-from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
+from milco_os.index.fields import EN_FIELD, EN_VIEW, M_FIELD, M_VIEW, PASSAGES_PATH, NamedKeys, TermKeys
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 # OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
@@ -30,18 +29,20 @@ class QueryTerm:
 
 
 def query_terms(
-    vector: SparseVector, vocabulary: TermVocabulary, *, echo: bool = True, echo_weight: float = 1.0
+    vector: SparseVector, vocabulary: TermVocabulary, *, echo: bool = True, echo_weight: float = 1.0,
+    keys: TermKeys = NamedKeys(),
 ) -> list[QueryTerm]:
-    """The query's terms, heaviest first; LexEcho terms left out or scaled by ``echo_weight``."""
+    """The query's terms under the index's key scheme, heaviest first; LexEcho terms left out or scaled by
+    ``echo_weight``."""
     if echo_weight < 0:
         raise ValueError(f"echo_weight must be >= 0, not {echo_weight}")
     terms = [
-        QueryTerm(EN_FIELD, encode_key(vocabulary.en_pieces[i]), w, vocabulary.en_name(i))
+        QueryTerm(*keys.key(EN_VIEW, i, vocabulary), w, vocabulary.en_name(i))
         for i, w in zip(vector.en_ids.tolist(), vector.en_weights.tolist())
     ]
     if echo and echo_weight > 0:
         terms += [
-            QueryTerm(M_FIELD, encode_key(vocabulary.m_pieces[i]), w * echo_weight, vocabulary.m_name(i))
+            QueryTerm(*keys.key(M_VIEW, i, vocabulary), w * echo_weight, vocabulary.m_name(i))
             for i, w in zip(vector.m_ids.tolist(), vector.m_weights.tolist())
         ]
     return sorted(terms, key=lambda term: (-term.weight, term.field, term.key))

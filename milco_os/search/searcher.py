@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from milco_os.encoding.contract import SparseEncoder
-from milco_os.index.fields import stored_terms
+from milco_os.encoding.sparse import TermVocabulary
+from milco_os.index.fields import TermKeys
 from milco_os.index.handle import IndexHandle
-from milco_os.index.vector_fields import VectorField
+from milco_os.index.vector_fields import Seismic, SeismicSearch, VectorField
 from milco_os.search import query_dsl as dsl
 
 RANK_FEATURE = "rank_feature"
@@ -39,6 +40,7 @@ class SearchOptions:
     query_style: str = RANK_FEATURE
     cluster_models: dict[str, str] | None = None
     search_pipeline: str | None = None
+    seismic: SeismicSearch = SeismicSearch()
 
     def __post_init__(self) -> None:
         if self.two_phase and self.passages:
@@ -66,10 +68,25 @@ class SearchHit:
     terms: dict[str, float] = field(default_factory=dict)
 
 
+def seismic_problem(options: SearchOptions) -> str | None:
+    """Why ``options`` cannot search a SEISMIC index, or None."""
+    if options.two_phase:
+        return "SEISMIC retrieves approximately and rescores exactly already: leave out two-phase"
+    if options.query_style == NEURAL_SPARSE:
+        return "SEISMIC indices are keyed by term id: leave the query style to the index (rank_feature)"
+    return None
+
+
 def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, field: VectorField) -> dict:
     """The search request body for already-encoded query terms (none when the cluster encodes), in the index's
     vector-field strategy or as ``neural_sparse`` queries."""
+    if isinstance(field, Seismic):
+        problem = seismic_problem(options)
+        if problem:
+            raise ValueError(problem)
+        field = field.searching(options.seismic)
     scorer: dsl.TermScorer = dsl.NeuralSparseTokens() if options.query_style == NEURAL_SPARSE else field
+    rescore = None
     if options.cluster_models is not None:
         body = {"size": options.size, "query": dsl.neural_sparse_text_query(
             text, options.cluster_models, echo=options.echo, echo_weight=options.echo_weight)}
@@ -83,18 +100,28 @@ def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, fi
     else:
         body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses,
                                                                 pruning_config=options.pruning_config)}
+        if terms:
+            rescore = field.exact_rescore(terms[:options.max_clauses], body["query"],
+                                          window=max(options.seismic.k, options.size + options.from_))
     if options.bm25_weight > 0:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
                                          bm25_weight=options.bm25_weight)
+        if rescore:
+            rescore["query"]["rescore_query"] = dsl.hybrid_query(
+                rescore["query"]["rescore_query"], text, text_fields=options.text_fields,
+                bm25_weight=options.bm25_weight)
+    if rescore:
+        body["rescore"] = rescore
     body["query"] = dsl.with_filters(body["query"], options.filters)
     body["from"] = options.from_
     body["_source"] = field.explain_source() if options.explain else options.source
     return body
 
 
-def contributions(terms: list[dsl.QueryTerm], source: dict) -> dict[str, float]:
+def contributions(terms: list[dsl.QueryTerm], source: dict, keys: TermKeys,
+                  vocabulary: TermVocabulary) -> dict[str, float]:
     """Per matched term, query weight x stored weight, heaviest first."""
-    stored = stored_terms(source)
+    stored = keys.stored_terms(source, vocabulary)
     matched = {term.name: term.weight * stored[term.name] for term in terms if term.name in stored}
     return dict(sorted(matched.items(), key=lambda item: -item[1]))
 
@@ -109,13 +136,15 @@ def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
             raise ValueError("an encoder is needed unless the cluster encodes the query (cluster_models)")
         vector = encoder.encode_queries([text], max_length=options.query_max_length, prune=options.query_prune,
                                         echo=options.echo)[0]
-        terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight)
+        terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight,
+                                keys=index.field.keys)
     body = build_body(text, terms, options, index.field)
     # The search pipeline travels only when set: elasticsearch clients take no ``params``.
     extra = {"params": {"search_pipeline": options.search_pipeline}} if options.search_pipeline else {}
     response = index.client.search(index=index.name, body=body, **extra)
     return [
         SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}),
-                  contributions(terms, hit["_source"]) if options.explain and terms else {})
+                  contributions(terms, hit["_source"], index.field.keys, encoder.vocabulary)
+                  if options.explain and terms and encoder else {})
         for hit in response["hits"]["hits"]
     ]
