@@ -74,8 +74,8 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
                                    vector_type=vector_field, seismic=seismic)
     click.echo(f"index {index}: {outcome}")
     if seismic:
-        click.echo(f"seismic quantisation ceilings: ingest {seismic.quantization_ceiling_ingest}, "
-                   f"search {seismic.quantization_ceiling_search}")
+        click.echo(f"seismic quantisation ceilings (ingest:search): English {seismic.en_ceilings.ingest}:"
+                   f"{seismic.en_ceilings.search}, LexEcho {seismic.m_ceilings.ingest}:{seismic.m_ceilings.search}")
 
 
 @click.command("ingest")
@@ -165,10 +165,11 @@ def ingest(connection: Connection, index: str, model: str | None,
 def warn_clipped(clipped: int, handle) -> None:
     """Say how many documents hold a weight the index clips (SEISMIC's ingest ceiling), and what to do."""
     if clipped:
-        ceiling = handle.field.index.quantization_ceiling_ingest
-        click.echo(f"warning: {clipped} document(s) have weights above the index's quantization ceiling "
-                   f"{ceiling}: approximate search counts those weights as {ceiling}; reindex into an index with a "
-                   "higher --quantization-ceilings to keep them", err=True)
+        index = handle.field.index
+        click.echo(f"warning: {clipped} document(s) have weights above the index's quantisation ceilings "
+                   f"(English {index.en_ceilings.ingest}, LexEcho {index.m_ceilings.ingest}): approximate search "
+                   "counts those weights as the ceiling; reindex into an index with higher --quantization-ceilings "
+                   "to keep them", err=True)
 
 
 search_flags = (

@@ -12,21 +12,23 @@ from typing import Callable, Iterable
 import click
 
 from milco_os.index.seismic_ceilings import SAMPLE_TEXTS, measured_ceilings
-from milco_os.index.vector_fields import Seismic, SeismicIndex, SeismicSearch
+from milco_os.index.vector_fields import Ceilings, Seismic, SeismicIndex, SeismicSearch
 from milco_os.sample_corpus import sample_dir
 
 
-def parse_ceilings(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
-    """``INGEST:SEARCH`` as two positive ceilings."""
+def parse_ceilings(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[Ceilings, Ceilings] | None:
+    """``INGEST:SEARCH`` (both views) or ``INGEST:SEARCH:M_INGEST:M_SEARCH`` as the English and LexEcho ceilings."""
     if value is None:
         return None
     try:
-        ingest, search = (float(part) for part in value.split(":"))
+        numbers = [float(part) for part in value.split(":")]
+        if len(numbers) not in (2, 4):
+            raise ValueError(value)
+        en = Ceilings(*numbers[:2])
+        return en, Ceilings(*numbers[2:]) if len(numbers) == 4 else en
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not INGEST:SEARCH (e.g. 3.5:12)") from None
-    if ingest <= 0 or search <= 0:
-        raise click.BadParameter(f"ceilings must be positive, not {value}")
-    return ingest, search
+        raise click.BadParameter(f"'{value}' is not INGEST:SEARCH or INGEST:SEARCH:M_INGEST:M_SEARCH with positive "
+                                 "numbers (e.g. 3.5:12)") from None
 
 
 index_flags = (
@@ -41,9 +43,9 @@ index_flags = (
     click.option("--summary-prune-ratio", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
                  help="seismic: share of weight kept in each cluster summary [default: 0.4]."),
     click.option("--quantization-ceilings", "ceilings", default=None, callback=parse_ceilings,
-                 metavar="INGEST:SEARCH",
-                 help="seismic: the largest document and query weights kept exactly (larger ones are clipped) "
-                      "[default: measured on the encoder with a sample of texts]."),
+                 metavar="INGEST:SEARCH[:M_INGEST:M_SEARCH]",
+                 help="seismic: the largest document and query weights kept exactly (larger ones are clipped), for "
+                      "both views or English then LexEcho [default: measured on the encoder with a sample of texts]."),
 )
 INDEX_FLAGS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio", "ceilings")
 
@@ -75,9 +77,9 @@ def seismic_search(flags: dict) -> SeismicSearch:
 
 
 def sample_corpus_texts() -> list[str]:
-    """Texts spread over the shipped sample corpus (every language it has)."""
+    """The texts of the shipped sample corpus (every language it has)."""
     lines = (sample_dir() / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["text"] for line in lines[::max(1, len(lines) // SAMPLE_TEXTS)]]
+    return [json.loads(line)["text"] for line in lines]
 
 
 def jsonl_texts(path: Path, text_field: str) -> list[str]:
@@ -105,8 +107,8 @@ def seismic_parameters(flags: dict, vector_field: str | None, *, encoder=None,
         return None
     parameters = SeismicIndex(**{name: value for name, value in given.items() if name != "ceilings"})
     if flags["ceilings"]:
-        ingest, search = flags["ceilings"]
-        return replace(parameters, quantization_ceiling_ingest=ingest, quantization_ceiling_search=search)
+        en, m = flags["ceilings"]
+        return replace(parameters, en_ceilings=en, m_ceilings=m)
     if encoder is None:
         raise click.UsageError("--vector-field seismic: give --model or --triton-url to measure the encoder's "
                                "weights for the quantisation ceilings, or --quantization-ceilings INGEST:SEARCH")

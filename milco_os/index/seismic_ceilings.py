@@ -1,9 +1,10 @@
 """SEISMIC's quantisation ceilings chosen from the encoder's own weights on a sample of texts.
 
 SEISMIC stores each weight as one byte over [0, ceiling]: a ceiling far above the weights
-wastes resolution, one below them clips. The ceiling is the largest weight seen in the
-sample (documents for ingest, the same texts encoded as queries for search) plus 10 %
-headroom, rounded up to two significant digits.
+wastes resolution, one below them clips. Per view (English weights and LexEcho weights
+differ in range), the ceiling is the largest weight seen in the sample (documents for
+ingest, the same texts encoded as queries for search) plus 25 % headroom for texts the
+sample missed, rounded up to two significant digits.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Sequence
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector
-from milco_os.index.vector_fields import SeismicIndex
+from milco_os.index.vector_fields import Ceilings, SeismicIndex
 
-HEADROOM = 1.1
+HEADROOM = 1.25
 SAMPLE_TEXTS = 256
 QUERY_MAX_LENGTH = 64
 
@@ -29,20 +30,28 @@ def ceiling_for(largest_weight: float) -> float:
     return math.ceil(value / scale - 1e-9) * scale
 
 
-def largest_weight(vectors: Sequence[SparseVector]) -> float:
-    return max((float(weights.max()) for vector in vectors for weights in (vector.en_weights, vector.m_weights)
-                if len(weights)), default=0.0)
+def largest_weights(vectors: Sequence[SparseVector]) -> tuple[float, float]:
+    """The largest English and LexEcho weight of ``vectors`` (0 for a view without weights)."""
+    return (max((float(v.en_weights.max()) for v in vectors if len(v.en_weights)), default=0.0),
+            max((float(v.m_weights.max()) for v in vectors if len(v.m_weights)), default=0.0))
+
+
+def view_ceilings(document_weight: float, query_weight: float, given: Ceilings) -> Ceilings:
+    """Ceilings for one view from its largest weights (``given`` where the sample had none)."""
+    if document_weight <= 0 or query_weight <= 0:
+        return given
+    return Ceilings(round(ceiling_for(document_weight), 6), round(ceiling_for(query_weight), 6))
 
 
 def measured_ceilings(encoder: SparseEncoder, texts: Sequence[str], parameters: SeismicIndex,
                       prune: PruneSpec | str = "none") -> SeismicIndex:
-    """``parameters`` with both ceilings measured on ``texts`` (as given when the sample has no weights)."""
-    texts = [text for text in texts if text.strip()][:SAMPLE_TEXTS]
+    """``parameters`` with the ceilings of both views measured on up to ``SAMPLE_TEXTS`` texts spread over
+    ``texts`` (as given for a view the sample has no weights in)."""
+    texts = [text for text in texts if text.strip()]
+    texts = texts[::-(-len(texts) // SAMPLE_TEXTS)] if texts else texts
     if not texts:
         return parameters
-    documents = largest_weight(encoder.encode_documents(texts, prune=prune))
-    queries = largest_weight(encoder.encode_queries(texts, max_length=QUERY_MAX_LENGTH))
-    if documents <= 0 or queries <= 0:
-        return parameters
-    return replace(parameters, quantization_ceiling_ingest=round(ceiling_for(documents), 6),
-                   quantization_ceiling_search=round(ceiling_for(queries), 6))
+    documents = largest_weights(encoder.encode_documents(texts, prune=prune))
+    queries = largest_weights(encoder.encode_queries(texts, max_length=QUERY_MAX_LENGTH))
+    return replace(parameters, en_ceilings=view_ceilings(documents[0], queries[0], parameters.en_ceilings),
+                   m_ceilings=view_ceilings(documents[1], queries[1], parameters.m_ceilings))

@@ -8,13 +8,13 @@ Adding a way of storing vectors is one new class here, registered in ``VECTOR_FI
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, NamedKeys, TermKeys
-from milco_os.index.id_bands import BandedIdKeys
+from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
 
 if TYPE_CHECKING:
     from milco_os.encoding.sparse import SparseVector
@@ -144,29 +144,55 @@ class ElasticsearchSparseVector(VectorField):
 
 
 @dataclass(frozen=True)
+class Ceilings:
+    """The largest document (``ingest``) and query (``search``) weight one view's fields quantise exactly."""
+
+    ingest: float = 3.0
+    search: float = 16.0
+
+    def __post_init__(self) -> None:
+        if self.ingest <= 0 or self.search <= 0:
+            raise ValueError(f"quantisation ceilings must be positive, not {self}")
+
+
+@dataclass(frozen=True)
 class SeismicIndex:
     """Index-side SEISMIC parameters (neural-search's ``method.parameters``); None leaves neural-search's default.
 
-    Weights are quantised to one byte over [0, ceiling] on the approximate path: a document weight
-    above ``quantization_ceiling_ingest`` (or a query weight above ``quantization_ceiling_search``)
-    counts as the ceiling there. Segments smaller than ``approximate_threshold`` score exactly.
+    Weights are quantised to one byte over [0, ceiling] on the approximate path, with ceilings
+    per view (English and LexEcho weights differ in range): a document weight above its
+    ingest ceiling, or a query weight above its search ceiling, counts as the ceiling there.
+    Segments smaller than ``approximate_threshold`` score exactly.
     """
 
     approximate_threshold: int = 100_000
     n_postings: int | None = None
     cluster_ratio: float | None = None
     summary_prune_ratio: float | None = None
-    quantization_ceiling_ingest: float = 3.0
-    quantization_ceiling_search: float = 16.0
+    en_ceilings: Ceilings = Ceilings()
+    m_ceilings: Ceilings = Ceilings()
 
-    def method(self) -> dict:
-        parameters = {name: value for name, value in asdict(self).items() if value is not None}
-        return {"name": "seismic", "parameters": parameters}
+    def method(self, ceilings: Ceilings) -> dict:
+        """The ``method`` of a field with ``ceilings``."""
+        parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
+        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": ceilings.ingest,
+                                                  "quantization_ceiling_search": ceilings.search}}
 
     @classmethod
-    def from_method(cls, method: dict) -> SeismicIndex:
-        known = {spec.name for spec in fields(cls)}
-        return cls(**{name: value for name, value in (method.get("parameters") or {}).items() if name in known})
+    def from_methods(cls, en_method: dict, m_method: dict) -> SeismicIndex:
+        """The parameters of an index from the ``method`` of its English field and of a LexEcho band."""
+        parameters = en_method.get("parameters") or {}
+
+        def ceilings(method: dict) -> Ceilings:
+            given = method.get("parameters") or {}
+            return Ceilings(given.get("quantization_ceiling_ingest", Ceilings.ingest),
+                            given.get("quantization_ceiling_search", Ceilings.search))
+
+        return cls(**{name: parameters[name] for name in ALGORITHM_PARAMETERS if name in parameters},
+                   en_ceilings=ceilings(en_method), m_ceilings=ceilings(m_method))
+
+
+ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
 
 
 @dataclass(frozen=True)
@@ -176,7 +202,7 @@ class SeismicSearch:
 
     k: int = 100
     top_n: int = 16
-    heap_factor: float = 1.0
+    heap_factor: float = 2.0
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.top_n < 1 or self.heap_factor <= 0:
@@ -204,15 +230,17 @@ class Seismic(VectorField):
 
     @classmethod
     def from_mapping(cls, version: ClusterVersion, mapping: dict) -> Seismic:
-        field = (mapping.get("properties") or {}).get(EN_FIELD) or {}
-        return cls(version, SeismicIndex.from_method(field.get("method") or {}))
+        properties = mapping.get("properties") or {}
+        en, m = (properties.get(name) or {} for name in (EN_FIELD, BAND_FIELDS[0]))
+        return cls(version, SeismicIndex.from_methods(en.get("method") or {}, m.get("method") or {}))
 
     def searching(self, search: SeismicSearch) -> Seismic:
         """The same index's strategy with other query-side parameters."""
         return Seismic(self.version, self.index, search)
 
-    def field_mapping(self) -> dict:
-        return {"type": "sparse_vector", "method": self.index.method()}
+    def properties(self) -> dict[str, dict]:
+        return {name: {"type": "sparse_vector", "method": self.index.method(
+            self.index.en_ceilings if name == EN_FIELD else self.index.m_ceilings)} for name in self.keys.fields}
 
     def index_settings(self) -> dict:
         return {"sparse": True}
@@ -241,8 +269,8 @@ class Seismic(VectorField):
                                                  "rescore_query_weight": 1.0, "score_mode": "total"}}
 
     def clipped(self, vector: SparseVector) -> bool:
-        ceiling = self.index.quantization_ceiling_ingest
-        return bool((vector.en_weights > ceiling).any() or (vector.m_weights > ceiling).any())
+        return bool((vector.en_weights > self.index.en_ceilings.ingest).any()
+                    or (vector.m_weights > self.index.m_ceilings.ingest).any())
 
     @classmethod
     def unsupported_reason(cls, version: ClusterVersion) -> str | None:

@@ -1,0 +1,297 @@
+"""SEISMIC ``sparse_vector`` indices on a real OpenSearch 3.6.0 node with neural-search.
+
+The ground truth is the exact dot product of the in-process encoder's vectors. SEISMIC
+stores weights as bytes, so scores may differ from it by the quantisation error, and
+documents whose exact scores lie within that error of each other may swap places. Term ids
+from 32,768 up are where neural-search 3.6 folds ids into 16 bits: they must neither fail
+nor collide. The model is a tiny random checkpoint whose English view is calibrated to a
+trained model's sparsity (random weights alone give nearly every piece a weight).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from opensearchpy import OpenSearch, helpers
+
+from milco_os.encoding.sparse import SparseVector, TermVocabulary
+from milco_os.index.fields import EN_FIELD, M_FIELD, M_VIEW
+from milco_os.index.handle import open_index
+from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
+from milco_os.index.seismic_ceilings import measured_ceilings
+from milco_os.index.setup import ensure_index
+from milco_os.index.vector_fields import SeismicIndex, SeismicSearch
+from milco_os.model import MilcoEncoder
+from milco_os.model.tiny import make_tiny_checkpoint
+from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.sources import DictSource
+from milco_os.sample_corpus import sample_dir
+from milco_os.search.query_dsl import QueryTerm
+from milco_os.search.searcher import SearchOptions, build_body, search
+from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION
+from milco_os.services.temporary_node import temporary_node
+
+pytestmark = pytest.mark.integration
+
+PRUNE = "topk:64"
+APPROXIMATE = SeismicIndex(approximate_threshold=100)  # the 600-document sample corpus is searched approximately
+FULL_RECALL = SeismicSearch(k=1000, top_n=1000, heap_factor=1000.0)
+NEAR_TIE = 0.01  # exact scores this close to the 10th may swap with it under byte quantisation
+
+
+@pytest.fixture(scope="module")
+def sparse_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("sparse-milco"), seed=7, en_terms_per_text=100)
+
+
+@pytest.fixture(scope="module")
+def encoder(sparse_checkpoint: Path) -> MilcoEncoder:
+    return MilcoEncoder.from_pretrained(sparse_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[OpenSearch]:
+    with temporary_node(version=ML_DEFAULT_VERSION, ml=True) as started:
+        client = OpenSearch(hosts=[started.url], timeout=120)
+        yield client
+        client.close()
+
+
+def corpus() -> list[dict]:
+    lines = (sample_dir() / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    return [{"id": doc["_id"], "text": doc["text"]} for doc in map(json.loads, lines)]
+
+
+def queries(count: int = 40) -> list[str]:
+    lines = (sample_dir() / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines[::len(lines) // count]][:count]
+
+
+def ingest(client: OpenSearch, index: str, encoder: MilcoEncoder, documents: list[dict], **setup) -> Ingestor:
+    handle, _ = ensure_index(client, index, replicas=0, **setup)
+    ingestor = Ingestor(handle, encoder, IngestOptions(prune=PRUNE, batch_size=100), DeadLetters(None))
+    summary = ingestor.run(DictSource(documents))
+    assert summary.written == len(documents), summary
+    client.indices.forcemerge(index=index, max_num_segments=1)
+    client.indices.refresh(index=index)
+    return ingestor
+
+
+def exact_ranking(encoder: MilcoEncoder, text: str, vectors: dict[str, SparseVector]) -> list[tuple[str, float]]:
+    query = encoder.encode_queries([text], max_length=SearchOptions.query_max_length)[0]
+    scores = {doc_id: query.dot(vector) for doc_id, vector in vectors.items()}
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+@pytest.fixture(scope="module")
+def doc_vectors(encoder: MilcoEncoder) -> dict[str, SparseVector]:
+    documents = corpus()
+    vectors = encoder.encode_documents([doc["text"] for doc in documents], prune=PRUNE)
+    return {doc["id"]: vector for doc, vector in zip(documents, vectors)}
+
+
+@pytest.fixture(scope="module")
+def measured(encoder: MilcoEncoder) -> SeismicIndex:
+    """Ceilings from the encoder's weights on the corpus, as setup measures them."""
+    return measured_ceilings(encoder, [doc["text"] for doc in corpus()], APPROXIMATE, PRUNE)
+
+
+@pytest.fixture(scope="module")
+def indices(node: OpenSearch, encoder: MilcoEncoder, measured: SeismicIndex) -> dict[str, str]:
+    """The sample corpus three times: rank_features, SEISMIC below its threshold, and SEISMIC above it."""
+    documents = corpus()
+    ingest(node, "plain", encoder, documents)
+    ingest(node, "exact-seismic", encoder, documents, vector_type="seismic",
+           seismic=replace(measured, approximate_threshold=SeismicIndex.approximate_threshold))
+    ingest(node, "ann-seismic", encoder, documents, vector_type="seismic", seismic=measured)
+    return {"plain": "plain", "exact": "exact-seismic", "ann": "ann-seismic"}
+
+
+def test_the_mapping_keys_terms_by_id_in_bands(node: OpenSearch, indices: dict[str, str],
+                                               measured: SeismicIndex) -> None:
+    index = indices["ann"]
+    mapping = node.indices.get_mapping(index=index)[index]["mappings"]
+    assert {name: spec["type"] for name, spec in mapping["properties"].items() if name.startswith(M_FIELD + "_b")} \
+        == {field: "sparse_vector" for field in BAND_FIELDS}
+    assert M_FIELD not in mapping["properties"]
+    assert mapping["properties"][EN_FIELD]["method"]["parameters"]["approximate_threshold"] == 100
+    assert node.indices.get_settings(index=index)[index]["settings"]["index"]["sparse"] == "true"
+    source = node.get(index=index, id=corpus()[0]["id"])["_source"]
+    assert M_FIELD not in source and all(0 <= int(key) < 32_768 for key in source[EN_FIELD])
+    assert open_index(node, index).field.index == measured
+
+
+def test_below_the_threshold_scores_are_the_exact_dot_product(node: OpenSearch, indices: dict[str, str],
+                                                              encoder: MilcoEncoder,
+                                                              doc_vectors: dict[str, SparseVector]) -> None:
+    handle = open_index(node, indices["exact"])
+    for text in queries(8):
+        exact = dict(exact_ranking(encoder, text, doc_vectors))
+        hits = search(handle, encoder, text, SearchOptions(size=10))
+        assert len(hits) == 10
+        for hit in hits:
+            # rank_feature's 9 significant bits per stored weight
+            assert hit.score == pytest.approx(exact[hit.id], rel=5e-3), (text, hit.id)
+
+
+def test_above_the_threshold_recall_at_10_against_exact_with_default_parameters(
+        node: OpenSearch, indices: dict[str, str], encoder: MilcoEncoder,
+        doc_vectors: dict[str, SparseVector]) -> None:
+    handle = open_index(node, indices["ann"])
+    segments = node.indices.segments(index=indices["ann"])["indices"][indices["ann"]]["shards"]["0"][0]["segments"]
+    assert [segment["num_docs"] for segment in segments.values()] == [len(doc_vectors)]  # one segment, approximate
+    found = wanted = 0
+    for text in queries():
+        exact = exact_ranking(encoder, text, doc_vectors)
+        hits = search(handle, encoder, text, SearchOptions(size=10))
+        top = {doc_id for doc_id, _ in exact[:10]}
+        found += len(top & {hit.id for hit in hits})
+        wanted += len(top)
+        scores = dict(exact)
+        for hit in hits:  # every returned score is the full dot product, to the byte quantisation
+            if not handle.field.clipped(doc_vectors[hit.id]):
+                assert hit.score == pytest.approx(scores[hit.id], rel=0.02), (text, hit.id)
+    assert found / wanted >= 0.95
+
+
+def test_at_full_recall_settings_seismic_and_rank_features_give_the_same_top_10(
+        node: OpenSearch, indices: dict[str, str], encoder: MilcoEncoder,
+        doc_vectors: dict[str, SparseVector]) -> None:
+    plain, ann = open_index(node, indices["plain"]), open_index(node, indices["ann"])
+    same = 0
+    for text in queries():
+        scores = dict(exact_ranking(encoder, text, doc_vectors))
+        expected = {hit.id for hit in search(plain, encoder, text, SearchOptions(size=10))}
+        got = {hit.id for hit in search(ann, encoder, text, SearchOptions(size=10, seismic=FULL_RECALL))}
+        tenth = sorted(scores.values(), reverse=True)[9]
+        assert all(abs(scores[doc_id] - tenth) <= NEAR_TIE * tenth for doc_id in got ^ expected), text
+        same += got == expected
+    assert same >= len(queries()) * 0.75
+
+
+def test_explain_names_the_terms_behind_the_ids(node: OpenSearch, indices: dict[str, str],
+                                                encoder: MilcoEncoder) -> None:
+    text = queries(1)[0]
+    plain = search(open_index(node, indices["plain"]), encoder, text, SearchOptions(size=3, explain=True))
+    ann = search(open_index(node, indices["exact"]), encoder, text, SearchOptions(size=3, explain=True))
+    assert [hit.id for hit in ann] == [hit.id for hit in plain]
+    for seismic_hit, plain_hit in zip(ann, plain):
+        assert seismic_hit.terms.keys() == plain_hit.terms.keys()
+        assert any(name.startswith("m_") for name in seismic_hit.terms)
+        for name, value in plain_hit.terms.items():
+            assert seismic_hit.terms[name] == pytest.approx(value, rel=1e-5)
+
+
+def test_two_phase_is_refused_on_seismic(node: OpenSearch, indices: dict[str, str],
+                                         encoder: MilcoEncoder) -> None:
+    with pytest.raises(ValueError, match="two-phase"):
+        search(open_index(node, indices["ann"]), encoder, "Berlin", SearchOptions(two_phase=True))
+
+
+# --- multilingual ids across the 16-bit boundaries -----------------------------------------------------------
+
+FILLER = 300
+M_VOCABULARY = TermVocabulary(tuple(f"w{i}" for i in range(30_522)), tuple(f"p{i}" for i in range(250_002)))
+KEYS = BandedIdKeys()
+
+
+def lexecho_vector(*ids_weights: tuple[int, float]) -> SparseVector:
+    ids = np.array([i for i, _ in ids_weights], np.int32)
+    weights = np.array([w for _, w in ids_weights], np.float32)
+    return SparseVector(np.array([7], np.int32), np.array([0.1], np.float32), ids, weights)
+
+
+def lexecho_query(handle, *ids: int) -> list[str]:
+    terms = [QueryTerm(*KEYS.key(M_VIEW, term_id, M_VOCABULARY), 1.0, M_VOCABULARY.m_name(term_id))
+             for term_id in ids]
+    body = build_body("", terms, SearchOptions(size=10), handle.field)
+    return [hit["_id"] for hit in handle.client.search(index=handle.name, body=body)["hits"]["hits"]]
+
+
+@pytest.fixture(scope="module")
+def boundary_index(node: OpenSearch) -> str:
+    """Documents holding LexEcho ids just below and above 32,768 and 65,536, beside filler, in one
+    segment past the approximate threshold."""
+    handle, _ = ensure_index(node, "boundaries", replicas=0, vector_type="seismic", seismic=APPROXIMATE)
+    special = {"low": lexecho_vector((5, 2.0)), "folded": lexecho_vector((65_541, 2.0)),
+               "middle": lexecho_vector((40_000, 2.0)), "band-1": lexecho_vector((32_773, 2.0)),
+               "top": lexecho_vector((250_001, 2.0))}
+    rng = np.random.default_rng(3)
+    filler = {f"filler-{n}": lexecho_vector(*((int(i), 1.0) for i in rng.choice(np.arange(100, 3000), 5,
+                                                                                   replace=False)))
+              for n in range(FILLER)}
+    actions = ({"_index": handle.name, "_id": doc_id, "_source": KEYS.document_fields(vector, M_VOCABULARY)}
+               for doc_id, vector in {**special, **filler}.items())
+    helpers.bulk(node, actions)
+    node.indices.forcemerge(index=handle.name, max_num_segments=1)
+    node.indices.refresh(index=handle.name)
+    return handle.name
+
+
+@pytest.mark.parametrize(("term_id", "expected"), [(5, "low"), (65_541, "folded"), (40_000, "middle"),
+                                                   (32_773, "band-1"), (250_001, "top")])
+def test_lexecho_ids_past_16_bits_neither_fail_nor_collide(node: OpenSearch, boundary_index: str, term_id: int,
+                                                           expected: str) -> None:
+    assert lexecho_query(open_index(node, boundary_index), term_id) == [expected]
+
+
+def test_a_weight_above_the_ingest_ceiling_counts_as_the_ceiling_on_the_approximate_path(
+        node: OpenSearch, encoder: MilcoEncoder) -> None:
+    handle, _ = ensure_index(node, "ceilings", replicas=0, vector_type="seismic", seismic=APPROXIMATE)
+    heavy, light = lexecho_vector((9, 5.0)), lexecho_vector((9, 1.5))
+    helpers.bulk(node, [{"_index": handle.name, "_id": doc_id, "_source": KEYS.document_fields(vector, M_VOCABULARY)}
+                        for doc_id, vector in (("heavy", heavy), ("light", light),
+                                               *((f"filler-{n}", lexecho_vector((20 + n, 1.0))) for n in range(150)))])
+    node.indices.forcemerge(index=handle.name, max_num_segments=1)
+    node.indices.refresh(index=handle.name)
+    terms = [QueryTerm(*KEYS.key(M_VIEW, 9, M_VOCABULARY), 2.0, "m_p9")]
+    hits = node.search(index=handle.name, body=build_body("", terms, SearchOptions(size=2), handle.field))
+    scores = {hit["_id"]: hit["_score"] for hit in hits["hits"]["hits"]}
+    assert scores["heavy"] == pytest.approx(2.0 * APPROXIMATE.m_ceilings.ingest, rel=0.01)
+    assert scores["light"] == pytest.approx(2.0 * 1.5, rel=0.01)
+    assert handle.field.clipped(heavy) and not handle.field.clipped(light)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_reindex_between_rank_features_and_seismic_both_ways(node: OpenSearch, indices: dict[str, str],
+                                                            sparse_checkpoint: Path, encoder: MilcoEncoder) -> None:
+    url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
+    common = ("--url", url, "--model", str(sparse_checkpoint), "--text-field", "text", "--prune", PRUNE)
+    to_seismic = cli("reindex", *common, "--source", indices["plain"], "--dest", "round-seismic",
+                     "--vector-field", "seismic")
+    assert to_seismic.returncode == 0, to_seismic.stderr
+    back = cli("reindex", *common, "--source", "round-seismic", "--dest", "round-plain",
+               "--vector-field", "rank_features")
+    assert back.returncode == 0, back.stderr
+    seismic_mapping = node.indices.get_mapping(index="round-seismic")["round-seismic"]["mappings"]
+    plain_mapping = node.indices.get_mapping(index="round-plain")["round-plain"]["mappings"]
+    assert M_FIELD not in seismic_mapping["properties"]
+    assert not set(BAND_FIELDS) & set(plain_mapping["properties"])
+    vectors = encoder.encode_documents([doc["text"] for doc in corpus()], prune=PRUNE)
+    for field, largest in ((EN_FIELD, max(float(vector.en_weights.max()) for vector in vectors)),
+                           (BAND_FIELDS[0], max(float(vector.m_weights.max()) for vector in vectors))):
+        # measured on a sample of the source: near the corpus' largest weight, with headroom
+        ceiling = seismic_mapping["properties"][field]["method"]["parameters"]["quantization_ceiling_ingest"]
+        assert 0.75 * largest <= ceiling <= 1.5 * largest, field
+    for doc_id in (doc["id"] for doc in corpus()[::97]):
+        original = node.get(index=indices["plain"], id=doc_id)["_source"]
+        returned = node.get(index="round-plain", id=doc_id)["_source"]
+        assert returned["text"] == original["text"]
+        for field in (EN_FIELD, M_FIELD):
+            assert returned[field].keys() == original[field].keys()
+            assert all(returned[field][key] == pytest.approx(weight, rel=1e-5)
+                       for key, weight in original[field].items())
+    text = queries(1)[0]
+    assert [hit.id for hit in search(open_index(node, "round-seismic"), encoder, text, SearchOptions())] == \
+        [hit.id for hit in search(open_index(node, indices["exact"]), encoder, text, SearchOptions())]
