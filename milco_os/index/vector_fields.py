@@ -7,6 +7,7 @@ Adding a way of storing vectors is one new class here, registered in ``VECTOR_FI
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence
@@ -15,6 +16,8 @@ from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, NamedKeys, TermKeys
 from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from milco_os.encoding.sparse import SparseVector
@@ -224,9 +227,9 @@ class Seismic(VectorField):
     holds_passages = False
 
     def __init__(self, version: ClusterVersion, index: SeismicIndex = SeismicIndex(),
-                 search: SeismicSearch = SeismicSearch()) -> None:
+                 search: SeismicSearch = SeismicSearch(), filters: Sequence[dict] = ()) -> None:
         super().__init__(version)
-        self.index, self.search = index, search
+        self.index, self.search, self.filters = index, search, tuple(filters)
 
     @classmethod
     def from_mapping(cls, version: ClusterVersion, mapping: dict) -> Seismic:
@@ -234,9 +237,10 @@ class Seismic(VectorField):
         en, m = (properties.get(name) or {} for name in (EN_FIELD, BAND_FIELDS[0]))
         return cls(version, SeismicIndex.from_methods(en.get("method") or {}, m.get("method") or {}))
 
-    def searching(self, search: SeismicSearch) -> Seismic:
-        """The same index's strategy with other query-side parameters."""
-        return Seismic(self.version, self.index, search)
+    def searching(self, search: SeismicSearch, filters: Sequence[dict] = ()) -> Seismic:
+        """The same index's strategy with other query-side parameters; ``filters`` restrict the candidates
+        themselves (SEISMIC's own filter), so a narrow filter still finds k of them."""
+        return Seismic(self.version, self.index, search, filters)
 
     def properties(self) -> dict[str, dict]:
         return {name: {"type": "sparse_vector", "method": self.index.method(
@@ -256,9 +260,19 @@ class Seismic(VectorField):
     def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
         if pruning_config is not None:
             raise ValueError("token pruning (pruning_config) is Elasticsearch's; SEISMIC prunes with top_n")
+        self._warn_above_search_ceilings(terms)
         search = self.search
-        return self._clauses(terms, path_prefix, {"k": search.k, "top_n": search.top_n,
-                                                  "heap_factor": search.heap_factor})
+        parameters: dict = {"k": search.k, "top_n": search.top_n, "heap_factor": search.heap_factor}
+        if self.filters:
+            parameters["filter"] = {"bool": {"filter": list(self.filters)}}
+        return self._clauses(terms, path_prefix, parameters)
+
+    def _warn_above_search_ceilings(self, terms: Sequence[QueryTerm]) -> None:
+        for name, ceilings in ((EN_FIELD, self.index.en_ceilings), ("LexEcho", self.index.m_ceilings)):
+            heaviest = max((t.weight for t in terms if (t.field == EN_FIELD) == (name == EN_FIELD)), default=0.0)
+            if heaviest > ceilings.search:
+                log.warning("query weight %.3g in %s is above the index's quantisation ceiling %s: approximate "
+                            "search counts it as %s", heaviest, name, ceilings.search, ceilings.search)
 
     def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, window: int) -> dict | None:
         # A filter that matches at most k documents of a segment makes SEISMIC score them exactly; the

@@ -84,7 +84,7 @@ def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, fi
         problem = seismic_problem(options)
         if problem:
             raise ValueError(problem)
-        field = field.searching(options.seismic)
+        field = field.searching(options.seismic, options.filters)
     scorer: dsl.TermScorer = dsl.NeuralSparseTokens() if options.query_style == NEURAL_SPARSE else field
     rescore = None
     if options.cluster_models is not None:

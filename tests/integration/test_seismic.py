@@ -67,7 +67,7 @@ def node() -> Iterator[OpenSearch]:
 
 def corpus() -> list[dict]:
     lines = (sample_dir() / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    return [{"id": doc["_id"], "text": doc["text"]} for doc in map(json.loads, lines)]
+    return [{"id": doc["_id"], "text": doc["text"], "lang": doc["lang"]} for doc in map(json.loads, lines)]
 
 
 def queries(count: int = 40) -> list[str]:
@@ -190,6 +190,20 @@ def test_explain_names_the_terms_behind_the_ids(node: OpenSearch, indices: dict[
             assert seismic_hit.terms[name] == pytest.approx(value, rel=1e-5)
 
 
+def test_a_filter_narrows_the_candidates_not_the_hits(node: OpenSearch, indices: dict[str, str],
+                                                      encoder: MilcoEncoder,
+                                                      doc_vectors: dict[str, SparseVector]) -> None:
+    japanese = {doc["id"] for doc in corpus() if doc["lang"] == "ja"}
+    handle = open_index(node, indices["ann"])
+    found = 0
+    for text in queries(10):
+        exact = [doc_id for doc_id, _ in exact_ranking(encoder, text, doc_vectors) if doc_id in japanese][:10]
+        hits = search(handle, encoder, text, SearchOptions(size=10, filters=({"term": {"lang": "ja"}},)))
+        assert len(hits) == 10 and {hit.id for hit in hits} <= japanese
+        found += len(set(exact) & {hit.id for hit in hits})
+    assert found / 100 >= 0.95
+
+
 def test_two_phase_is_refused_on_seismic(node: OpenSearch, indices: dict[str, str],
                                          encoder: MilcoEncoder) -> None:
     with pytest.raises(ValueError, match="two-phase"):
@@ -295,3 +309,35 @@ def test_reindex_between_rank_features_and_seismic_both_ways(node: OpenSearch, i
     text = queries(1)[0]
     assert [hit.id for hit in search(open_index(node, "round-seismic"), encoder, text, SearchOptions())] == \
         [hit.id for hit in search(open_index(node, indices["exact"]), encoder, text, SearchOptions())]
+
+
+def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Path) -> None:
+    """setup measures the ceilings on the shipped sample corpus; ingest counts and reports what they clip."""
+    url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
+    model = ("--model", str(sparse_checkpoint))
+    unmeasured = cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic")
+    assert unmeasured.returncode == 2 and "--quantization-ceilings" in unmeasured.stderr
+    setup = cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic", *model,
+                "--approximate-threshold", "100", "--replicas", "0")
+    assert setup.returncode == 0, setup.stderr
+    assert "index cli-seismic: created" in setup.stdout and "LexEcho" in setup.stdout
+    ingest = cli("ingest", "--url", url, "--index", "cli-seismic", *model, "--prune", PRUNE, "--id-field", "_id",
+                 str(sample_dir() / "corpus.jsonl"))
+    assert ingest.returncode == 0, ingest.stderr
+    summary = json.loads(next(line for line in ingest.stderr.splitlines() if line.startswith("{")))
+    assert summary["written"] == len(corpus()), ingest.stderr
+    field = open_index(node, "cli-seismic").field
+    encoder = MilcoEncoder.from_pretrained(sparse_checkpoint, device="cpu")
+    clipped = sum(map(field.clipped, encoder.encode_documents([doc["text"] for doc in corpus()], prune=PRUNE)))
+    assert summary.get("clipped", 0) == clipped
+    assert (f"warning: {clipped} document(s) have weights above" in ingest.stderr) == bool(clipped)
+    found = cli("search", "--url", url, "--index", "cli-seismic", *model, "--format", "json", "--seismic-k", "50",
+                "--seismic-top-n", "8", "--explain", queries(1)[0])
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert len(hits) == 10 and all(hit["terms"] for hit in hits)
+    evaluated = cli("eval", "--url", url, "--index", "cli-seismic", *model, "--queries",
+                    str(sample_dir() / "queries.jsonl"), "--qrels", str(sample_dir() / "qrels" / "test.tsv"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    refused = cli("search", "--url", url, "--index", "cli-seismic", *model, "--two-phase", "Berlin")
+    assert refused.returncode == 2 and "two-phase" in refused.stderr
