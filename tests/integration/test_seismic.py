@@ -31,7 +31,9 @@ from milco_os.index.vector_fields import SeismicIndex, SeismicSearch
 from milco_os.model import MilcoEncoder
 from milco_os.model.tiny import make_tiny_checkpoint
 from milco_os.pipeline.dead_letters import DeadLetters
+from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.ingest import IngestOptions, Ingestor
+from milco_os.pipeline.reindex import ReindexError, ReindexPlan, Reindexer
 from milco_os.pipeline.sources import DictSource
 from milco_os.sample_corpus import sample_dir
 from milco_os.search.query_dsl import QueryTerm
@@ -272,6 +274,30 @@ def test_a_weight_above_the_ingest_ceiling_counts_as_the_ceiling_on_the_approxim
     assert scores["heavy"] == pytest.approx(2.0 * APPROXIMATE.m_ceilings.ingest, rel=0.01)
     assert scores["light"] == pytest.approx(2.0 * 1.5, rel=0.01)
     assert handle.field.clipped(heavy) and not handle.field.clipped(light)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_enrich_in_place_needs_an_index_created_sparse(node: OpenSearch, encoder: MilcoEncoder, tmp_path: Path,
+                                                       measured: SeismicIndex, sparse: bool) -> None:
+    index = f"articles-{'sparse' if sparse else 'plain'}"
+    node.indices.create(index=index, body={"settings": {"index": {"number_of_replicas": 0, "sparse": sparse}}})
+    documents = corpus()[:40]
+    helpers.bulk(node, ({"_index": index, "_id": doc["id"], "_source": {"body": doc["text"]}} for doc in documents),
+                 refresh=True)
+    plan = ReindexPlan(index, index, IngestOptions(text_field="body", prune=PRUNE), vector_type="seismic",
+                       in_place=True, seismic=measured)
+    checkpoint = SliceCheckpoint.load_or_new(tmp_path / "c.json", index, index, 1, False)
+    reindexer = Reindexer(node, encoder, plan, checkpoint, DeadLetters(None))
+    if not sparse:
+        with pytest.raises(ReindexError, match="index.sparse: True, set only when an index is created"):
+            reindexer.run()
+        return
+    assert reindexer.run().written == len(documents)
+    stored = node.get(index=index, id=documents[0]["id"])["_source"]
+    assert stored["body"] == documents[0]["text"] and set(stored) - {"body", "milco_meta"} <= {EN_FIELD, *BAND_FIELDS}
+    node.indices.refresh(index=index)
+    assert search(open_index(node, index), encoder, documents[0]["text"], SearchOptions(size=1))[0].id == \
+        documents[0]["id"]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
