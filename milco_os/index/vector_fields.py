@@ -242,9 +242,12 @@ class Seismic(VectorField):
         themselves (SEISMIC's own filter), so a narrow filter still finds k of them."""
         return Seismic(self.version, self.index, search, filters)
 
+    def field_mapping(self, ceilings: Ceilings | None = None) -> dict:
+        return {"type": "sparse_vector", "method": self.index.method(ceilings or self.index.en_ceilings)}
+
     def properties(self) -> dict[str, dict]:
-        return {name: {"type": "sparse_vector", "method": self.index.method(
-            self.index.en_ceilings if name == EN_FIELD else self.index.m_ceilings)} for name in self.keys.fields}
+        return {name: self.field_mapping(self.index.en_ceilings if name == EN_FIELD else self.index.m_ceilings)
+                for name in self.keys.fields}
 
     def index_settings(self) -> dict:
         return {"sparse": True}
@@ -268,8 +271,9 @@ class Seismic(VectorField):
         return self._clauses(terms, path_prefix, parameters)
 
     def _warn_above_search_ceilings(self, terms: Sequence[QueryTerm]) -> None:
-        for name, ceilings in ((EN_FIELD, self.index.en_ceilings), ("LexEcho", self.index.m_ceilings)):
-            heaviest = max((t.weight for t in terms if (t.field == EN_FIELD) == (name == EN_FIELD)), default=0.0)
+        for english, name, ceilings in ((True, "English", self.index.en_ceilings),
+                                        (False, "LexEcho", self.index.m_ceilings)):
+            heaviest = max((t.weight for t in terms if (t.field == EN_FIELD) == english), default=0.0)
             if heaviest > ceilings.search:
                 log.warning("query weight %.3g in %s is above the index's quantisation ceiling %s: approximate "
                             "search counts it as %s", heaviest, name, ceilings.search, ceilings.search)
