@@ -173,3 +173,14 @@ def test_a_query_weight_above_the_search_ceiling_is_warned_about(caplog: pytest.
     assert [record.getMessage() for record in caplog.records] == [
         "query weight 9.5 in LexEcho is above the index's quantisation ceiling 9.0: approximate search counts it "
         "as 9.0"]
+
+
+def test_a_bm25_hybrid_is_rescored_as_a_hybrid() -> None:
+    terms = dsl.query_terms(vector({7: 2.0}, {3: 1.0}), VOCABULARY, keys=BandedIdKeys())
+    body = build_body("capital", terms, SearchOptions(bm25_weight=0.5), Seismic(OPENSEARCH))
+    first_milco, bm25 = body["query"]["bool"]["should"]
+    rescore_milco, rescore_bm25 = body["rescore"]["query"]["rescore_query"]["bool"]["should"]
+    assert rescore_bm25 == bm25 and bm25["multi_match"]["boost"] == 0.5
+    exact = rescore_milco["bool"]["should"][0]["bool"]["should"]
+    assert all(next(iter(clause["neural_sparse"].values()))["method_parameters"]["filter"] ==
+               first_milco["bool"]["should"][0] for clause in exact)
