@@ -30,9 +30,14 @@ vector_field_option = click.option(
          "search picks the matching query.")
 
 
-def new_index(client, index: str, vector_field: str | None) -> bool:
-    """True when ``index`` does not exist yet (its vector field and parameters are then chosen here)."""
-    return vector_field is not None and not client.indices.exists(index=index)
+def has_milco_fields(client, index: str) -> bool:
+    """True when ``index`` exists with MILCO fields (its vector field and parameters are chosen already)."""
+    if not client.indices.exists(index=index):
+        return False
+    from milco_os.engines import engine_for
+    from milco_os.index.handle import stored_mapping
+
+    return "milco_os" in (stored_mapping(engine_for(client), index).get("_meta") or {})
 
 
 def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str | None) -> dict | None:
@@ -66,10 +71,10 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
     from milco_os.index.setup import ensure_index
 
     client = connection.client()
-    seismic = None
-    if new_index(client, index, vector_field):
-        encoder = load_encoder(model, triton_url, triton_model, triton_protocol) if model or triton_url else None
-        seismic = seismic_parameters(seismic_flags, vector_field, encoder=encoder)
+    creating = not has_milco_fields(client, index)
+    encoder = load_encoder(model, triton_url, triton_model, triton_protocol) \
+        if creating and vector_field == "seismic" and (model or triton_url) else None
+    seismic = seismic_parameters(seismic_flags, vector_field, creating=creating, encoder=encoder)
     handle, outcome = ensure_index(client, index, passages=passages, shards=shards, replicas=replicas,
                                    vector_type=vector_field, seismic=seismic)
     click.echo(f"index {index}: {outcome}")
@@ -119,9 +124,8 @@ def ingest(connection: Connection, index: str, model: str | None,
     if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     client = connection.client()
-    seismic = seismic_parameters(seismic_flags, vector_field, encoder=encoder, prune=prune,
-                                 sample=lambda: jsonl_texts(file, text_field)) \
-        if new_index(client, index, vector_field) else None
+    seismic = seismic_parameters(seismic_flags, vector_field, creating=not has_milco_fields(client, index),
+                                 encoder=encoder, prune=prune, sample=lambda: jsonl_texts(file, text_field))
     handle, _ = ensure_index(client, index, passages=passages, vector_type=vector_field, seismic=seismic)
     options = IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune, max_length=max_length,
                             model_name=encoder.name, passages=passages, passage_tokens=passage_tokens,

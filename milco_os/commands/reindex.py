@@ -25,7 +25,7 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.index import new_index, vector_field_option, warn_clipped
+from milco_os.commands.index import has_milco_fields, vector_field_option, warn_clipped
 from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
@@ -55,10 +55,8 @@ def run_reindex(*, connection: Connection, source: str,
     dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
     checkpoint = SliceCheckpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices,
                                              resume)
-    seismic = None
-    if new_index(client, dest, vector_field) or (in_place and vector_field):
-        seismic = seismic_parameters(seismic_flags or {}, vector_field, encoder=encoder, prune=prune,
-                                     sample=lambda: index_texts(client, source, text_field))
+    seismic = seismic_parameters(seismic_flags or {}, vector_field, creating=not has_milco_fields(client, dest),
+                                 encoder=encoder, prune=prune, sample=lambda: index_texts(client, source, text_field))
     plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
                                                    model_name=encoder.name, skip_existing=skip_existing,
                                                    passages=passages, unavailable_timeout_s=unavailable_timeout),

@@ -96,14 +96,19 @@ def jsonl_texts(path: Path, text_field: str) -> list[str]:
     return texts
 
 
-def seismic_parameters(flags: dict, vector_field: str | None, *, encoder=None,
+def seismic_parameters(flags: dict, vector_field: str | None, *, creating: bool, encoder=None,
                        sample: Callable[[], Iterable[str]] = sample_corpus_texts, prune="none") -> SeismicIndex | None:
-    """The SEISMIC parameters of a new index from the flags, ceilings measured with ``encoder`` unless given;
-    None when the index is not a new seismic one."""
+    """The SEISMIC parameters of an index about to get its MILCO fields (``creating``), ceilings measured with
+    ``encoder`` unless given; None when it is not a new seismic one. Flags that cannot apply are an error."""
     given = {name: value for name, value in flags.items() if value is not None}
+    flag = f"--{next(iter(given)).replace('_', '-')}" if given else ""
+    if given and not creating:
+        raise click.UsageError(f"{flag} applies when an index gets its MILCO fields; this one has them")
     if vector_field != Seismic.type_name:
         if given:
-            raise click.UsageError(f"--{next(iter(given)).replace('_', '-')} applies to --vector-field seismic only")
+            raise click.UsageError(f"{flag} applies to --vector-field seismic only")
+        return None
+    if not creating:
         return None
     parameters = SeismicIndex(**{name: value for name, value in given.items() if name != "ceilings"})
     if flags["ceilings"]:

@@ -145,11 +145,16 @@ def test_ceiling_flags() -> None:
     flags = {"approximate_threshold": 10, "n_postings": None, "cluster_ratio": None, "summary_prune_ratio": None,
              "ceilings": None}
     with pytest.raises(click.UsageError, match="--approximate-threshold applies to --vector-field seismic"):
-        seismic_parameters(flags, "rank_features")
+        seismic_parameters(flags, "rank_features", creating=True)
+    with pytest.raises(click.UsageError, match="--approximate-threshold applies when an index gets its MILCO"):
+        seismic_parameters(flags, "seismic", creating=False)
     with pytest.raises(click.UsageError, match="--quantization-ceilings"):
-        seismic_parameters(flags, "seismic")
-    assert seismic_parameters({**flags, "ceilings": (Ceilings(1, 2), Ceilings(3, 4))}, "seismic") == \
+        seismic_parameters(flags, "seismic", creating=True)
+    assert seismic_parameters({**flags, "ceilings": (Ceilings(1, 2), Ceilings(3, 4))}, "seismic", creating=True) == \
         SeismicIndex(approximate_threshold=10, en_ceilings=Ceilings(1, 2), m_ceilings=Ceilings(3, 4))
+    unset = dict.fromkeys(flags)
+    assert seismic_parameters(unset, "seismic", creating=False) is None
+    assert seismic_parameters(unset, None, creating=True) is None
 
 
 def test_filters_restrict_the_candidates_themselves() -> None:
