@@ -59,6 +59,11 @@ class VectorField(ABC):
         """Index settings the field type needs (``index.`` prefix left out)."""
         return {}
 
+    def settings_needed_in_place(self) -> dict:
+        """Of ``index_settings``, those an existing index must already have to take the fields (enrich in place):
+        static settings without which the field cannot work."""
+        return {}
+
     def explain_source(self) -> bool | dict:
         """The ``_source`` request that returns the stored vectors (explain reads them)."""
         return True
@@ -251,6 +256,9 @@ class Seismic(VectorField):
 
     def index_settings(self) -> dict:
         return {"sparse": True}
+
+    def settings_needed_in_place(self) -> dict:
+        return self.index_settings()
 
     def _clauses(self, terms: Sequence[QueryTerm], path_prefix: str, method_parameters: dict) -> dict:
         by_field: dict[str, dict[str, float]] = {}

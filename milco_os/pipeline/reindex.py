@@ -66,7 +66,7 @@ def ensure_milco_mapping(engine: Engine, index: str, field: VectorField) -> None
     problems = [p for p in incompatibilities(mapping, wanted) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{index}' cannot take MILCO fields: {'; '.join(problems)}.")
-    needed_settings = field.index_settings()
+    needed_settings = field.settings_needed_in_place()
     if needed_settings:
         settings = next(iter(plain(engine.client.indices.get_settings(index=index)).values()))["settings"]["index"]
         missing = [f"index.{name}: {value}" for name, value in needed_settings.items()
