@@ -58,14 +58,35 @@ class NamedKeys:
         return stored_terms(source)
 
 
+class KeyTables:
+    """Every piece's key, escaped once per vocabulary: escaping each term of each document again cost more
+    than the rest of writing it. Tables are held for the last few vocabularies (one per encoder in practice)."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self.tables: list[tuple[TermVocabulary, tuple[str, ...], tuple[str, ...]]] = []
+
+    def __call__(self, vocabulary: TermVocabulary) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The English and LexEcho keys of ``vocabulary``, indexed by term id."""
+        for known, en_keys, m_keys in self.tables:
+            if known is vocabulary:
+                return en_keys, m_keys
+        en_keys, m_keys = tuple(map(encode_key, vocabulary.en_pieces)), tuple(map(encode_key, vocabulary.m_pieces))
+        self.tables = [(vocabulary, en_keys, m_keys), *self.tables][:self.capacity]
+        return en_keys, m_keys
+
+
+key_tables = KeyTables()
+
+
 def vector_fields(vector: SparseVector, vocabulary: TermVocabulary) -> dict[str, dict[str, float]]:
     """The ``milco_en`` / ``milco_m`` objects of a document (empty views are left out)."""
     fields: dict[str, dict[str, float]] = {}
-    views = ((EN_FIELD, vector.en_ids, vector.en_weights, vocabulary.en_pieces),
-             (M_FIELD, vector.m_ids, vector.m_weights, vocabulary.m_pieces))
-    for field, ids, weights, pieces in views:
+    en_keys, m_keys = key_tables(vocabulary)
+    views = ((EN_FIELD, vector.en_ids, vector.en_weights, en_keys), (M_FIELD, vector.m_ids, vector.m_weights, m_keys))
+    for field, ids, weights, keys in views:
         if len(ids):
-            fields[field] = {encode_key(pieces[i]): w for i, w in zip(ids.tolist(), weights.tolist())}
+            fields[field] = dict(zip(map(keys.__getitem__, ids.tolist()), weights.tolist()))
     return fields
 
 

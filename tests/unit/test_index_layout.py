@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from milco_os.encoding.sparse import TermVocabulary
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
+from milco_os.index.feature_names import encode_key
+from milco_os.index.fields import KeyTables
 from milco_os.index.setup import incompatibilities, index_body
 from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, vector_field
 
@@ -61,3 +64,14 @@ def test_sparse_vector_is_refused_where_the_cluster_has_no_such_field(version: C
 def test_sparse_vector_follows_the_cluster_version(number: str, mapping: dict, settings: dict, source) -> None:
     field = vector_field("sparse_vector", ClusterVersion("elasticsearch", number))
     assert (field.field_mapping(), field.index_settings(), field.explain_source()) == (mapping, settings, source)
+
+
+def test_keys_are_escaped_once_per_vocabulary_and_held_for_the_last_few() -> None:
+    tables = KeyTables(capacity=2)
+    first = TermVocabulary(("a.b", "%", "x y"), ("▁Berlin", ""))
+    en_keys, m_keys = tables(first)
+    assert en_keys == tuple(map(encode_key, first.en_pieces)) and m_keys == ("▁Berlin", "%")
+    assert tables(first)[0] is en_keys
+    second, third = TermVocabulary(("c",), ("d",)), TermVocabulary(("e",), ("f",))
+    assert tables(second) == (("c",), ("d",)) and tables(third) == (("e",), ("f",))
+    assert tables(first)[0] is not en_keys and tables(first)[0] == en_keys  # the oldest was let go
