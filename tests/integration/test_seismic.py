@@ -305,14 +305,15 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_reindex_between_rank_features_and_seismic_both_ways(node: OpenSearch, indices: dict[str, str],
-                                                            sparse_checkpoint: Path, encoder: MilcoEncoder) -> None:
+                                                            sparse_checkpoint: Path, encoder: MilcoEncoder,
+                                                            tmp_path: Path) -> None:
     url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
     common = ("--url", url, "--model", str(sparse_checkpoint), "--text-field", "text", "--prune", PRUNE)
     to_seismic = cli("reindex", *common, "--source", indices["plain"], "--dest", "round-seismic",
-                     "--vector-field", "seismic")
+                     "--vector-field", "seismic", "--dead-letter", str(tmp_path / "to-seismic.jsonl"))
     assert to_seismic.returncode == 0, to_seismic.stderr
     back = cli("reindex", *common, "--source", "round-seismic", "--dest", "round-plain",
-               "--vector-field", "rank_features")
+               "--vector-field", "rank_features", "--dead-letter", str(tmp_path / "back.jsonl"))
     assert back.returncode == 0, back.stderr
     seismic_mapping = node.indices.get_mapping(index="round-seismic")["round-seismic"]["mappings"]
     plain_mapping = node.indices.get_mapping(index="round-plain")["round-plain"]["mappings"]
@@ -337,7 +338,7 @@ def test_reindex_between_rank_features_and_seismic_both_ways(node: OpenSearch, i
         [hit.id for hit in search(open_index(node, indices["exact"]), encoder, text, SearchOptions())]
 
 
-def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Path) -> None:
+def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Path, tmp_path: Path) -> None:
     """setup measures the ceilings on the shipped sample corpus; ingest counts and reports what they clip."""
     url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
     model = ("--model", str(sparse_checkpoint))
@@ -348,7 +349,7 @@ def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Pa
     assert setup.returncode == 0, setup.stderr
     assert "index cli-seismic: created" in setup.stdout and "LexEcho" in setup.stdout
     ingest = cli("ingest", "--url", url, "--index", "cli-seismic", *model, "--prune", PRUNE, "--id-field", "_id",
-                 str(sample_dir() / "corpus.jsonl"))
+                 "--dead-letter", str(tmp_path / "ingest.jsonl"), str(sample_dir() / "corpus.jsonl"))
     assert ingest.returncode == 0, ingest.stderr
     summary = json.loads(next(line for line in ingest.stderr.splitlines() if line.startswith("{")))
     assert summary["written"] == len(corpus()), ingest.stderr
