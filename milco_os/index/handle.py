@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
-from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VectorField, vector_field_class
+from milco_os.index.vector_fields import (
+    DEFAULT_VECTOR_FIELD,
+    SeismicIndex,
+    VectorField,
+    vector_field,
+    vector_field_class,
+)
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,12 @@ def open_index(client: Any, name: str) -> IndexHandle:
 def stored_vector_field(engine: Engine, mapping: dict) -> VectorField:
     """The vector-field strategy an existing index's mapping records, with its parameters."""
     return vector_field_class(stored_vector_type(mapping), engine.version).from_mapping(engine.version, mapping)
+
+
+def chosen_vector_field(engine: Engine, mapping: dict | None, vector_type: str | None,
+                        seismic: SeismicIndex | None = None) -> VectorField:
+    """The vector field an index is written with: the one ``mapping`` records (None: no index yet) unless another
+    type is asked for, else a new ``vector_type`` field (``rank_features`` by default, ``seismic``'s parameters)."""
+    if mapping is not None and vector_type in (None, stored_vector_type(mapping)):
+        return stored_vector_field(engine, mapping)
+    return vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, seismic)

@@ -7,8 +7,8 @@ from typing import Any
 from milco_os.engines import engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
-from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_field
-from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, SeismicIndex, VectorField, vector_field
+from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping
+from milco_os.index.vector_fields import SeismicIndex, VectorField
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
@@ -103,10 +103,7 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
     default_pipeline = pipelines_installed(ensure_pipelines(engine))
     exists = engine.client.indices.exists(index=index)
     existing = stored_mapping(engine, index) if exists else {}
-    if exists and vector_type in (None, stored_vector_field(engine, existing).type_name):
-        field = stored_vector_field(engine, existing)
-    else:
-        field = vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, seismic)
+    field = chosen_vector_field(engine, existing if exists else None, vector_type, seismic)
     body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline)
     if not exists:
         engine.client.indices.create(index=index, body=body)

@@ -21,9 +21,9 @@ from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import META_FIELD
-from milco_os.index.handle import IndexHandle, stored_mapping, stored_vector_field, stored_vector_type
+from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping
 from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body, pipelines_installed
-from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, SeismicIndex, VectorField, vector_field
+from milco_os.index.vector_fields import SeismicIndex, VectorField
 from milco_os.pipeline.encode_stage import MILCO_FIELDS
 from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
@@ -239,11 +239,8 @@ class Reindexer:
     def _prepare_dest(self) -> IndexHandle:
         plan, engine = self.plan, self.engine
         exists = engine.client.indices.exists(index=plan.dest)
-        mapping = stored_mapping(engine, plan.dest) if exists else {}
-        if exists and plan.vector_type in (None, stored_vector_type(mapping)):
-            field = stored_vector_field(engine, mapping)
-        else:
-            field = vector_field(plan.vector_type or DEFAULT_VECTOR_FIELD, engine.version, plan.seismic)
+        field = chosen_vector_field(engine, stored_mapping(engine, plan.dest) if exists else None, plan.vector_type,
+                                    plan.seismic)
         if plan.in_place:
             ensure_milco_mapping(engine, plan.dest, field)
         elif not exists:
