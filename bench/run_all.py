@@ -161,6 +161,58 @@ def gpu_section() -> str:
     return text
 
 
+def plot_scale_latency(scale: dict) -> str:
+    """Latency (server took p95) against recall@10 vs exact, one point per method of ``bench/scale.py``."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for row in scale["queries"]:
+        axis.scatter(row["recall_at_10"], row["took_p95"], s=40, marker="s" if row["method"].startswith("BM25") else "o")
+        axis.annotate(row["method"], (row["recall_at_10"], row["took_p95"]), fontsize=6, xytext=(4, 3),
+                      textcoords="offset points")
+    axis.set_yscale("log")
+    axis.set_xlabel("recall@10 against the exact top-10")
+    axis.set_ylabel("server took p95 (ms, log)")
+    axis.set_title(f"{scale['docs']:,} documents: latency vs recall per method ({scale['machine']})", fontsize=8)
+    return save(figure, "scale_latency_vs_recall.png")
+
+
+def plot_scale_size(scale: dict) -> str:
+    """Bytes per document against terms per document: each pruning level here, and the paper's SEISMIC indices."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    terms = [r["en_terms"] for r in scale["sizes"]]
+    axis.plot(terms, [r["bytes_per_doc"] for r in scale["sizes"]], marker="o", label="rank_features, vectors in _source")
+    if "bytes_per_doc_no_source" in scale["sizes"][0]:
+        axis.plot(terms, [r["bytes_per_doc_no_source"] for r in scale["sizes"]], marker="^",
+                  label="rank_features, vectors out of _source")
+    for level, r in zip((r["level"] for r in scale["sizes"]), scale["sizes"]):
+        axis.annotate(level, (r["en_terms"], r["bytes_per_doc"]), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+    paper = scale["paper_sizes"]
+    axis.scatter([p["terms"] for p in paper], [p["bytes_per_doc"] for p in paper], marker="x", color="black",
+                 label="paper: SEISMIC, 32M MIRACL-en passages")
+    axis.set_xlabel("English terms per document (LexEcho terms in proportion)")
+    axis.set_ylabel("index bytes per document")
+    axis.set_title("Index size vs terms per document", fontsize=9)
+    axis.legend(fontsize=7)
+    return save(figure, "scale_bytes_vs_terms.png")
+
+
+def scale_section() -> tuple[str, list[str]]:
+    """The last kept ``bench/scale.py`` tables and its two plots (the run is long, so ``run_all`` never runs it)."""
+    header = ("## A million documents (`bench/scale.py`)\n\n"
+              "Stand-in vectors (`bench/standin.py`): terms per document at the paper's pruning levels, Zipfian "
+              "document frequencies, the model's weight ranges; a document's text is its own pieces, so BM25 "
+              "runs on the same collection. Costs only, no retrieval quality. Written through the product's "
+              "ingest path onto one local node with neural-search. Baselines: a plain `parallel_bulk` of the "
+              "same documents and fields for ingest, BM25 on the same collection for queries; recall@10 is "
+              "against the exact dot product's top-10. Run it by hand with `python bench/scale.py --out "
+              "bench/results/scale.md --json-out bench/results/scale.json`.\n\n")
+    md, js = RESULTS / "scale.md", RESULTS / "scale.json"
+    if not js.is_file():
+        return header + "Not measured yet.\n", []
+    scale = json.loads(js.read_text())
+    return header + md.read_text(), [plot_scale_latency(scale), plot_scale_size(scale)]
+
+
 def main() -> None:
     measure = "--render-only" not in sys.argv[1:]
     RESULTS.mkdir(exist_ok=True)
@@ -169,6 +221,8 @@ def main() -> None:
     outputs = {script: run(script, measure) for script in SCRIPTS}
     (encode, encode_md), (ingest, ingest_md), (query, query_md), (triton, triton_md) = (outputs[s] for s in SCRIPTS)
     plots = [plot_index_size(query), plot_latency(query), plot_fidelity(query), plot_encode(encode, triton)]
+    scale_md, scale_plots = scale_section()
+    plots += scale_plots
     today = datetime.date.today().isoformat()
     command = "MILCO_OS_CACHE=.cache/milco-os .venv/bin/python bench/run_all.py"
     sections = [
@@ -210,6 +264,7 @@ def main() -> None:
         "",
         triton_md,
         gpu_section(),
+        scale_md,
         "## Plots",
         "",
         *[f"![{Path(p).stem}]({p})" for p in plots],

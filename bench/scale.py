@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from milco_os.cluster_ml.bodies import search_pipeline_body
 from milco_os.index.handle import IndexHandle
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index, index_body
-from milco_os.index.vector_fields import SeismicIndex, vector_field
+from milco_os.index.vector_fields import SeismicIndex
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, IngestSummary, Ingestor
 from milco_os.pipeline.sources import DictSource
@@ -50,8 +51,10 @@ from milco_os.services.temporary_node import temporary_node
 MAIN_LEVEL = "P80"
 BATCH = 500
 TWO_PHASE_PIPELINE = "scale-two-phase"
-# The paper's SEISMIC index sizes for 32M MIRACL-en passages (GB), at its average English terms per document.
-PAPER_SIZES = {"P0": (570, 61.0), "P60": (228, 12.0)}
+# The paper's SEISMIC index sizes for 32M MIRACL-en passages: unpruned (570 English terms per document, Table 13)
+# and P60 (its terms per document interpolated between P50's 286 and P80's 115).
+PAPER_SIZES = [{"level": "P0", "terms": 570, "bytes_per_doc": 61e9 / 32e6},
+               {"level": "P60", "terms": 229, "bytes_per_doc": 12e9 / 32e6}]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Method:
     query_prune: str | None = None
     bm25: bool = False
     pipeline: str | None = None
+    reference: str = "exact rank_features"  # whose top-10 its recall is measured against
 
 
 @dataclass
@@ -80,7 +84,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def documents(model: StandInModel, count: int, start: int = 0) -> Iterator[dict]:
     for number in range(start, start + count):
-        yield {"id": f"d{number}", "text": model.document_text(number)}
+        yield {"id": f"d{number}", "n": number, "text": model.document_text(number)}
 
 
 def ingest(handle: IndexHandle, encoder: StandInEncoder, count: int, prune: str,
@@ -101,8 +105,8 @@ def plain_bulk(client, handle: IndexHandle, encoder: StandInEncoder, count: int,
     def actions() -> Iterator[dict]:
         for document in documents(encoder.model, count):
             vector = encoder.encode_documents([document["text"]], prune=prune)[0]
-            yield {"_index": handle.name, "_id": document["id"],
-                   "_source": {"text": document["text"], **keys.document_fields(vector, vocabulary)}}
+            yield {"_index": handle.name, "_id": document.pop("id"),
+                   "_source": {**document, **keys.document_fields(vector, vocabulary)}}
 
     started = time.perf_counter()
     for ok, item in helpers.parallel_bulk(client, actions(), thread_count=2, chunk_size=BATCH):
@@ -111,10 +115,41 @@ def plain_bulk(client, handle: IndexHandle, encoder: StandInEncoder, count: int,
     return time.perf_counter() - started
 
 
+def settle(client, indices: list[str]) -> None:
+    """Flush ``indices``, then wait until a retention-lease sync after the flush has passed every operation: only
+    then do merges drop the full ``_recovery_source`` each document keeps while its operation may still be
+    replayed (without this, leaving the vectors out of ``_source`` saves nothing measurable)."""
+    flushed_ms = time.time() * 1000
+    client.indices.flush(index=",".join(indices))
+    for index in indices:
+        wait_until(lambda: leases_renewed_past(client, index, flushed_ms), timeout_s=300,
+                   what=f"retention leases of {index}")
+
+
+def leases_renewed_past(client, index: str, after_ms: float) -> bool:
+    """True when every retention lease of ``index`` was renewed after ``after_ms`` and retains nothing written."""
+    shards = client.indices.stats(index=index, level="shards")["indices"][index]["shards"]
+    return all(lease["timestamp"] > after_ms and lease["retaining_seq_no"] > copy["seq_no"]["max_seq_no"]
+               for copies in shards.values() for copy in copies for lease in copy["retention_leases"]["leases"])
+
+
 def store_bytes(client, index: str) -> int:
+    """The bytes of ``index``'s primaries force-merged to one segment (``settle`` it first)."""
+    # A second segment, so that the force-merge merges (it leaves a lone segment as it is): written and deleted.
+    client.index(index=index, id="merge-probe", body={"text": "probe"}, refresh=True, params={"pipeline": "_none"})
+    client.delete(index=index, id="merge-probe", refresh=True)
     client.indices.forcemerge(index=index, max_num_segments=1, request_timeout=3600)
     client.indices.refresh(index=index)
-    return client.indices.stats(index=index, metric="store")["indices"][index]["primaries"]["store"]["size_in_bytes"]
+    # The live segments: the store's size still counts merged-away files until Lucene gets round to deleting them.
+    return sum(int(segment["size"]) for segment in client.cat.segments(index=index, format="json", bytes="b"))
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout_s:.0f} s")
+        time.sleep(1)
 
 
 def plain_index(client, name: str) -> IndexHandle:
@@ -132,6 +167,7 @@ def measure_ingest(client, encoder: StandInEncoder, count: int, prune: str) -> d
     handle = plain_index(client, "scale-bulk")
     seconds = plain_bulk(client, handle, encoder, count, prune)
     rows["plain _bulk (baseline)"] = {"docs_per_s": count / seconds, "s": seconds}
+    settle(client, ["scale-bulk"])
     mb = store_bytes(client, "scale-bulk") / 1e6
     client.indices.delete(index="scale-bulk")
     handle = plain_index(client, "scale-nostamp")
@@ -151,32 +187,42 @@ def measure_ingest(client, encoder: StandInEncoder, count: int, prune: str) -> d
 
 
 def measure_sizes(client, encoder: StandInEncoder, count: int) -> list[dict]:
-    """Bytes per document of each pruning level, force-merged, vectors kept in ``_source``."""
-    rows = []
+    """Bytes per document of each pruning level, force-merged, with the vectors kept in ``_source`` and without
+    (all indices written first, so their retention leases catch up meanwhile)."""
+    rows, names = [], {}
     for level in LEVELS.values():
-        name = f"scale-size-{level.name.lower()}"
-        handle, _ = ensure_index(client, name, replicas=0)
-        ingest(handle, encoder, count, level.prune)
-        rows.append({"level": level.name, "en_terms": level.en_terms, "m_terms": level.m_terms,
-                     "bytes_per_doc": store_bytes(client, name) / count})
-        client.indices.delete(index=name)
-        print(f"size {level.name}: {rows[-1]['bytes_per_doc']:.0f} bytes/doc", flush=True)
+        for in_source in (True, False):
+            name = names[level.name, in_source] = f"scale-size-{level.name.lower()}-{'kept' if in_source else 'out'}"
+            handle, _ = ensure_index(client, name, replicas=0, vectors_in_source=in_source)
+            ingest(handle, encoder, count, level.prune)
+    settle(client, list(names.values()))
+    for level in LEVELS.values():
+        row = {"level": level.name, "en_terms": level.en_terms, "m_terms": level.m_terms}
+        for key, in_source in (("bytes_per_doc", True), ("bytes_per_doc_no_source", False)):
+            row[key] = store_bytes(client, names[level.name, in_source]) / count
+            client.indices.delete(index=names[level.name, in_source])
+        rows.append(row)
+        print(f"size {json.dumps(row)}", flush=True)
     return rows
 
 
-def build_main_indices(client, encoder: StandInEncoder, count: int) -> dict:
-    """The rank_features and the SEISMIC index of ``count`` documents at the main level, force-merged."""
+def build_main_indices(client, encoder: StandInEncoder, count: int, seismic_count: int) -> dict:
+    """The rank_features index of ``count`` documents and the SEISMIC index of the first ``seismic_count``, at the
+    main level, force-merged (SEISMIC clusters its postings then)."""
     prune, built = LEVELS[MAIN_LEVEL].prune, {}
     sample = [encoder.model.document_text(n) for n in range(0, count, max(1, count // 256))]
     seismic = measured_ceilings(encoder, sample, SeismicIndex(), prune)
-    for name, vector_type in (("scale-rf", "rank_features"), ("scale-seismic", "seismic")):
+    for name, vector_type, count in (("scale-rf", "rank_features", count), ("scale-seismic", "seismic", seismic_count)):
+        if not count:
+            continue
         handle, _ = ensure_index(client, name, replicas=0, vector_type=vector_type, seismic=seismic)
         marks: list[float] = []
         started = time.perf_counter()
         summary = ingest(handle, encoder, count, prune, on_progress=lambda n: marks.append(time.perf_counter()))
+        settle(client, [name])
         merge_started = time.perf_counter()
         size = store_bytes(client, name)
-        built[name] = {"handle": handle, "docs_per_s": count / summary.elapsed_s, "bytes_per_doc": size / count,
+        built[name] = {"handle": handle, "docs": count, "docs_per_s": count / summary.elapsed_s, "bytes_per_doc": size / count,
                        "force_merge_s": time.perf_counter() - merge_started, "ingest_s": summary.elapsed_s,
                        "first_batches_docs_per_s": first_rate(marks, started)}
         print(f"{name}: {json.dumps({k: v for k, v in built[name].items() if k != 'handle'})}", flush=True)
@@ -218,7 +264,44 @@ def run_queries(client, method: Method, bodies: list[dict], threads: int) -> tup
     return timings, len(bodies) / (time.perf_counter() - started)
 
 
-def methods() -> list[Method]:
+def profile_summary(client, method: Method, body: dict, top: int = 3) -> dict:
+    """Where the slowest query's time goes (``"profile": true``): the query and rescore time, and the costliest
+    leaf queries by type with their share."""
+    extra = {"params": {"search_pipeline": method.pipeline}} if method.pipeline else {}
+    shard = client.search(index=method.index, body={**body, "profile": True}, **extra)["profile"]["shards"][0]
+    leaves: dict[str, float] = {}
+
+    def walk(node: dict) -> None:
+        children = node.get("children") or []
+        if not children:
+            field = re.search(r"field=([\w.]+)|^\+?\(?([\w.]+):", node["description"])
+            kind = f"{node['type']} on {next(g for g in field.groups() if g)}" if field else node["type"]
+            leaves[kind] = leaves.get(kind, 0.0) + node["time_in_nanos"] / 1e6
+        for child in children:
+            walk(child)
+
+    searches = shard["searches"]
+    for search in searches:
+        for query in search["query"]:
+            walk(query)
+    query_ms = sum(q["time_in_nanos"] for search in searches for q in search["query"]) / 1e6
+    rescore_ms = sum(r.get("time_in_nanos", 0) for search in searches for r in search.get("rescore", [])) / 1e6
+    costliest = sorted(leaves.items(), key=lambda item: -item[1])[:top]
+    return {"query_ms": round(query_ms, 1), "rescore_ms": round(rescore_ms, 1),
+            "costliest_leaves_ms": {kind: round(ms, 1) for kind, ms in costliest}}
+
+
+def methods(docs: int, seismic_docs: int) -> list[Method]:
+    """Every method; SEISMIC against the exact top-10 of the documents its index holds."""
+    seismic_reference = "exact rank_features"
+    subset: list[Method] = []
+    if 0 < seismic_docs < docs:
+        seismic_reference = f"exact rank_features, first {seismic_docs} documents"
+        subset = [Method(seismic_reference, "scale-rf",
+                         SearchOptions(source=False, filters=({"range": {"n": {"lt": seismic_docs}}},)),
+                         reference=seismic_reference)]
+    seismic = [Method(f"SEISMIC (k 100, top_n 16, heap_factor 2){', ' + str(seismic_docs) + ' documents' if subset else ''}",
+                      "scale-seismic", SearchOptions(source=False), reference=seismic_reference)] if seismic_docs else []
     return [
         Method("BM25 (baseline)", "scale-rf", bm25=True),
         Method("exact rank_features", "scale-rf", SearchOptions(source=False)),
@@ -230,30 +313,37 @@ def methods() -> list[Method]:
                SearchOptions(source=False, two_phase=True, first_phase_terms=16, window=1000)),
         Method("neural-search two-phase processor", "scale-rf", SearchOptions(source=False, query_style=NEURAL_SPARSE),
                pipeline=TWO_PHASE_PIPELINE),
-        Method("SEISMIC (k 100, top_n 16, heap_factor 2)", "scale-seismic", SearchOptions(source=False)),
-    ]
+    ] + subset + seismic
 
 
-def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEncoder, texts: list[str]) -> list[dict]:
+def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEncoder, texts: list[str],
+                    chosen: list[Method]) -> list[dict]:
     client.transport.perform_request("PUT", f"/_search/pipeline/{TWO_PHASE_PIPELINE}", body=search_pipeline_body())
-    rows, exact = [], None
-    for method in methods():
+    rows, rankings = [], {}
+    for method in chosen:
         bodies = request_bodies(method, handles, encoder, texts)
         run_queries(client, method, bodies[:10], 1)  # warm caches and connections
         single, qps_1 = run_queries(client, method, bodies, 1)
         _, qps_4 = run_queries(client, method, bodies, 4)
-        exact = single.rankings if method.name.startswith("exact") else exact
-        row = {"method": method.name, "qps_1": qps_1, "qps_4": qps_4,
+        rankings[method.name] = single.rankings
+        slowest = bodies[max(range(len(bodies)), key=single.took_ms.__getitem__)]
+        row = {"method": method.name, "reference": method.reference, "qps_1": qps_1, "qps_4": qps_4,
                **{f"took_p{p}": percentile(single.took_ms, p / 100) for p in (50, 95, 99)},
                **{f"wall_p{p}": percentile(single.wall_ms, p / 100) for p in (50, 95, 99)},
-               "rankings": single.rankings}
+               "slowest_profile": profile_summary(client, method, slowest)}
         rows.append(row)
         print(f"{method.name}: took p50/p95/p99 {row['took_p50']:.0f}/{row['took_p95']:.0f}/{row['took_p99']:.0f} ms, "
               f"QPS {qps_1:.1f} / {qps_4:.1f}", flush=True)
     for row in rows:
-        rankings = row.pop("rankings")
-        row["recall_at_10"] = statistics.mean(len(set(r) & set(e)) / max(1, len(e)) for r, e in zip(rankings, exact))
+        pairs = zip(rankings[row["method"]], rankings[row["reference"]])
+        row["recall_at_10"] = statistics.mean(len(set(got) & set(exact)) / max(1, len(exact)) for got, exact in pairs)
     return rows
+
+
+def profile_note(profile: dict) -> str:
+    leaves = ", ".join(f"{kind} {ms:.0f}" for kind, ms in profile["costliest_leaves_ms"].items())
+    rescore = f", rescore {profile['rescore_ms']:.0f}" if profile["rescore_ms"] else ""
+    return f"query {profile['query_ms']:.0f} ms ({leaves}){rescore}"
 
 
 def tables(report: dict) -> str:
@@ -264,22 +354,28 @@ def tables(report: dict) -> str:
                            for name, row in ingest_rows.items()])
     text += (f"\n\nFirst {report['ingest']['docs']} documents at {MAIN_LEVEL}, each path into a new index; MB/s of the "
              f"force-merged index ({report['ingest']['store_mb']:.0f} MB).\n\n")
-    text += markdown_table(["pruning level", "English + LexEcho terms/doc", "bytes/doc"],
-                           [[r["level"], f"{r['en_terms']} + {r['m_terms']}", f"{r['bytes_per_doc']:.0f}"]
-                            for r in report["sizes"]])
-    text += f"\n\n{report['size_docs']} documents per level, force-merged to one segment, vectors in `_source`.\n\n"
+    text += markdown_table(["pruning level", "English + LexEcho terms/doc", "bytes/doc, vectors in _source",
+                            "bytes/doc, vectors out of _source", "saved"],
+                           [[r["level"], f"{r['en_terms']} + {r['m_terms']}", f"{r['bytes_per_doc']:.0f}",
+                             f"{r['bytes_per_doc_no_source']:.0f}",
+                             f"{1 - r['bytes_per_doc_no_source'] / r['bytes_per_doc']:.0%}"] for r in report["sizes"]])
+    text += (f"\n\n{report['size_docs']} documents per level, force-merged to one segment. The paper's SEISMIC "
+             "indices of 32M MIRACL-en passages: " + ", ".join(f"{p['level']} {p['bytes_per_doc']:.0f} bytes/doc"
+                                                             for p in PAPER_SIZES) + ".\n\n")
     bm25 = report["queries"][0]
     header = ["method", "recall@10 vs exact", "took p50 / p95 / p99 ms", "wall p50 / p95 / p99 ms", "QPS 1 thread",
-              "QPS 4 threads", "p95 vs BM25"]
+              "QPS 4 threads", "p95 vs BM25", "slowest query, profiled"]
     text += markdown_table(header, [
         [r["method"], f"{r['recall_at_10']:.3f}", f"{r['took_p50']:.0f} / {r['took_p95']:.0f} / {r['took_p99']:.0f}",
          f"{r['wall_p50']:.1f} / {r['wall_p95']:.1f} / {r['wall_p99']:.1f}", f"{r['qps_1']:.1f}", f"{r['qps_4']:.1f}",
-         f"{r['took_p95'] / max(bm25['took_p95'], 1):.1f}x"] for r in report["queries"]])
+         f"{r['took_p95'] / max(bm25['took_p95'], 1):.1f}x", profile_note(r["slowest_profile"])]
+        for r in report["queries"]])
     main = report["main"]
     text += (f"\n\n{report['queries_count']} queries (stand-in: ~32 English + ~7 LexEcho terms) on {report['docs']} "
              f"documents at {MAIN_LEVEL} ({LEVELS[MAIN_LEVEL].en_terms} + {LEVELS[MAIN_LEVEL].m_terms} terms), one "
              f"force-merged segment per index, one local node (heap {report['heap']}; {machine()}). Indices: "
-             + "; ".join(f"{name} {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} bytes/doc, force-merge "
+             + "; ".join(f"{name} {row['docs']} documents, {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} "
+                         f"bytes/doc, force-merge "
                          f"{row['force_merge_s']:.0f} s" for name, row in main.items()) + ".\n")
     return text
 
@@ -290,6 +386,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--baseline-docs", type=int, default=100_000)
     parser.add_argument("--size-docs", type=int, default=20_000)
+    parser.add_argument("--seismic-docs", type=int, default=None,
+                        help="documents in the SEISMIC index (default: --docs; 0 leaves SEISMIC out): its clustering "
+                             "at force-merge runs on one thread")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--url", default=None, help="existing cluster with neural-search (default: a local node)")
     parser.add_argument("--out", type=Path, default=None)
@@ -301,14 +400,15 @@ def main() -> None:
     with node(args.url, args.heap) as url:
         client = make_client(url, timeout=600)
         report = {"docs": args.docs, "queries_count": args.queries, "heap": args.heap, "size_docs": args.size_docs,
-                  "machine": machine()}
+                  "machine": machine(), "paper_sizes": PAPER_SIZES}
         report["ingest"] = measure_ingest(client, encoder, min(args.docs, args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
         print(json.dumps(report["ingest"]), flush=True)
         report["sizes"] = measure_sizes(client, encoder, min(args.docs, args.size_docs))
-        built = build_main_indices(client, encoder, args.docs)
+        seismic_docs = args.docs if args.seismic_docs is None else min(args.seismic_docs, args.docs)
+        built = build_main_indices(client, encoder, args.docs, seismic_docs)
         handles = {name: row.pop("handle") for name, row in built.items()}
-        report["main"] = built
-        report["queries"] = measure_queries(client, handles, encoder, texts)
+        report["main"], report["seismic_docs"] = built, seismic_docs
+        report["queries"] = measure_queries(client, handles, encoder, texts, methods(args.docs, seismic_docs))
     text = tables(report)
     print(text)
     if args.out:

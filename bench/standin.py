@@ -112,10 +112,14 @@ class StandInModel:
     def document_text(self, number: int) -> str:
         return " ".join(f"p{piece}" for piece in self.document_pieces(number).tolist())
 
+    def query_target(self, number: int, documents: int) -> int:
+        """The document query ``number`` is about, one of the first ``documents``."""
+        return int(uniforms(number, 4 + 8 * self.seed, 1)[0] * documents)
+
     def query_text(self, number: int, documents: int) -> str:
-        """A query about a random one of the first ``documents`` documents: 5-10 of its rarer pieces."""
+        """A query about document ``query_target``: 5-10 of its pieces, rarer ones likelier."""
         rng = np.random.default_rng((self.seed, number))
-        pieces = np.unique(self.document_pieces(int(rng.integers(0, documents))))
+        pieces = np.unique(self.document_pieces(self.query_target(number, documents)))
         rarity = self.m.rarity[pieces] ** 4
         chosen = rng.choice(pieces, size=min(len(pieces), int(rng.integers(5, 11))), replace=False,
                             p=rarity / rarity.sum())

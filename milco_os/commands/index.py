@@ -29,6 +29,13 @@ vector_field_option = click.option(
          "seismic (approximate search) OpenSearch 3.3+ with neural-search. Recorded in the mapping's _meta, so "
          "search picks the matching query.")
 
+vectors_in_source_option = click.option(
+    "--vectors-in-source/--vectors-out-of-source", default=None,
+    help="Keep the vectors in new indices' _source [default: kept; reindex: as in SOURCE]. Out of _source the "
+         "index is smaller, but search --explain cannot list term contributions, and the cluster's own _update, "
+         "_update_by_query and _reindex rewrite documents from _source, without their vectors: re-encode with "
+         "milco-os reindex or enrich instead.")
+
 
 def has_milco_fields(client, index: str) -> bool:
     """True when ``index`` exists with MILCO fields (its vector field and parameters are chosen already)."""
@@ -59,10 +66,11 @@ def parse_pruning_config(ctx: click.Context, param: click.Parameter, value: str 
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=0))
 @vector_field_option
 @seismic_index_options
+@vectors_in_source_option
 @encoder_options
 def setup(connection: Connection, index: str, passages: bool, shards: int, replicas: int,
-          vector_field: str | None, seismic_flags: dict, model: str | None, triton_url: str | None,
-          triton_model: str, triton_protocol: str) -> None:
+          vector_field: str | None, seismic_flags: dict, vectors_in_source: bool | None, model: str | None,
+          triton_url: str | None, triton_model: str, triton_protocol: str) -> None:
     """Create a MILCO index from mappings/ (a no-op when a compatible one exists).
 
     A seismic index's quantisation ceilings are measured with the encoder (--model or
@@ -76,7 +84,7 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
         if creating and vector_field == "seismic" and (model or triton_url) else None
     seismic = seismic_parameters(seismic_flags, vector_field, creating=creating, encoder=encoder)
     handle, outcome = ensure_index(client, index, passages=passages, shards=shards, replicas=replicas,
-                                   vector_type=vector_field, seismic=seismic)
+                                   vector_type=vector_field, seismic=seismic, vectors_in_source=vectors_in_source)
     click.echo(f"index {index}: {outcome}")
     if seismic:
         click.echo(f"seismic quantisation ceilings (ingest:search): English {seismic.en_ceilings.ingest}:"

@@ -25,7 +25,7 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.index import has_milco_fields, vector_field_option, warn_clipped
+from milco_os.commands.index import has_milco_fields, vector_field_option, vectors_in_source_option, warn_clipped
 from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
@@ -42,7 +42,7 @@ def run_reindex(*, connection: Connection, source: str,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None,
-                seismic_flags: dict | None = None) -> None:
+                seismic_flags: dict | None = None, vectors_in_source: bool | None = None) -> None:
     from milco_os.pipeline.checkpoints import SliceCheckpoint
     from milco_os.pipeline.dead_letters import DeadLetters
     from milco_os.pipeline.ingest import IngestOptions
@@ -61,7 +61,7 @@ def run_reindex(*, connection: Connection, source: str,
                                                    model_name=encoder.name, skip_existing=skip_existing,
                                                    passages=passages, unavailable_timeout_s=unavailable_timeout),
                        slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
-                       in_place=in_place, seismic=seismic)
+                       in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -142,9 +142,10 @@ def with_common_options(command):
 @click.option("--alias", default=None, help="Move this alias onto DEST once counts are verified.")
 @click.option("--id-field", default=None, help="Source field holding DEST's ids (default: the same _id).")
 @click.option("--passages", is_flag=True, help="Nested per-passage vectors (512-token windows) in DEST.")
+@vectors_in_source_option
 @with_common_options
 @encoder_options
-def reindex(connection, source, dest, alias, id_field, passages, text_field, prune, slices,
+def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
             batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field,
             seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
@@ -152,7 +153,8 @@ def reindex(connection, source, dest, alias, id_field, passages, text_field, pru
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
                 slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
+                vectors_in_source=vectors_in_source)
 
 
 @click.command("enrich")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
+from milco_os.index.fields import PASSAGES_PATH
 from milco_os.index.vector_fields import (
     DEFAULT_VECTOR_FIELD,
     SeismicIndex,
@@ -22,6 +24,7 @@ class IndexHandle:
     engine: Engine
     name: str
     field: VectorField
+    vectors_in_source: bool = True  # False: the index does not store its vectors, it only indexes them
 
     @property
     def client(self) -> Any:
@@ -45,7 +48,19 @@ def open_index(client: Any, name: str) -> IndexHandle:
     ``client`` is an opensearch-py or elasticsearch client, or an ``Engine``.
     """
     engine = engine_for(client)
-    return IndexHandle(engine, name, stored_vector_field(engine, stored_mapping(engine, name)))
+    mapping = stored_mapping(engine, name)
+    field = stored_vector_field(engine, mapping)
+    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field))
+
+
+def stored_vectors_in_source(mapping: dict, field: VectorField) -> bool:
+    """Whether documents of an index with ``mapping`` keep their vector fields in ``_source`` (its ``excludes``
+    may use wildcards)."""
+    source = mapping.get("_source") or {}
+    if source.get("enabled") is False:
+        return False
+    paths = [path for name in field.keys.fields for path in (name, f"{PASSAGES_PATH}.{name}")]
+    return not any(fnmatchcase(path, pattern) for pattern in source.get("excludes") or () for path in paths)
 
 
 def stored_vector_field(engine: Engine, mapping: dict) -> VectorField:

@@ -7,7 +7,7 @@ from typing import Any
 from milco_os.engines import engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
-from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping
+from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping, stored_vectors_in_source
 from milco_os.index.vector_fields import SeismicIndex, VectorField
 from milco_os.resources import load_json, resource_dir
 
@@ -21,8 +21,9 @@ class IncompatibleIndexError(MilcoOsError):
 
 
 def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int,
-               default_pipeline: bool = True) -> dict:
-    """The index body of ``mappings/`` with ``field``'s mapping and settings (its type recorded in ``_meta``)."""
+               default_pipeline: bool = True, vectors_in_source: bool = True) -> dict:
+    """The index body of ``mappings/`` with ``field``'s mapping and settings (its type recorded in ``_meta``);
+    without ``vectors_in_source``, ``_source`` leaves the vector fields out (they are indexed, not stored)."""
     if passages and not field.holds_passages:
         raise MilcoOsError(f"{field.type_name} indices hold one vector per document, not passages",
                            hint="use --vector-field rank_features for --passages.")
@@ -38,10 +39,17 @@ def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int
             properties.update(field.properties())
     meta = body["mappings"]["_meta"]["milco_os"]
     meta["vector_field_type"] = field.type_name
+    if not vectors_in_source:
+        body["mappings"]["_source"] = {"excludes": vector_paths(field, passages)}
     if field.keys.fields != (EN_FIELD, M_FIELD):
         meta["vector_fields"]["source"] = list(field.keys.fields[1:])
         meta["key_codec"] = field.keys.codec
     return body
+
+
+def vector_paths(field: VectorField, passages: bool) -> list[str]:
+    """The paths of a document's vector fields (in each passage with ``passages``)."""
+    return [f"{PASSAGES_PATH}.{name}" if passages else name for name in field.keys.fields]
 
 
 def field_types(properties: dict, prefix: str = "") -> dict[str, str]:
@@ -93,25 +101,32 @@ def pipelines_installed(outcomes: dict[str, str]) -> bool:
 
 
 def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
-                 vector_type: str | None = None, seismic: SeismicIndex | None = None) -> tuple[IndexHandle, str]:
+                 vector_type: str | None = None, seismic: SeismicIndex | None = None,
+                 vectors_in_source: bool | None = None) -> tuple[IndexHandle, str]:
     """Install the pipelines, then create ``index`` unless it exists: its handle, and 'created' or 'exists'.
 
     An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
-    defaults to the existing index's, else ``rank_features``; ``seismic`` parameters apply to a new index.
+    defaults to the existing index's, else ``rank_features``; ``seismic`` parameters and
+    ``vectors_in_source`` (default: yes) apply to a new index; an existing index that stores its vectors
+    otherwise than ``vectors_in_source`` asks is an error.
     """
     engine = engine_for(client)
     default_pipeline = pipelines_installed(ensure_pipelines(engine))
     exists = engine.client.indices.exists(index=index)
     existing = stored_mapping(engine, index) if exists else {}
     field = chosen_vector_field(engine, existing if exists else None, vector_type, seismic)
-    body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline)
+    body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline,
+                      vectors_in_source=vectors_in_source is not False)
     if not exists:
         engine.client.indices.create(index=index, body=body)
-        return IndexHandle(engine, index, field), "created"
+        return IndexHandle(engine, index, field, vectors_in_source is not False), "created"
+    stored_in_source = stored_vectors_in_source(existing, field)
     problems = incompatibilities(existing, body)
+    if vectors_in_source is not None and vectors_in_source != stored_in_source:
+        problems.append("its vectors are " + ("" if stored_in_source else "not ") + "kept in _source")
     if problems:
         raise IncompatibleIndexError(
             f"Index '{index}' exists but does not fit MILCO documents: {'; '.join(problems)}.",
             hint="choose another index name, or reindex into a new index with 'milco-os setup'.",
         )
-    return IndexHandle(engine, index, field), "exists"
+    return IndexHandle(engine, index, field, stored_in_source), "exists"

@@ -15,13 +15,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterator
 
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import META_FIELD
-from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping
+from milco_os.index.fields import META_FIELD, PASSAGES_PATH
+from milco_os.index.handle import (
+    IndexHandle,
+    chosen_vector_field,
+    stored_mapping,
+    stored_vector_field,
+    stored_vectors_in_source,
+)
 from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body, pipelines_installed
 from milco_os.index.vector_fields import SeismicIndex, VectorField
 from milco_os.pipeline.encode_stage import MILCO_FIELDS
@@ -31,6 +38,9 @@ from milco_os.pipeline.documents import SourceDocument
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, IngestSummary, Ingestor
 
 PIT_KEEP_ALIVE = "30m"
+# Every path a vector field of any strategy has, alone or in a passage: source excludes of them are milco-os's.
+MILCO_VECTOR_PATHS = tuple(path for name in MILCO_FIELDS if name != PASSAGES_PATH
+                           for path in (name, f"{PASSAGES_PATH}.{name}"))
 COPIED_SETTINGS = ("analysis", "similarity", "mapping", "max_result_window", "number_of_shards", "refresh_interval")
 
 
@@ -39,19 +49,30 @@ class ReindexError(MilcoOsError):
 
 
 def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool = False,
-              default_pipeline: bool = True) -> dict:
+              default_pipeline: bool = True, vectors_in_source: bool | None = None) -> dict:
     """``mappings/`` merged with the source index's own mapping and copyable settings.
 
-    The source's own MILCO vector fields, of whichever strategy, give way to ``field``'s.
+    The source's own MILCO vector fields, of whichever strategy, give way to ``field``'s; its
+    ``_source`` excludes stay, with the vector fields left out of ``_source`` unless
+    ``vectors_in_source`` (None: as in the source index).
     """
-    body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline)
     mapping = stored_mapping(engine, source)
+    if vectors_in_source is None:
+        vectors_in_source = stored_vectors_in_source(mapping, stored_vector_field(engine, mapping))
+    body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline,
+                      vectors_in_source=vectors_in_source)
+    own_excludes = [pattern for pattern in (mapping.get("_source") or {}).get("excludes") or ()
+                    if not any(fnmatchcase(path, pattern) for path in MILCO_VECTOR_PATHS)]
+    excludes = own_excludes + body["mappings"].get("_source", {}).get("excludes", [])
     own = {name: spec for name, spec in mapping.get("properties", {}).items() if name not in MILCO_FIELDS}
     problems = [p for p in incompatibilities({"properties": own}, body) if "missing" not in p]
     if problems:
         raise ReindexError(f"Index '{source}' has fields that clash with the MILCO fields: {'; '.join(problems)}.")
     properties = {**own, **body["mappings"]["properties"]}
     body["mappings"] = {**mapping, **body["mappings"], "properties": properties}
+    body["mappings"]["_source"] = {**(mapping.get("_source") or {}), "excludes": excludes}
+    if not excludes:
+        del body["mappings"]["_source"]["excludes"]
     settings = next(iter(plain(engine.client.indices.get_settings(index=source)).values()))["settings"]["index"]
     body["settings"]["index"].update({key: settings[key] for key in COPIED_SETTINGS if key in settings})
     body["settings"]["index"]["number_of_replicas"] = settings.get("number_of_replicas", "1")
@@ -192,6 +213,7 @@ class ReindexPlan:
     vector_type: str | None = None
     in_place: bool = False
     seismic: SeismicIndex | None = None
+    vectors_in_source: bool | None = None  # for a new DEST; None: as in SOURCE
 
 
 class Reindexer:
@@ -246,8 +268,9 @@ class Reindexer:
         elif not exists:
             default_pipeline = pipelines_installed(ensure_pipelines(engine))
             engine.client.indices.create(index=plan.dest, body=dest_body(
-                engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline))
-        return IndexHandle(engine, plan.dest, field)
+                engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline,
+                vectors_in_source=plan.vectors_in_source))
+        return IndexHandle(engine, plan.dest, field, stored_vectors_in_source(stored_mapping(engine, plan.dest), field))
 
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.encoding.sparse import TermVocabulary
+from milco_os.errors import MilcoOsError
 from milco_os.index.fields import TermKeys
 from milco_os.index.handle import IndexHandle
 from milco_os.index.vector_fields import Seismic, SeismicSearch, VectorField
@@ -130,6 +131,10 @@ def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
            options: SearchOptions = SearchOptions()) -> list[SearchHit]:
     """Encode ``text`` (unless the cluster does: ``cluster_models``), search ``index`` and return the hits (with
     per-term contributions when ``explain`` and the query's terms are known here)."""
+    if options.explain and not index.vectors_in_source:
+        raise MilcoOsError(f"index '{index.name}' keeps its vectors out of _source: explain has no stored "
+                           "weights to list term contributions from",
+                           hint="reindex into an index that keeps them (milco-os reindex --vectors-in-source).")
     terms: list[dsl.QueryTerm] = []
     if options.cluster_models is None:
         if encoder is None:

@@ -49,3 +49,42 @@ def test_setup_ingest_search_round_trip(opensearch_url: str, opensearch: OpenSea
 
     table = milco_os("search", *common, "--model", str(tiny_checkpoint), "Berlin")
     assert table.returncode == 0 and "query: Berlin" in table.stdout
+
+
+def test_vectors_out_of_source_are_searched_alike_and_kept_out_through_reindex(
+        opensearch_url: str, opensearch: OpenSearch, index_name: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    kept, copy, back = f"{index_name}-kept", f"{index_name}-copy", f"{index_name}-back"
+    try:
+        for name, flag in ((index_name, "--vectors-out-of-source"), (kept, "--vectors-in-source")):
+            common = ("--url", opensearch_url, "--index", name)
+            assert milco_os("setup", *common, "--replicas", "0", flag).returncode == 0
+            ingested = milco_os("ingest", *common, "--model", str(tiny_checkpoint), "--dead-letter",
+                                str(tmp_path / f"{name}.jsonl"), str(CORPUS))
+            assert ingested.returncode == 0, ingested.stderr
+        stored = opensearch.get(index=index_name, id="de-1")["_source"]
+        assert "milco_en" not in stored and "milco_m" not in stored and stored["milco_meta"]["text_hash"]
+        assert "milco_en" in opensearch.get(index=kept, id="de-1")["_source"]
+
+        # Same scores from the indexed vectors; explain has nothing stored to read and says so.
+        def hits(name: str, *extra: str) -> subprocess.CompletedProcess:
+            return milco_os("search", "--url", opensearch_url, "--index", name, "--model", str(tiny_checkpoint),
+                            "--format", "json", "--top-k", "5", *extra, "Berlin Hauptstadt")
+        without, with_vectors = (json.loads(hits(name).stdout)["hits"] for name in (index_name, kept))
+        assert [h["id"] for h in without] == [h["id"] for h in with_vectors]
+        assert [h["score"] for h in without] == pytest.approx([h["score"] for h in with_vectors], rel=1e-6)
+        refused = hits(index_name, "--explain")
+        assert refused.returncode != 0 and "keeps its vectors out of _source" in refused.stderr
+        again = milco_os("setup", "--url", opensearch_url, "--index", index_name, "--vectors-in-source")
+        assert again.returncode == 6 and "its vectors are not kept in _source" in again.stderr
+
+        # Reindex keeps the source's choice unless told otherwise; the vectors are encoded again either way.
+        for dest, source, extra in ((copy, index_name, ()), (back, index_name, ("--vectors-in-source",))):
+            done = milco_os("reindex", "--url", opensearch_url, "--source", source, "--dest", dest, "--text-field",
+                            "text", "--model", str(tiny_checkpoint), "--dead-letter", str(tmp_path / f"{dest}.jsonl"),
+                            *extra)
+            assert done.returncode == 0, done.stderr
+        assert "milco_en" not in opensearch.get(index=copy, id="de-1")["_source"]
+        assert opensearch.get(index=back, id="de-1")["_source"]["milco_en"] == \
+            opensearch.get(index=kept, id="de-1")["_source"]["milco_en"]
+    finally:
+        opensearch.indices.delete(index=",".join((kept, copy, back)), ignore_unavailable=True)

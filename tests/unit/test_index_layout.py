@@ -9,8 +9,10 @@ from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
 from milco_os.index.feature_names import encode_key
 from milco_os.index.fields import KeyTables
+from milco_os.index.handle import stored_vectors_in_source
+from milco_os.index.id_bands import BAND_FIELDS
 from milco_os.index.setup import incompatibilities, index_body
-from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, vector_field
+from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, SeismicIndex, vector_field
 
 ES_9_2 = ClusterVersion("elasticsearch", "9.2.4")
 OPENSEARCH = ClusterVersion("opensearch", "2.19.6")
@@ -75,3 +77,28 @@ def test_keys_are_escaped_once_per_vocabulary_and_held_for_the_last_few() -> Non
     second, third = TermVocabulary(("c",), ("d",)), TermVocabulary(("e",), ("f",))
     assert tables(second) == (("c",), ("d",)) and tables(third) == (("e",), ("f",))
     assert tables(first)[0] is not en_keys and tables(first)[0] == en_keys  # the oldest was let go
+
+
+@pytest.mark.parametrize("passages", [False, True])
+def test_vectors_can_be_left_out_of_source_for_every_strategy(passages: bool) -> None:
+    for field in (RankFeatures(OPENSEARCH), ElasticsearchSparseVector(ES_9_2)):
+        kept = index_body(field, passages=passages, shards=1, replicas=1)
+        assert "_source" not in kept["mappings"] and stored_vectors_in_source(kept["mappings"], field)
+        body = index_body(field, passages=passages, shards=1, replicas=1, vectors_in_source=False)
+        prefix = "milco_passages." if passages else ""
+        assert body["mappings"]["_source"] == {"excludes": [prefix + "milco_en", prefix + "milco_m"]}
+        assert not stored_vectors_in_source(body["mappings"], field)
+    seismic = vector_field("seismic", ClusterVersion("opensearch", "3.6.0"), SeismicIndex())
+    excluded = index_body(seismic, passages=False, shards=1, replicas=1, vectors_in_source=False)
+    assert excluded["mappings"]["_source"]["excludes"] == ["milco_en", *BAND_FIELDS]
+
+
+@pytest.mark.parametrize("source, kept", [
+    ({}, True),
+    ({"excludes": ["secret"]}, True),
+    ({"excludes": ["milco_*"]}, False),
+    ({"excludes": ["milco_passages.*"]}, False),
+    ({"enabled": False}, False),
+])
+def test_where_an_index_keeps_its_vectors_is_read_from_its_source_settings(source: dict, kept: bool) -> None:
+    assert stored_vectors_in_source({"_source": source}, RankFeatures(OPENSEARCH)) is kept

@@ -1,0 +1,52 @@
+"""``bench/scale.py`` at 5,000 documents: every ingest path, pruning level and query method measured, sanely."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INGEST_PATHS = ("plain _bulk (baseline)", "milco-os Ingestor, no pipeline", "milco-os Ingestor, milco-stamp pipeline")
+
+
+def test_the_bench_measures_every_method_at_5000_documents(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "scale.py"), "--docs", "5000", "--queries", "30",
+                             "--baseline-docs", "2000", "--size-docs", "500", "--heap", "1g", "--json-out", str(out)],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert "| exact rank_features | 1.000 |" in result.stdout
+
+    ingest = report["ingest"]["rows"]
+    assert set(ingest) == set(INGEST_PATHS)
+    assert all(row["docs_per_s"] > 0 and row["mb_per_s"] > 0 for row in ingest.values())
+
+    sizes = report["sizes"]
+    assert [row["level"] for row in sizes] == ["P0", "P50", "P80", "P90", "P95"]
+    in_source = [row["bytes_per_doc"] for row in sizes]
+    assert in_source == sorted(in_source, reverse=True)  # fewer terms, smaller index
+    assert all(row["bytes_per_doc_no_source"] < row["bytes_per_doc"] for row in sizes)
+
+    main = report["main"]
+    assert set(main) == {"scale-rf", "scale-seismic"} and all(row["bytes_per_doc"] > 0 for row in main.values())
+
+    methods = {row["method"]: row for row in report["queries"]}
+    assert len(methods) == 7 and methods["exact rank_features"]["recall_at_10"] == 1.0
+    for name, row in methods.items():
+        assert 0 <= row["recall_at_10"] <= 1, name
+        assert row["took_p50"] <= row["took_p95"] <= row["took_p99"], name
+        assert row["wall_p50"] <= row["wall_p95"] <= row["wall_p99"] and row["qps_1"] > 0 and row["qps_4"] > 0, name
+    # 5,000 documents are below SEISMIC's approximate threshold: it scores every document exactly.
+    assert methods["SEISMIC (k 100, top_n 16, heap_factor 2)"]["recall_at_10"] >= 0.95
+    # The queries are about documents of the collection, but BM25 ranks otherwise than the dot product.
+    assert 0 < methods["BM25 (baseline)"]["recall_at_10"] < 1
+    two_phase = [methods[f"milco-os two-phase 16 terms, window {w}"]["recall_at_10"] for w in (100, 1000)]
+    assert two_phase[0] <= two_phase[1]
+    assert not list(tmp_path.glob("*.dead-letter*"))
