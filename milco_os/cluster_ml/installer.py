@@ -28,12 +28,12 @@ from milco_os.cluster_ml.bodies import (
     search_pipeline_body,
 )
 from milco_os.errors import MilcoOsError
+from milco_os.index.handle import STAMP_PIPELINE
 from milco_os.index.setup import ensure_pipelines
 
 ML = "/_plugins/_ml"
 REQUIRED_PLUGINS = {"opensearch-ml": "ml-commons", "opensearch-neural-search": "neural-search"}
 DEPLOY_TIMEOUT_S = 60.0
-STAMP_PIPELINE = "milco-stamp"
 SMOKE_TEXT = "MILCO encodes this text to check the connector."
 
 

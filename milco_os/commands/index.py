@@ -29,6 +29,9 @@ vector_field_option = click.option(
          "seismic (approximate search) OpenSearch 3.3+ with neural-search. Recorded in the mapping's _meta, so "
          "search picks the matching query.")
 
+bulk_concurrency_option = click.option(
+    "--bulk-concurrency", default=2, show_default=True, type=click.IntRange(min=1),
+    help="Bulk requests in flight while the next batch encodes (a shard writes one request on one thread).")
 vectors_in_source_option = click.option(
     "--vectors-in-source/--vectors-out-of-source", default=None,
     help="Keep the vectors in new indices' _source [default: kept; reindex: as in SOURCE]. Out of _source the "
@@ -100,6 +103,7 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--routing-field", default=None, help="Field whose value routes each document to its shard.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@bulk_concurrency_option
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
 @click.option("--passages", is_flag=True, help="Split texts into token windows, one vector each (nested).")
 @click.option("--passage-tokens", default=512, show_default=True, type=click.IntRange(min=3))
@@ -114,7 +118,8 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest(connection: Connection, index: str, model: str | None,
            triton_url: str | None, triton_model: str, triton_protocol: str, prune, text_field: str,
-           id_field: str, routing_field: str | None, batch_size: int, max_length: int | None, passages: bool,
+           id_field: str, routing_field: str | None, batch_size: int, bulk_concurrency: int, max_length: int | None,
+           passages: bool,
            passage_tokens: int, passage_overlap: int, dead_letter: Path | None, resume: bool, unavailable_timeout: float,
            vector_field: str | None, seismic_flags: dict, file: Path) -> None:
     """Encode FILE.jsonl and write it into INDEX with MILCO vectors; exit 1 when anything was refused.
@@ -137,7 +142,8 @@ def ingest(connection: Connection, index: str, model: str | None,
     handle, _ = ensure_index(client, index, passages=passages, vector_type=vector_field, seismic=seismic)
     options = IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune, max_length=max_length,
                             model_name=encoder.name, passages=passages, passage_tokens=passage_tokens,
-                            passage_overlap=passage_overlap, unavailable_timeout_s=unavailable_timeout)
+                            passage_overlap=passage_overlap, unavailable_timeout_s=unavailable_timeout,
+                            bulk_concurrency=bulk_concurrency)
     dead_letter = dead_letter or file.with_suffix(".dead-letter.jsonl")
     checkpoint_path = dead_letter.with_suffix(".checkpoint.json")
     checkpoint = FileCheckpoint.load_or_new(checkpoint_path, file, index, resume)
@@ -188,7 +194,9 @@ search_flags = (
     click.option("--no-echo", is_flag=True, help="Leave out LexEcho source-language terms."),
     click.option("--echo-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
     click.option("--query-prune", default="none", show_default=True, callback=parse_prune),
-    click.option("--two-phase", is_flag=True, help="Heaviest terms retrieve, the rest rescore the top window."),
+    click.option("--two-phase/--exact", default=None,
+                 help="Two-phase: the heaviest terms retrieve, the rest rescore the top window; exact: every term "
+                      "retrieves [default: two-phase on indices of 50,000 documents or more, exact below]."),
     click.option("--passages", is_flag=True, help="Score documents by their best passage."),
     click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0)),
     click.option("--sparse-vector-pruning", "pruning_config", default=None, callback=parse_pruning_config,
@@ -265,9 +273,12 @@ def search(connection: Connection, index: str, model: str | None, triton_url: st
 
     encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
     client = connection.client()
-    options = options_from_flags(client, top_k, search_flags, explain=explain or output == "table")
+    handle = open_index(client, index)
+    # The table lists matched terms where the index stores the vectors to read them from.
+    options = options_from_flags(client, top_k, search_flags,
+                                 explain=explain or (output == "table" and handle.vectors_in_source))
     try:
-        hits = run_search(open_index(client, index), encoder, query, options)
+        hits = run_search(handle, encoder, query, options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if output == "json":

@@ -25,7 +25,13 @@ from milco_os.commands.config_file import config_option
 from milco_os.commands.encode import parse_prune
 from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.index import has_milco_fields, vector_field_option, vectors_in_source_option, warn_clipped
+from milco_os.commands.index import (
+    bulk_concurrency_option,
+    has_milco_fields,
+    vector_field_option,
+    vectors_in_source_option,
+    warn_clipped,
+)
 from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 
@@ -39,6 +45,7 @@ class DocsPerSecondColumn(ProgressColumn):
 
 def run_reindex(*, connection: Connection, source: str,
                 dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
+                bulk_concurrency: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None,
@@ -59,7 +66,8 @@ def run_reindex(*, connection: Connection, source: str,
                                  encoder=encoder, prune=prune, sample=lambda: index_texts(client, source, text_field))
     plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
                                                    model_name=encoder.name, skip_existing=skip_existing,
-                                                   passages=passages, unavailable_timeout_s=unavailable_timeout),
+                                                   passages=passages, unavailable_timeout_s=unavailable_timeout,
+                                                   bulk_concurrency=bulk_concurrency),
                        slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
                        in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source)
     total = client.count(index=source)["count"]
@@ -115,6 +123,7 @@ common_options = (
     click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec."),
     click.option("--slices", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel readers."),
     click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
+    bulk_concurrency_option,
     click.option("--resume", is_flag=True, help="Continue from the checkpoint next to the dead-letter file."),
     click.option("--skip-existing", is_flag=True,
                  help="Skip documents already encoded with this model, pruning and text."),
@@ -146,12 +155,13 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
-            batch_size, resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field,
-            seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
+            batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log, unavailable_timeout,
+            vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
-                slices=slices, batch_size=batch_size, alias=alias, resume=resume, skip_existing=skip_existing,
+                slices=slices, batch_size=batch_size, bulk_concurrency=bulk_concurrency, alias=alias, resume=resume,
+                skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
                 unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
                 vectors_in_source=vectors_in_source)
@@ -163,12 +173,13 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
 @encoder_options
-def enrich(connection, index, text_field, prune, slices, batch_size, resume, skip_existing,
+def enrich(connection, index, text_field, prune, slices, batch_size, bulk_concurrency, resume, skip_existing,
            dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model,
            triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
-                slices=slices, batch_size=batch_size, alias=None, resume=resume, skip_existing=skip_existing,
+                slices=slices, batch_size=batch_size, bulk_concurrency=bulk_concurrency, alias=None, resume=resume,
+                skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True,
                 unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags)

@@ -71,8 +71,9 @@ class Engine(ABC):
         """The cluster's reason (or the connection failure) on one line."""
 
     @abstractmethod
-    def bulk(self, operations: list[dict]) -> dict:
-        """One ``_bulk`` request of action/source pairs; the response (raises this client's errors)."""
+    def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
+        """One ``_bulk`` request of action/source pairs (through ``pipeline``, ``_none`` for none, instead of the
+        index's default pipeline when given); the response (raises this client's errors)."""
 
     @property
     @abstractmethod

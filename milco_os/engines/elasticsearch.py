@@ -63,8 +63,8 @@ class ElasticsearchEngine(Engine):
             return one_line(f"{exc.message}: {cause}" if cause is not None else exc.message)
         return one_line(exc)
 
-    def bulk(self, operations: list[dict]) -> dict:
-        return plain(self.client.bulk(operations=operations))
+    def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
+        return plain(self.client.bulk(operations=operations, **({"pipeline": pipeline} if pipeline else {})))
 
     @property
     def url(self) -> str:

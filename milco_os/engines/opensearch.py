@@ -65,8 +65,8 @@ class OpenSearchEngine(Engine):
             return one_line(error or exc.error)
         return one_line(exc)
 
-    def bulk(self, operations: list[dict]) -> dict:
-        return self.client.bulk(body=operations)
+    def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
+        return self.client.bulk(body=operations, **({"pipeline": pipeline} if pipeline else {}))
 
     @property
     def url(self) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fnmatch import fnmatchcase
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
 from milco_os.index.fields import PASSAGES_PATH
+
+STAMP_PIPELINE = "milco-stamp"  # ingest_pipelines/milco-stamp.json, every new index's default pipeline
 from milco_os.index.vector_fields import (
     DEFAULT_VECTOR_FIELD,
     SeismicIndex,
@@ -25,11 +28,19 @@ class IndexHandle:
     name: str
     field: VectorField
     vectors_in_source: bool = True  # False: the index does not store its vectors, it only indexes them
+    # The pipeline milco-os's own bulk writes name: "_none" where the index's default pipeline is milco-stamp (what it
+    # checks and stamps, these writes were checked and stamped with already), else None (the index's own runs).
+    bulk_pipeline: str | None = None
 
     @property
     def client(self) -> Any:
         """The opensearch-py or elasticsearch client of the index's cluster."""
         return self.engine.client
+
+    @cached_property
+    def document_count(self) -> int:
+        """How many documents the index held when first asked (a size class, not a live count)."""
+        return int(self.client.count(index=self.name)["count"])
 
 
 def stored_mapping(engine: Engine, index: str) -> dict:
@@ -50,7 +61,17 @@ def open_index(client: Any, name: str) -> IndexHandle:
     engine = engine_for(client)
     mapping = stored_mapping(engine, name)
     field = stored_vector_field(engine, mapping)
-    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field))
+    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field), stored_bulk_pipeline(engine, name))
+
+
+def stored_bulk_pipeline(engine: Engine, index: str) -> str | None:
+    """``IndexHandle.bulk_pipeline`` of an existing index (of its first backing index when ``index`` is an alias)."""
+    settings = next(iter(plain(engine.client.indices.get_settings(index=index)).values()))["settings"]["index"]
+    return bulk_pipeline_for(settings.get("default_pipeline"))
+
+
+def bulk_pipeline_for(default_pipeline: str | None) -> str | None:
+    return "_none" if default_pipeline == STAMP_PIPELINE else None
 
 
 def stored_vectors_in_source(mapping: dict, field: VectorField) -> bool:

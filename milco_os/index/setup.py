@@ -7,7 +7,14 @@ from typing import Any
 from milco_os.engines import engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
-from milco_os.index.handle import IndexHandle, chosen_vector_field, stored_mapping, stored_vectors_in_source
+from milco_os.index.handle import (
+    IndexHandle,
+    bulk_pipeline_for,
+    chosen_vector_field,
+    stored_bulk_pipeline,
+    stored_mapping,
+    stored_vectors_in_source,
+)
 from milco_os.index.vector_fields import SeismicIndex, VectorField
 from milco_os.resources import load_json, resource_dir
 
@@ -119,7 +126,8 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
                       vectors_in_source=vectors_in_source is not False)
     if not exists:
         engine.client.indices.create(index=index, body=body)
-        return IndexHandle(engine, index, field, vectors_in_source is not False), "created"
+        return IndexHandle(engine, index, field, vectors_in_source is not False,
+                           bulk_pipeline_for(body["settings"]["index"].get("default_pipeline"))), "created"
     stored_in_source = stored_vectors_in_source(existing, field)
     problems = incompatibilities(existing, body)
     if vectors_in_source is not None and vectors_in_source != stored_in_source:
@@ -129,4 +137,4 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
             f"Index '{index}' exists but does not fit MILCO documents: {'; '.join(problems)}.",
             hint="choose another index name, or reindex into a new index with 'milco-os setup'.",
         )
-    return IndexHandle(engine, index, field, stored_in_source), "exists"
+    return IndexHandle(engine, index, field, stored_in_source, stored_bulk_pipeline(engine, index)), "exists"

@@ -16,6 +16,7 @@ and reported per document.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -53,10 +54,12 @@ class BulkWriter:
     An action is ``{"_index", "_id", "_source"}`` plus optional ``routing``, ``if_seq_no`` / ``if_primary_term``.
     """
 
-    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0) -> None:
+    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0, pipeline: str | None = None) -> None:
         self.engine = engine
+        self.pipeline = pipeline  # instead of the index's default pipeline, when given
         self.unavailable_timeout_s = unavailable_timeout_s
         self.counters = BulkCounters()
+        self.counting = threading.Lock()  # writes may run in several threads at once
 
     def write(self, actions: list[dict]) -> list[BulkResult]:
         """``results[i]`` is the outcome of ``actions[i]``; raises ClusterUnavailableError after a long outage."""
@@ -73,7 +76,8 @@ class BulkWriter:
                 result, retry = outcomes[i]
                 if retry is None or (retry == "rejected" and give_up_rejected):
                     results[i] = result
-            self.counters.rejected_429 += len(rejected)
+            with self.counting:
+                self.counters.rejected_429 += len(rejected)
             if rejected and not give_up_rejected:
                 time.sleep(min(INITIAL_BACKOFF_S * 2 ** rejections, MAX_BACKOFF_S))
                 rejections += 1
@@ -83,7 +87,8 @@ class BulkWriter:
                     waited_since = now  # documents settled: progress resets the outage clock
                 if now - waited_since > self.unavailable_timeout_s:
                     raise self._outage(len(unavailable), outcomes[unavailable[0]][0].error)
-                self.counters.unavailable_retries += 1
+                with self.counting:
+                    self.counters.unavailable_retries += 1
                 time.sleep(UNAVAILABLE_PAUSE_S)
             pending = [i for i in pending if results[i] is None]
         return [result for result in results if result is not None]
@@ -92,7 +97,7 @@ class BulkWriter:
         """One ``_bulk`` request (split while refused as a whole): per action its result and whether to
         retry it ('rejected', 'unavailable')."""
         try:
-            response = self.engine.bulk([line for action in actions for line in operation(action)])
+            response = self.engine.bulk([line for action in actions for line in operation(action)], self.pipeline)
         except Exception as exc:
             kind, status = self.engine.classify(exc), self.engine.status(exc)
             if status == 429:

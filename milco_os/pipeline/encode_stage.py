@@ -40,7 +40,8 @@ class EncoderFailure(Exception):
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How documents are encoded (text field, pruning, passages, skipping) and batched and written."""
+    """How documents are encoded (text field, pruning, passages, skipping) and batched and written (up to
+    ``bulk_concurrency`` bulk requests in flight)."""
 
     text_field: str = "text"
     batch_size: int = 64
@@ -53,9 +54,12 @@ class IngestOptions:
     passage_overlap: int = 0
     skip_existing: bool = False
     unavailable_timeout_s: float = 120.0
+    bulk_concurrency: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prune", PruneSpec.parse(self.prune))  # one spelling in milco_meta
+        if self.bulk_concurrency < 1:
+            raise ValueError(f"bulk_concurrency must be at least 1, not {self.bulk_concurrency}")
 
 
 @dataclass

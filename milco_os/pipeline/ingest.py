@@ -1,14 +1,18 @@
 """The ingest pipeline: source -> encode stage -> bulk sink, then outcomes -> summary, dead letters, checkpoint.
 
-Encoding batch N+1 (the calling thread) overlaps the bulk write of batch N (one writer
-thread). A batch's outcomes are recorded in the calling thread, in order, once its write
-returned: the summary has one owner, and the ``on_batch_done`` checkpointer only ever sees
-what was written. See ``encode_stage`` for what happens to each document.
+Encoding batch N+1 (the calling thread) overlaps the bulk writes of the batches before it:
+up to ``bulk_concurrency`` writes are in flight (a shard works on one bulk request with one
+thread, so a single request at a time leaves cores idle). A batch that holds an id of a
+batch still being written waits for it, so the last version of a document still wins. A
+batch's outcomes are recorded in the calling thread, in order, once its write returned: the
+summary has one owner, and the ``on_batch_done`` checkpointer only ever sees what was
+written. See ``encode_stage`` for what happens to each document.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -94,7 +98,8 @@ class Ingestor:
                  dead_letters: DeadLetters, *, on_progress: Callable[[int], None] = lambda n: None,
                  on_batch_done: Callable[[BatchReport], None] = lambda report: None) -> None:
         self.stage = EncodeStage(index.name, index.field, encoder, options, partial(stored_meta, index))
-        self.writer = BulkWriter(index.engine, unavailable_timeout_s=options.unavailable_timeout_s)
+        self.writer = BulkWriter(index.engine, unavailable_timeout_s=options.unavailable_timeout_s,
+                                 pipeline=index.bulk_pipeline)
         self.sink = BulkSink(self.writer)
         self.options = options
         self.dead_letters = dead_letters
@@ -104,16 +109,18 @@ class Ingestor:
 
     def run(self, source: Iterable[SourceItem]) -> IngestSummary:
         started = time.perf_counter()
+        concurrency = self.options.bulk_concurrency
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="milco-bulk") as pool:
-                pending: tuple[PreparedBatch, Future] | None = None
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="milco-bulk") as pool:
+                pending: deque[tuple[PreparedBatch, Future, set[str]]] = deque()
                 for batch in batches(source, self.options.batch_size):
                     prepared = self.stage.prepare(batch)
-                    if pending is not None:
-                        self._finish(*pending)
-                    pending = (prepared, pool.submit(self.sink.write, prepared))
-                if pending is not None:
-                    self._finish(*pending)
+                    ids = {str(action["_id"]) for action in prepared.actions}
+                    while pending and (len(pending) >= concurrency or any(ids & held for _, _, held in pending)):
+                        self._finish(*pending.popleft()[:2])
+                    pending.append((prepared, pool.submit(self.sink.write, prepared), ids))
+                while pending:
+                    self._finish(*pending.popleft()[:2])
         finally:
             self.summary.duplicate_ids = getattr(getattr(source, "duplicates", None), "count", 0)
             self.summary.rejected_429 = self.writer.counters.rejected_429

@@ -25,6 +25,7 @@ from milco_os.index.fields import META_FIELD, PASSAGES_PATH
 from milco_os.index.handle import (
     IndexHandle,
     chosen_vector_field,
+    stored_bulk_pipeline,
     stored_mapping,
     stored_vector_field,
     stored_vectors_in_source,
@@ -270,7 +271,8 @@ class Reindexer:
             engine.client.indices.create(index=plan.dest, body=dest_body(
                 engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline,
                 vectors_in_source=plan.vectors_in_source))
-        return IndexHandle(engine, plan.dest, field, stored_vectors_in_source(stored_mapping(engine, plan.dest), field))
+        return IndexHandle(engine, plan.dest, field, stored_vectors_in_source(stored_mapping(engine, plan.dest), field),
+                           stored_bulk_pipeline(engine, plan.dest))
 
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]

@@ -74,6 +74,9 @@ def test_vectors_out_of_source_are_searched_alike_and_kept_out_through_reindex(
         assert [h["score"] for h in without] == pytest.approx([h["score"] for h in with_vectors], rel=1e-6)
         refused = hits(index_name, "--explain")
         assert refused.returncode != 0 and "keeps its vectors out of _source" in refused.stderr
+        table = milco_os("search", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
+                         "Berlin")
+        assert table.returncode == 0 and without[0]["id"] in table.stdout, table.stderr
         again = milco_os("setup", "--url", opensearch_url, "--index", index_name, "--vectors-in-source")
         assert again.returncode == 6 and "its vectors are not kept in _source" in again.stderr
 

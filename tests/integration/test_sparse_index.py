@@ -168,8 +168,10 @@ def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSear
 
     from milco_os.index.setup import ensure_pipelines
 
-    ensure_index(opensearch, index_name, replicas=0)
+    created, _ = ensure_index(opensearch, index_name, replicas=0)
     assert ensure_pipelines(opensearch) == {"milco-stamp": "unchanged"}
+    # milco-os's own writes are checked and stamped already: they skip the pipeline; other writers go through it.
+    assert created.bulk_pipeline == "_none" == open_index(opensearch, index_name).bulk_pipeline
     opensearch.index(index=index_name, id="stamped", refresh=True,
                      body={"text": "x", "milco_en": {"berlin": 1.5}, "milco_meta": {"encoded_at": "2000-01-01T00:00:00Z"}})
     stamped = opensearch.get(index=index_name, id="stamped")["_source"]["milco_meta"]["encoded_at"]
@@ -179,6 +181,8 @@ def test_pipeline_stamps_encoded_at_and_refuses_bad_weights(opensearch: OpenSear
             opensearch.index(index=index_name, id="bad", body={"text": "x", "milco_m": bad})
         assert "document [bad]: field [milco_m], term [berlin] must have a positive finite weight" in json.dumps(refused.value.info)
     assert not opensearch.exists(index=index_name, id="bad")
+    opensearch.indices.put_settings(index=index_name, body={"index.default_pipeline": "_none"})
+    assert open_index(opensearch, index_name).bulk_pipeline is None
 
 
 def test_passages_variant_scores_the_best_passage(opensearch: OpenSearch, tiny_encoder: MilcoEncoder,

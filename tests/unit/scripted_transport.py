@@ -117,9 +117,11 @@ class Script:
             key = (request.method, request.path)
             if self._queued.get(key):
                 return self._queued[key].popleft()
-            if key in self._responders:
-                return self._responders[key](request)
-            self.unexpected.append(request)
+            responder = self._responders.get(key)
+            if responder is None:
+                self.unexpected.append(request)
+        if responder is not None:
+            return responder(request)  # outside the lock: requests sent from several threads overlap
         raise AssertionError(f"unscripted request {request.method} {request.path} {request.params}")
 
     def sent(self, method: str, path: str) -> list[Request]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -86,7 +87,8 @@ def test_a_checkpoint_covers_only_batches_the_cluster_took() -> None:
     script = Script().respond("POST", "/_bulk", first_two_then_down)
     stream, reports = io.StringIO(), []
     documents = [{"id": str(n), "text": "Berlin" if n != 5 else 5} for n in range(1, 7)]
-    ingestor = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=2, unavailable_timeout_s=0.05),
+    ingestor = Ingestor(books(script), ToyEncoder(),
+                        IngestOptions(batch_size=2, unavailable_timeout_s=0.05, bulk_concurrency=1),
                         DeadLetters(stream), on_batch_done=reports.append)
 
     with pytest.raises(ClusterUnavailableError, match="has not taken writes"):
@@ -224,3 +226,52 @@ def test_documents_failed_by_a_neighbours_parse_error_are_sent_again_apart() -> 
     assert (summary.written, summary.failed) == (3, 1)
     assert [entry["id"] for entry in map(json.loads, stream.getvalue().splitlines())] == ["nan"]
     assert bulk_ids(script) == [["a", "nan", "b", "c"], ["nan"], ["b", "c"]]
+
+
+def test_two_bulk_requests_are_in_flight_at_once() -> None:
+    second_started, overlapped = threading.Event(), []
+
+    def first_waits_for_the_second(request: Request) -> Reply:
+        ids = [meta["_id"] for _, meta, _ in request.bulk_operations()]
+        if ids == ["1", "2"]:
+            overlapped.append(second_started.wait(timeout=30))
+        else:
+            second_started.set()
+        return bulk_items({})(request)
+
+    script = Script().respond("POST", "/_bulk", first_waits_for_the_second)
+    reports: list[BatchReport] = []
+    documents = [{"id": str(n), "text": "Berlin"} for n in range(1, 7)]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=2), DeadLetters(None),
+                       on_batch_done=reports.append).run(DictSource(documents))
+    assert overlapped == [True] and summary.written == 6
+    assert [report.last_position for report in reports] == [2, 4, 6]  # recorded in order all the same
+
+
+def test_a_batch_holding_an_id_still_being_written_waits_so_the_last_version_wins() -> None:
+    events: list[str] = []
+    another_started = threading.Event()
+
+    def slow_first(request: Request) -> Reply:
+        ids = [meta["_id"] for _, meta, _ in request.bulk_operations()]
+        events.append(f"start {ids}")
+        if ids == ["a", "b"]:
+            another_started.wait(timeout=0.5)  # a second request arriving now would be the bug
+        else:
+            another_started.set()
+        events.append(f"end {ids}")
+        return bulk_items({})(request)
+
+    script = Script().respond("POST", "/_bulk", slow_first)
+    documents = [{"id": "a", "text": "old"}, {"id": "b", "text": "x"}, {"id": "a", "text": "new"}, {"id": "c", "text": "y"}]
+    Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=2), DeadLetters(None)).run(DictSource(documents))
+    assert events == ["start ['a', 'b']", "end ['a', 'b']", "start ['a', 'c']", "end ['a', 'c']"]
+
+
+@pytest.mark.parametrize("bulk_pipeline", ["_none", None])
+def test_own_writes_skip_the_stamp_pipeline_only_where_the_handle_says(bulk_pipeline: str | None) -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({}))
+    handle = IndexHandle(engine_for(scripted_client(script)), "books",
+                         RankFeatures(ClusterVersion("opensearch", "2.19.6")), bulk_pipeline=bulk_pipeline)
+    Ingestor(handle, ToyEncoder(), IngestOptions(), DeadLetters(None)).run(DictSource([{"id": "a", "text": "x"}]))
+    assert script.sent("POST", "/_bulk")[0].params.get("pipeline") == bulk_pipeline

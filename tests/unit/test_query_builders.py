@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import click
 import numpy as np
 import pytest
 
@@ -9,7 +12,7 @@ from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.engines import ClusterVersion
 from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures
 from milco_os.search import query_dsl as dsl
-from milco_os.search.searcher import SearchOptions, build_body
+from milco_os.search.searcher import TWO_PHASE_FROM_DOCS, SearchOptions, build_body, chosen_two_phase
 
 RANK_FEATURES = RankFeatures(ClusterVersion("opensearch", "2.19.6"))
 SPARSE_VECTOR = ElasticsearchSparseVector(ClusterVersion("elasticsearch", "8.19.21"))
@@ -155,3 +158,29 @@ def test_the_cluster_encodes_query_text_with_one_remote_model_per_view(echo: boo
 def test_search_options_refuse_what_neural_sparse_cannot_do(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SearchOptions(**options)
+
+
+@dataclass
+class SizedIndex:
+    """What the two-phase choice reads of an index: its vector field and its size class."""
+
+    field: object
+    document_count: int
+
+
+def test_large_indices_search_in_two_phases_unless_told_or_unable() -> None:
+    from milco_os.commands.index import search_flags
+    from milco_os.index.vector_fields import Seismic
+
+    small, large = SizedIndex(RANK_FEATURES, TWO_PHASE_FROM_DOCS - 1), SizedIndex(RANK_FEATURES, TWO_PHASE_FROM_DOCS)
+    assert not chosen_two_phase(small, SearchOptions()) and chosen_two_phase(large, SearchOptions())
+    assert chosen_two_phase(small, SearchOptions(two_phase=True))
+    assert not chosen_two_phase(large, SearchOptions(two_phase=False))
+    for cannot in (SearchOptions(passages=True), SearchOptions(query_style="neural_sparse")):
+        assert not chosen_two_phase(large, cannot)
+    seismic = Seismic(ClusterVersion("opensearch", "3.6.0"))
+    assert not chosen_two_phase(SizedIndex(seismic, 10 * TWO_PHASE_FROM_DOCS), SearchOptions())
+    # build_body without a choice made scores exactly.
+    assert "rescore" not in build_body("x", dsl.query_terms(VECTOR, VOCABULARY), SearchOptions(), RANK_FEATURES)
+    helps = [click.command()(flag(lambda **kwargs: None)).params[0].help for flag in search_flags]
+    assert any(f"two-phase on indices of {TWO_PHASE_FROM_DOCS:,} documents" in (text or "") for text in helps)
