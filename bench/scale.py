@@ -116,20 +116,18 @@ def plain_bulk(client, handle: IndexHandle, encoder: StandInEncoder, count: int,
 
 
 def settle(client, indices: list[str]) -> None:
-    """Flush ``indices``, then wait until a retention-lease sync after the flush has passed every operation: only
-    then do merges drop the full ``_recovery_source`` each document keeps while its operation may still be
-    replayed (without this, leaving the vectors out of ``_source`` saves nothing measurable)."""
-    flushed_ms = time.time() * 1000
-    client.indices.flush(index=",".join(indices))
+    """Wait until the retention leases of ``indices`` retain nothing written, then flush: only then do merges drop
+    the full ``_recovery_source`` each document keeps while its operation may still be replayed (without this,
+    leaving the vectors out of ``_source`` saves nothing measurable)."""
     for index in indices:
-        wait_until(lambda: leases_renewed_past(client, index, flushed_ms), timeout_s=300,
-                   what=f"retention leases of {index}")
+        wait_until(lambda: leases_caught_up(client, index), timeout_s=600, what=f"retention leases of {index}")
+    client.indices.flush(index=",".join(indices))
 
 
-def leases_renewed_past(client, index: str, after_ms: float) -> bool:
-    """True when every retention lease of ``index`` was renewed after ``after_ms`` and retains nothing written."""
+def leases_caught_up(client, index: str) -> bool:
+    """True when every retention lease of every shard copy of ``index`` retains nothing already written."""
     shards = client.indices.stats(index=index, level="shards")["indices"][index]["shards"]
-    return all(lease["timestamp"] > after_ms and lease["retaining_seq_no"] > copy["seq_no"]["max_seq_no"]
+    return all(lease["retaining_seq_no"] > copy["seq_no"]["max_seq_no"]
                for copies in shards.values() for copy in copies for lease in copy["retention_leases"]["leases"])
 
 
