@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from common import machine, markdown_table
 from opensearchpy import helpers
 from standin import LEVELS, StandInEncoder, StandInModel
@@ -344,6 +346,17 @@ def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEnc
     return rows
 
 
+def query_profile(encoder: StandInEncoder, texts: list[str], head: int = 16) -> dict:
+    """The stand-in queries' shape: terms per view, and the share of their weight in the ``head`` heaviest terms
+    (what two-phase retrieval relies on; the closer to 1, the easier for it)."""
+    vectors = encoder.encode_queries(texts)
+    shares = [float(np.sort(np.concatenate([v.en_weights, v.m_weights]))[::-1][:head].sum()
+                    / np.concatenate([v.en_weights, v.m_weights]).sum()) for v in vectors]
+    return {"en_terms": statistics.mean(len(v.en_ids) for v in vectors),
+            "m_terms": statistics.mean(len(v.m_ids) for v in vectors),
+            f"weight_share_top_{head}": statistics.mean(shares)}
+
+
 def profile_note(profile: dict) -> str:
     leaves = ", ".join(f"{kind} {ms:.0f}" for kind, ms in profile["costliest_leaves_ms"].items())
     rescore = f", rescore {profile['rescore_ms']:.0f}" if profile["rescore_ms"] else ""
@@ -375,7 +388,10 @@ def tables(report: dict) -> str:
          f"{r['took_p95'] / max(bm25['took_p95'], 1):.1f}x", profile_note(r["slowest_profile"])]
         for r in report["queries"]])
     main = report["main"]
-    text += (f"\n\n{report['queries_count']} queries (stand-in: ~32 English + ~7 LexEcho terms) on {report['docs']} "
+    shape = report["query_vectors"]
+    text += (f"\n\n{report['queries_count']} queries (stand-in: {shape['en_terms']:.0f} English + "
+             f"{shape['m_terms']:.1f} LexEcho terms, {shape['weight_share_top_16']:.0%} of their weight in the 16 "
+             f"heaviest) on {report['docs']} "
              f"documents at {MAIN_LEVEL} ({LEVELS[MAIN_LEVEL].en_terms} + {LEVELS[MAIN_LEVEL].m_terms} terms), one "
              f"force-merged segment per index, one local node (heap {report['heap']}; {machine()}). Indices: "
              + "; ".join(f"{name} {row['docs']} documents, {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} "
@@ -413,6 +429,7 @@ def main() -> None:
         handles = {name: row.pop("handle") for name, row in built.items()}
         report["main"], report["seismic_docs"] = built, seismic_docs
         report["queries"] = measure_queries(client, handles, encoder, texts, methods(args.docs, seismic_docs))
+        report["query_vectors"] = query_profile(encoder, texts)
     text = tables(report)
     print(text)
     if args.out:

@@ -197,6 +197,10 @@ search_flags = (
     click.option("--two-phase/--exact", default=None,
                  help="Two-phase: the heaviest terms retrieve, the rest rescore the top window; exact: every term "
                       "retrieves [default: two-phase on indices of 50,000 documents or more, exact below]."),
+    click.option("--first-phase-terms", default=16, show_default=True, type=click.IntRange(min=1),
+                 help="Two-phase: how many of the heaviest query terms retrieve."),
+    click.option("--window", default=100, show_default=True, type=click.IntRange(min=1),
+                 help="Two-phase: how many of the first phase's top documents the other terms rescore."),
     click.option("--passages", is_flag=True, help="Score documents by their best passage."),
     click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0)),
     click.option("--sparse-vector-pruning", "pruning_config", default=None, callback=parse_pruning_config,
@@ -212,8 +216,9 @@ search_flags = (
                       "install')."),
     *seismic_search_flags,
 )
-SEARCH_FLAGS = ("no_echo", "echo_weight", "query_prune", "two_phase", "passages", "bm25_weight", "pruning_config",
-                "query_style", "cluster_models", "search_pipeline", *SEISMIC_SEARCH_FLAGS)
+SEARCH_FLAGS = ("no_echo", "echo_weight", "query_prune", "two_phase", "first_phase_terms", "window", "passages",
+                "bm25_weight", "pruning_config", "query_style", "cluster_models", "search_pipeline",
+                *SEISMIC_SEARCH_FLAGS)
 
 
 def search_options(command):
@@ -238,6 +243,7 @@ def options_from_flags(client, size: int, flags: dict, explain: bool = False):
     try:
         return SearchOptions(size=size, echo=not flags["no_echo"], echo_weight=flags["echo_weight"],
                              query_prune=str(flags["query_prune"]), two_phase=flags["two_phase"],
+                             first_phase_terms=flags["first_phase_terms"], window=flags["window"],
                              passages=flags["passages"], bm25_weight=flags["bm25_weight"], explain=explain,
                              pruning_config=flags["pruning_config"],
                              query_style=NEURAL_SPARSE if cluster_models else flags["query_style"],

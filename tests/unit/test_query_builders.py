@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 import numpy as np
@@ -184,3 +184,16 @@ def test_large_indices_search_in_two_phases_unless_told_or_unable() -> None:
     assert "rescore" not in build_body("x", dsl.query_terms(VECTOR, VOCABULARY), SearchOptions(), RANK_FEATURES)
     helps = [click.command()(flag(lambda **kwargs: None)).params[0].help for flag in search_flags]
     assert any(f"two-phase on indices of {TWO_PHASE_FROM_DOCS:,} documents" in (text or "") for text in helps)
+
+
+def test_the_two_phase_flags_reach_the_search_options() -> None:
+    from milco_os.commands.index import SEARCH_FLAGS, options_from_flags
+
+    flags = {name: None for name in SEARCH_FLAGS}
+    flags.update(no_echo=False, echo_weight=1.0, query_prune="none", passages=False, bm25_weight=0.0,
+                 query_style="rank_feature", two_phase=True, first_phase_terms=8, window=500, seismic_k=100,
+                 seismic_top_n=16, seismic_heap_factor=2.0)
+    options = options_from_flags(None, 10, flags)
+    assert (options.two_phase, options.first_phase_terms, options.window) == (True, 8, 500)
+    body = build_body("x", dsl.query_terms(VECTOR, VOCABULARY), replace(options, first_phase_terms=1), RANK_FEATURES)
+    assert body["rescore"]["window_size"] == 500
