@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
 from milco_os.index.fields import PASSAGES_PATH
-
-STAMP_PIPELINE = "milco-stamp"  # ingest_pipelines/milco-stamp.json, every new index's default pipeline
 from milco_os.index.vector_fields import (
     DEFAULT_VECTOR_FIELD,
     SeismicIndex,
@@ -18,6 +16,8 @@ from milco_os.index.vector_fields import (
     vector_field,
     vector_field_class,
 )
+
+STAMP_PIPELINE = "milco-stamp"  # ingest_pipelines/milco-stamp.json, every new index's default pipeline
 
 
 @dataclass(frozen=True)
