@@ -20,9 +20,12 @@ place, onto one local node (ml-commons and neural-search, 4 GB heap unless ``--h
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
+import shlex
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +165,7 @@ def plain_index(client, name: str) -> IndexHandle:
     return handle
 
 
+SEISMIC_THREADS = "plugins.neural_search.sparse.algo_param.index_thread_qty"
 BASELINE = "plain _bulk, no pipeline (baseline)"
 INGEST_PATHS = (BASELINE, "plain _bulk through milco-stamp (other writers)",
                 "milco-os Ingestor (its writes skip milco-stamp)")
@@ -233,6 +237,15 @@ def build_main_indices(client, encoder: StandInEncoder, count: int, seismic_coun
                        "first_batches_docs_per_s": first_rate(marks, started)}
         print(f"{name}: {json.dumps({k: v for k, v in built[name].items() if k != 'handle'})}", flush=True)
     return built
+
+
+def cluster_on_every_core(client) -> int:
+    """Let SEISMIC cluster postings on as many threads as the node has processors (neural-search uses one unless
+    told otherwise); the number set."""
+    nodes = client.nodes.info(metric="os")["nodes"].values()
+    processors = min(node["os"]["allocated_processors"] for node in nodes)
+    client.cluster.put_settings(body={"persistent": {SEISMIC_THREADS: processors}})
+    return processors
 
 
 def first_rate(marks: list[float], started: float, batches: int = 200) -> float:
@@ -329,7 +342,7 @@ def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEnc
     rows, rankings = [], {}
     for method in chosen:
         bodies = request_bodies(method, handles, encoder, texts)
-        run_queries(client, method, bodies[:10], 1)  # warm caches and connections
+        run_queries(client, method, bodies, 4)  # a whole pass first: caches, connections, the JIT of its code path
         single, qps_1 = run_queries(client, method, bodies, 1)
         _, qps_4 = run_queries(client, method, bodies, 4)
         rankings[method.name] = single.rankings
@@ -398,6 +411,7 @@ def tables(report: dict) -> str:
              + "; ".join(f"{name} {row['docs']} documents, {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} "
                          f"bytes/doc, force-merge "
                          f"{row['force_merge_s']:.0f} s" for name, row in main.items()) + ".\n")
+    text += f"\nMeasured on {report['date']} by `{report['command']}`.\n"
     return text
 
 
@@ -405,11 +419,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--baseline-docs", type=int, default=100_000)
+    parser.add_argument("--baseline-docs", type=int, default=50_000)
     parser.add_argument("--size-docs", type=int, default=20_000)
-    parser.add_argument("--seismic-docs", type=int, default=None,
-                        help="documents in the SEISMIC index (default: --docs; 0 leaves SEISMIC out): its clustering "
-                             "at force-merge runs on one thread")
+    parser.add_argument("--seismic-docs", type=int, default=100_000,
+                        help="documents in the SEISMIC index, the first of --docs (0 leaves SEISMIC out): it clusters "
+                             "its postings at force-merge, ~4 ms of a core per document")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--url", default=None, help="existing cluster with neural-search (default: a local node)")
     parser.add_argument("--out", type=Path, default=None)
@@ -421,11 +435,14 @@ def main() -> None:
     with node(args.url, args.heap) as url:
         client = make_client(url, timeout=600)
         report = {"docs": args.docs, "queries_count": args.queries, "heap": args.heap, "size_docs": args.size_docs,
-                  "machine": machine(), "paper_sizes": PAPER_SIZES}
+                  "machine": machine(), "paper_sizes": PAPER_SIZES, "date": datetime.date.today().isoformat(),
+                  "command": shlex.join(["bench/scale.py", *sys.argv[1:]])}
         report["ingest"] = measure_ingest(client, encoder, min(args.docs, args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
         print(json.dumps(report["ingest"]), flush=True)
         report["sizes"] = measure_sizes(client, encoder, min(args.docs, args.size_docs))
-        seismic_docs = args.docs if args.seismic_docs is None else min(args.seismic_docs, args.docs)
+        seismic_docs = min(args.seismic_docs, args.docs)
+        if seismic_docs:
+            report["seismic_threads"] = cluster_on_every_core(client)
         built = build_main_indices(client, encoder, args.docs, seismic_docs)
         handles = {name: row.pop("handle") for name, row in built.items()}
         report["main"], report["seismic_docs"] = built, seismic_docs
