@@ -199,7 +199,7 @@ search_flags = (
                       "retrieves [default: two-phase on indices of 50,000 documents or more, exact below]."),
     click.option("--first-phase-terms", default=16, show_default=True, type=click.IntRange(min=1),
                  help="Two-phase: how many of the heaviest query terms retrieve."),
-    click.option("--window", default=100, show_default=True, type=click.IntRange(min=1),
+    click.option("--window", default=1000, show_default=True, type=click.IntRange(min=1),
                  help="Two-phase: how many of the first phase's top documents the other terms rescore."),
     click.option("--passages", is_flag=True, help="Score documents by their best passage."),
     click.option("--bm25-weight", default=0.0, show_default=True, type=click.FloatRange(min=0)),
