@@ -1,8 +1,8 @@
 """Query latency (p50/p95), fidelity and index size for several document-pruning specs.
 
 For each spec one index holds the same documents pruned that way. On each index the same
-queries run as: MILCO full (exact dot product), query-pruned (topk:32), two-phase (16
-terms, window 100), and BM25 (`match` on the text) as the baseline. Latency is the
+queries run as: MILCO full (exact dot product), query-pruned (topk:32), two-phase (the
+default first-phase terms and window), and BM25 (`match` on the text) as the baseline. Latency is the
 client-side round trip (queries are encoded beforehand). Fidelity is the overlap of the
 full MILCO top-10 with the top-10 of exact in-memory scoring against the unpruned
 document vectors. Index size comes from `_stats` after a force-merge to one segment.
@@ -26,7 +26,7 @@ from milco_os.index.setup import ensure_index
 from milco_os.pipeline.ingest import IngestOptions, Ingestor
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.sources import DictSource
-from milco_os.index.handle import open_index
+from milco_os.index.handle import IndexHandle, open_index
 from milco_os.model import MilcoEncoder
 from milco_os.paths import cache_dir
 from milco_os.encoding.pruning import PruneSpec
@@ -42,15 +42,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def build_index(client, encoder: MilcoEncoder, documents: list[dict], spec: str) -> tuple[str, int]:
+def build_index(client, encoder: MilcoEncoder, documents: list[dict], spec: str) -> tuple[IndexHandle, int]:
     index = "bench-" + spec.replace(":", "-").replace(".", "_")
     ensure_index(client, index, replicas=0)
+    handle = open_index(client, index)
     options = IngestOptions(prune=PruneSpec.parse(spec), batch_size=128)
-    Ingestor(open_index(client, index), encoder, options, DeadLetters(None)).run(DictSource(documents))
+    Ingestor(handle, encoder, options, DeadLetters(None)).run(DictSource(documents))
     client.indices.forcemerge(index=index, max_num_segments=1)
     client.indices.refresh(index=index)
     size = client.indices.stats(index=index, metric="store")["indices"][index]["primaries"]["store"]["size_in_bytes"]
-    return index, size
+    return handle, size
 
 
 def latencies(client, index: str, bodies: list[dict]) -> tuple[list[float], list[list[str]]]:
@@ -82,21 +83,22 @@ def main() -> None:
     exact_top10 = [[documents[i]["id"] for i in sorted(range(len(full_docs)), key=lambda i: -q.dot(full_docs[i]))[:10]]
                    for q in queries["none"]]
 
-    def bodies(prune: str, options: SearchOptions) -> list[dict]:
-        return [build_body(text, dsl.query_terms(vector, encoder.vocabulary), options)
-                for text, vector in zip(texts, queries[prune])]
+    def bodies(handle: IndexHandle, prune: str, options: SearchOptions) -> list[dict]:
+        return [build_body(text, dsl.query_terms(vector, encoder.vocabulary, keys=handle.field.keys), options,
+                           handle.field) for text, vector in zip(texts, queries[prune])]
 
-    requests = {
-        "BM25 (baseline)": [{"size": 10, "query": {"match": {"text": text}}} for text in texts],
-        "MILCO full": bodies("none", SearchOptions()),
-        "MILCO query-pruned topk:32": bodies("topk:32", SearchOptions()),
-        "MILCO two-phase": bodies("none", SearchOptions(two_phase=True)),
-    }
     results = []
     with local_node(args.url) as url:
         client = make_client(url)
         for spec in INDEX_SPECS:
-            index, size = build_index(client, encoder, documents, spec)
+            handle, size = build_index(client, encoder, documents, spec)
+            index = handle.name
+            requests = {
+                "BM25 (baseline)": [{"size": 10, "query": {"match": {"text": text}}} for text in texts],
+                "MILCO full": bodies(handle, "none", SearchOptions(two_phase=False)),
+                "MILCO query-pruned topk:32": bodies(handle, "topk:32", SearchOptions(two_phase=False)),
+                "MILCO two-phase": bodies(handle, "none", SearchOptions(two_phase=True)),
+            }
             row = {"spec": spec, "bytes_per_doc": size / args.docs}
             for mode in MODES:
                 timings, rankings = latencies(client, index, requests[mode])
