@@ -12,7 +12,9 @@ def encoder_options(command: Callable) -> Callable:
         click.option("--model", envvar="MILCO_MODEL", default=None,
                      help="MILCO checkpoint directory (or Hugging Face id when the hub is reachable)."),
         click.option("--triton-url", envvar="MILCO_TRITON_URL", default=None,
-                     help="Encode on this Triton server (host:port) instead of in process."),
+                     help="Encode on these Triton servers instead of in process: host:port, several "
+                          "comma-separated (each request to the least-loaded; one that stops answering is set "
+                          "aside and tried again later)."),
         click.option("--triton-model", default="milco", show_default=True, help="Model name on the Triton server."),
         click.option("--triton-protocol", type=click.Choice(["grpc", "http"]), default="grpc", show_default=True),
     )
@@ -23,9 +25,10 @@ def encoder_options(command: Callable) -> Callable:
 
 def load_encoder(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, *,
                  unavailable_timeout_s: float = 60.0):
-    """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url``: exactly one.
+    """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url`` (one server or several,
+    comma-separated): exactly one.
 
-    A Triton server that stops answering is waited for up to ``unavailable_timeout_s``.
+    When every Triton server stops answering, requests wait up to ``unavailable_timeout_s`` for one.
     """
     if bool(model) == bool(triton_url):
         raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
