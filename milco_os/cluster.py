@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, engine_of_error
+from milco_os.engines.base import cluster_hosts
 from milco_os.errors import ClusterUnavailableError, CredentialsError, MilcoOsError, TlsError
 
 BACKENDS = ("auto", *ENGINES)
@@ -44,7 +45,9 @@ def detect_backend(url: str, **options: Any) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part."""
+    """``url`` (or each of several comma-separated) without any ``user:password@`` part."""
+    if "," in url:
+        return ",".join(redact_url(host) for host in cluster_hosts(url))
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.username is None and parts.password is None:
         return url

@@ -53,7 +53,9 @@ def connection_options(command: Callable) -> Callable:
         return command(*args, connection=connection, **kwargs)
 
     options = (
-        click.option("--url", required=True, envvar="MILCO_OS_URL", help="Cluster URL."),
+        click.option("--url", required=True, envvar="MILCO_OS_URL",
+                     help="Cluster URL; several nodes' URLs comma-separated, so that requests go on when one "
+                          "leaves."),
         click.option("--backend", type=click.Choice(["auto", "opensearch", "elasticsearch"]), default="auto",
                      envvar="MILCO_OS_BACKEND", show_default=True,
                      help="Cluster engine; auto asks the cluster's root endpoint."),

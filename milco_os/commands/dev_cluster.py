@@ -9,6 +9,7 @@ from rich.table import Table
 from milco_os.services import opensearch_security
 from milco_os.services.distributions import DISTRIBUTIONS, ELASTICSEARCH, ENGINES, OPENSEARCH
 from milco_os.services.elasticsearch_modules import RANK_FEATURES_VERSION
+from milco_os.services.local_cluster import LocalCluster, cluster_layout
 from milco_os.services.opensearch_ml_plugins import ML_VERSIONS
 from milco_os.services.search_node import (
     DEFAULT_HEAP,
@@ -17,6 +18,7 @@ from milco_os.services.search_node import (
     NodeSettings,
     cluster_health,
     dev_cluster_node,
+    dev_clusters_root,
     install_distribution,
     known_dev_clusters,
 )
@@ -74,8 +76,8 @@ ml_option = click.option(
 
 @click.group("dev-cluster")
 def dev_cluster() -> None:
-    """Run a local OpenSearch or Elasticsearch node (loopback only; security off unless --secure) provisioned from
-    Maven Central."""
+    """Run a local OpenSearch or Elasticsearch node or cluster (loopback only; security off unless --secure)
+    provisioned from Maven Central."""
 
 
 @dev_cluster.command("fetch")
@@ -99,21 +101,31 @@ def fetch(engine: str, version: str | None, secure: bool, ml: bool) -> None:
 @click.option("--password", envvar="MILCO_OS_PASSWORD", default=None,
               help="With --secure: that user's password (prefer MILCO_OS_PASSWORD); never printed.")
 @click.option("--port", default=DEFAULT_HTTP_PORT, show_default=True, type=click.IntRange(1, 65535),
-              help="HTTP port on 127.0.0.1.")
+              help="HTTP port on 127.0.0.1 (with --nodes N: of the first node; the others take the next ports).")
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9),
+              help="Nodes of one cluster, each its own process, data folder and ports (all of them "
+                   "cluster-manager-eligible data nodes).")
 @click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap (-Xms/-Xmx).")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="Extra opensearch.yml setting; repeatable.")
 @click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
               help="Seconds to wait for the node's shards.")
 def start(engine: str, version: str | None, secure: bool, ml: bool, user: str, password: str | None, port: int,
-          heap: str, settings: tuple[str, ...], timeout: float) -> None:
-    """Start a node in the background, wait until its primary shards are assigned and print its URL."""
+          nodes: int, heap: str, settings: tuple[str, ...], timeout: float) -> None:
+    """Start a node (or a cluster of --nodes) in the background, wait until its primary shards are assigned and
+    print its URL (the nodes' URLs, comma-separated)."""
     if secure and not password:
         raise click.UsageError("--secure needs a password for the user: set MILCO_OS_PASSWORD (or --password)")
+    if secure and nodes > 1:
+        raise click.UsageError("--secure runs a single node (its certificates are the node's own): drop --nodes")
     version = chosen_version(version, chosen_plugins(secure, ml), engine)
     users = (opensearch_security.BasicAuthUser(user, password),) if secure else ()
-    node = dev_cluster_node(port, NodeSettings(engine=engine, version=version, http_port=port, heap=heap,
-                                               extra=parse_settings(settings), users=users, ml=ml))
+    node_settings = NodeSettings(engine=engine, version=version, http_port=port, heap=heap,
+                                 extra=parse_settings(settings), users=users, ml=ml)
+    if nodes > 1:
+        start_cluster(node_settings, nodes, timeout)
+        return
+    node = dev_cluster_node(port, node_settings)
     state = node.state()
     if state is not None and pid_alive(state.pid):
         click.echo(f"{state.engine} {state.version} already runs at {state.url} (pid {state.pid}).", err=True)
@@ -128,18 +140,42 @@ def start(engine: str, version: str | None, secure: bool, ml: bool, user: str, p
     click.echo(state.url)
 
 
+def start_cluster(settings: NodeSettings, nodes: int, timeout: float) -> None:
+    """Start ``nodes`` members of one cluster on consecutive HTTP ports from ``settings.http_port``; members of
+    that cluster already running are kept, stopped or crashed ones start again on their data."""
+    ports = list(range(settings.http_port, settings.http_port + nodes))
+    name = f"milco-os-dev-{settings.http_port}"
+    states = {state.http_port: state for state in known_dev_clusters() if state.http_port in ports}
+    running = {port for port, state in states.items() if pid_alive(state.pid)}
+    strangers = sorted(port for port in running if states[port].cluster != name)
+    if strangers:
+        raise click.UsageError(f"a dev node of another cluster runs on port {strangers[0]}: stop it first "
+                               "('milco-os dev-cluster stop') or choose another --port")
+    kept = {port: states[port].transport_port for port in ports if port in states}
+    cluster = LocalCluster(dev_clusters_root(), settings, cluster_layout(name, ports, kept=kept, busy=running))
+    if running == set(ports):
+        click.echo(f"Cluster {name} already runs: {nodes} nodes.", err=True)
+    else:
+        click.echo(f"Starting {nodes - len(running)} of {nodes} {settings.display_name} nodes of cluster {name} "
+                   f"on 127.0.0.1:{ports[0]}-{ports[-1]} ...", err=True)
+        cluster.start(timeout=timeout, skip=running)
+        click.echo(f"Cluster {name} is up: {nodes} nodes (logs in {dev_clusters_root()}/<port>/logs).", err=True)
+    click.echo(cluster.url)
+
+
 @dev_cluster.command("status")
 def status() -> None:
     """List the nodes started by this tool; exit code 1 when none is running."""
     states = known_dev_clusters()
-    table = Table("url", "engine", "version", "pid", "process", "health")
+    table = Table("url", "cluster", "engine", "version", "pid", "process", "health", "nodes")
     running = 0
     for state in states:
         alive = pid_alive(state.pid)
         health = cluster_health(state.url) if alive else None
         running += alive
-        table.add_row(state.url, state.engine, state.version, str(state.pid), "running" if alive else "gone",
-                      health["status"] if health else "-")
+        table.add_row(state.url, state.cluster or "(single node)", state.engine, state.version, str(state.pid),
+                      "running" if alive else "gone", health["status"] if health else "-",
+                      str(health["number_of_nodes"]) if health else "-")
     if not states:
         click.echo("No dev cluster is running.")
     else:

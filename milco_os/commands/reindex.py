@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ from milco_os.commands.index import (
 )
 from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
+from milco_os.pipeline.shares import Share
 
 
 class DocsPerSecondColumn(ProgressColumn):
@@ -44,24 +46,35 @@ class DocsPerSecondColumn(ProgressColumn):
 
 
 def run_reindex(*, connection: Connection, source: str,
-                dest: str, text_field: str, encoder_args: tuple, prune, slices: int, batch_size: int,
+                dest: str, text_field: str, encoder_args: tuple, prune, slices: int | None, batch_size: int,
                 bulk_concurrency: int,
                 alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None,
-                seismic_flags: dict | None = None, vectors_in_source: bool | None = None) -> None:
+                seismic_flags: dict | None = None, vectors_in_source: bool | None = None, workers: int = 1,
+                share: Share = Share()) -> None:
+    from milco_os.engines import engine_for
     from milco_os.pipeline.checkpoints import SliceCheckpoint
     from milco_os.pipeline.dead_letters import DeadLetters
     from milco_os.pipeline.ingest import IngestOptions
-    from milco_os.pipeline.reindex import ReindexPlan, Reindexer, move_alias
+    from milco_os.pipeline.reindex import ReindexPlan, Reindexer
+    from milco_os.pipeline.reindex_workers import WorkerSetup
+    from milco_os.pipeline.job_ledger import JobLedger
 
+    if slices is None and not share.whole:
+        raise click.UsageError("--share needs --slices, the same on every host (each host takes its share of them)")
+    slices = slices or workers
     client = connection.client()
+    ledger = None if share.whole else JobLedger(engine_for(client), "enrich" if in_place else "reindex", source, dest,
+                                                slices, share.of)
+    if ledger:
+        ledger.check()
     encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)
     if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    dead_letter = dead_letter or Path(f"{dest}.dead-letter.jsonl")
+    dead_letter = dead_letter or Path(f"{dest}{'.' + share.label if share.label else ''}.dead-letter.jsonl")
     checkpoint = SliceCheckpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices,
-                                             resume)
+                                             resume, share.slice_ids(slices))
     seismic = seismic_parameters(seismic_flags or {}, vector_field, creating=not has_milco_fields(client, dest),
                                  encoder=encoder, prune=prune, sample=lambda: index_texts(client, source, text_field))
     plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
@@ -69,7 +82,9 @@ def run_reindex(*, connection: Connection, source: str,
                                                    passages=passages, unavailable_timeout_s=unavailable_timeout,
                                                    bulk_concurrency=bulk_concurrency),
                        slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
-                       in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source)
+                       in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source, workers=workers)
+    worker_setup = WorkerSetup(connection.client, functools.partial(load_encoder, *encoder_args,
+                                                                    unavailable_timeout_s=unavailable_timeout))
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -94,7 +109,8 @@ def run_reindex(*, connection: Connection, source: str,
         letters = DeadLetters(stream, on_entry=notices)
         letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume and dead_letter.exists() else 0
         try:
-            reindexer = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance, log_line=log_line)
+            reindexer = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance, log_line=log_line,
+                                  worker_setup=worker_setup)
             summary = reindexer.run()
         finally:
             notices.finish(str(dead_letter))
@@ -105,11 +121,32 @@ def run_reindex(*, connection: Connection, source: str,
         log.close()
     click.echo(json.dumps(report), err=True)
     warn_clipped(summary.clipped, reindexer.dest)
-    if alias and not in_place:
+    if ledger:
+        finish_share(client, ledger, share, summary, letters.count, alias if not in_place else None, source, dest)
+    elif alias and not in_place:
+        from milco_os.pipeline.reindex import move_alias
+
         click.echo(move_alias(client, alias, dest, source, letters.count), err=True)
     if summary.failed or letters.count:
         click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
         sys.exit(1)
+
+
+def finish_share(client, ledger, share: Share, summary, dead_lettered: int, alias: str | None, source: str,
+                 dest: str) -> None:
+    """Record this share as done; the share that completes the job moves the alias (once, for every share)."""
+    from milco_os.pipeline.reindex import move_alias
+    from milco_os.pipeline.job_ledger import ShareCounts
+
+    shares = ledger.record(share, ShareCounts(summary.read, summary.written, dead_lettered))
+    if shares is None:
+        waiting = sorted(set(range(1, share.of + 1)) - set(ledger.done_shares()))
+        click.echo(f"share {share} done; the job waits for share(s) {', '.join(map(str, waiting))}"
+                   f"{' before moving alias ' + alias if alias else ''}.", err=True)
+        return
+    click.echo(f"every share of {source} -> {dest} is done ({share.of} shares).", err=True)
+    if alias:
+        click.echo(move_alias(client, alias, dest, source, sum(c.dead_lettered for c in shares.values())), err=True)
 
 
 def index_texts(client, index: str, text_field: str) -> list[str]:
@@ -118,10 +155,25 @@ def index_texts(client, index: str, text_field: str) -> list[str]:
     return [hit["_source"][text_field] for hit in hits if isinstance(hit["_source"].get(text_field), str)]
 
 
+def parse_share(ctx: click.Context, param: click.Parameter, value: str) -> Share:
+    try:
+        return Share.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 common_options = (
     click.option("--text-field", required=True, help="Field holding the text to encode."),
     click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec."),
-    click.option("--slices", default=1, show_default=True, type=click.IntRange(min=1), help="Parallel readers."),
+    click.option("--slices", default=None, type=click.IntRange(min=1),
+                 help="Parallel readers (slices of the index) [default: --workers]; with --share, the job's total, "
+                      "the same on every host."),
+    click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+                 help="Processes on this host the slices are dealt to, each with its own cluster connection and "
+                      "encoder (model or Triton connection)."),
+    click.option("--share", default="1/1", show_default=True, callback=parse_share, metavar="K/N",
+                 help="Take share K of N of the job's slices (one host each, with its own checkpoint and "
+                      "--resume); the share that completes the job moves --alias."),
     click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
     bulk_concurrency_option,
     click.option("--resume", is_flag=True, help="Continue from the checkpoint next to the dead-letter file."),
@@ -155,7 +207,7 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
-            batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log, unavailable_timeout,
+            workers, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log, unavailable_timeout,
             vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
@@ -164,7 +216,7 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
                 skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
                 unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
-                vectors_in_source=vectors_in_source)
+                vectors_in_source=vectors_in_source, workers=workers, share=share)
 
 
 @click.command("enrich")
@@ -173,7 +225,7 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
 @encoder_options
-def enrich(connection, index, text_field, prune, slices, batch_size, bulk_concurrency, resume, skip_existing,
+def enrich(connection, index, text_field, prune, slices, workers, share, batch_size, bulk_concurrency, resume, skip_existing,
            dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model,
            triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
@@ -182,4 +234,5 @@ def enrich(connection, index, text_field, prune, slices, batch_size, bulk_concur
                 slices=slices, batch_size=batch_size, bulk_concurrency=bulk_concurrency, alias=None, resume=resume,
                 skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags)
+                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
+                workers=workers, share=share)

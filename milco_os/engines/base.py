@@ -15,6 +15,11 @@ POOL_MAXSIZE = 32
 UNAVAILABLE_STATUSES = (502, 503, 504)
 
 
+def cluster_hosts(url: str) -> list[str]:
+    """The node URLs of ``url``: one, or several comma-separated (a client then goes on when one node leaves)."""
+    return [host.strip() for host in url.split(",") if host.strip()]
+
+
 class ErrorKind(enum.Enum):
     TLS = "tls"
     CONNECTION = "connection"
@@ -53,7 +58,8 @@ class Engine(ABC):
     def make_client(cls, url: str, *, user: str | None, password: str | None, api_key: str | None,
                     ca_certs: str | None, verify_certs: bool, timeout: float, max_retries: int,
                     pool_maxsize: int = POOL_MAXSIZE) -> Any:
-        """A client that retries 502/503/504 and timeouts, verifying https unless told not to."""
+        """A client of the nodes in ``url`` (see ``cluster_hosts``) that retries 502/503/504, timeouts and
+        connection failures (on another node when it has several), verifying https unless told not to."""
 
     @staticmethod
     @abstractmethod
@@ -78,7 +84,7 @@ class Engine(ABC):
     @property
     @abstractmethod
     def url(self) -> str:
-        """The first cluster URL, without credentials."""
+        """The URLs of the nodes the client knows (comma-separated), without credentials."""
 
     @functools.cached_property
     def version(self) -> ClusterVersion:

@@ -7,7 +7,7 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
 
-from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, one_line, plain
+from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, one_line, plain
 
 
 class ElasticsearchEngine(Engine):
@@ -20,7 +20,7 @@ class ElasticsearchEngine(Engine):
                     timeout: float = 60, max_retries: int = 5,
                     pool_maxsize: int = POOL_MAXSIZE) -> Elasticsearch:
         return Elasticsearch(
-            url,
+            cluster_hosts(url),
             basic_auth=(user, password or "") if user else None,
             api_key=api_key,
             verify_certs=verify_certs,
@@ -68,8 +68,8 @@ class ElasticsearchEngine(Engine):
 
     @property
     def url(self) -> str:
-        node = self.client.transport.node_pool.all()[0].config
-        return f"{node.scheme}://{node.host}:{node.port}{node.path_prefix}"
+        return ",".join(f"{node.config.scheme}://{node.config.host}:{node.config.port}{node.config.path_prefix}"
+                        for node in self.client.transport.node_pool.all())
 
     def _version_number(self) -> str:
         try:

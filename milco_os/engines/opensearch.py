@@ -6,7 +6,7 @@ from __future__ import annotations
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as errors
 
-from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, one_line
+from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, one_line
 
 
 class OpenSearchEngine(Engine):
@@ -19,7 +19,7 @@ class OpenSearchEngine(Engine):
                     timeout: float = 60, max_retries: int = 5,
                     pool_maxsize: int = POOL_MAXSIZE) -> OpenSearch:
         return OpenSearch(
-            hosts=[url],
+            hosts=cluster_hosts(url),
             http_auth=(user, password or "") if user else None,
             headers={"Authorization": f"ApiKey {api_key}"} if api_key else None,
             verify_certs=verify_certs,
@@ -70,15 +70,16 @@ class OpenSearchEngine(Engine):
 
     @property
     def url(self) -> str:
-        host = self.client.transport.hosts[0]
-        scheme = "https" if host.get("use_ssl") else "http"
-        return f"{scheme}://{host['host']}:{host['port']}{host.get('url_prefix', '')}"
+        return ",".join(f"{'https' if host.get('use_ssl') else 'http'}://{host['host']}:{host['port']}"
+                        f"{host.get('url_prefix', '')}" for host in self.client.transport.hosts)
 
     def _version_number(self) -> str:
         return self.client.info()["version"]["number"]
 
     def open_pit(self, index: str, keep_alive: str) -> str:
-        return self.client.create_pit(index=index, params={"keep_alive": keep_alive})["pit_id"]
+        # Never a PIT over some shards only: a page read from it would silently miss the others' documents.
+        return self.client.create_pit(index=index, params={"keep_alive": keep_alive,
+                                                           "allow_partial_pit_creation": "false"})["pit_id"]
 
     def close_pit(self, pit: str) -> None:
         self.client.delete_pit(body={"pit_id": [pit]}, ignore=(404,))

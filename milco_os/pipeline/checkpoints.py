@@ -76,29 +76,37 @@ class SliceState:
 
 @dataclass
 class SliceCheckpoint:
-    """All slices' progress of a reindex or enrich, saved as JSON next to the dead-letter file."""
+    """The progress of a reindex's or enrich's slices (all ``total`` of them, or one share's), saved as JSON next to
+    the dead-letter file."""
 
     path: Path
     source: str
     dest: str
     slices: dict[int, SliceState] = field(default_factory=dict)
+    total: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load_or_new(cls, path: Path, source: str, dest: str, slices: int, resume: bool) -> SliceCheckpoint:
+    def load_or_new(cls, path: Path, source: str, dest: str, slices: int, resume: bool,
+                    slice_ids: list[int] | None = None) -> SliceCheckpoint:
+        """The saved checkpoint when resuming (it must be of the same job and slices), else a fresh one for
+        ``slice_ids`` (default: every slice) of ``slices``."""
+        slice_ids = list(range(slices)) if slice_ids is None else slice_ids
         if resume and path.is_file():
             data = json.loads(path.read_text())
-            if (data["source"], data["dest"], len(data["slices"])) != (source, dest, slices):
+            total = data.get("total", len(data["slices"]))
+            saved_ids = sorted(int(k) for k in data["slices"])
+            if (data["source"], data["dest"], total, saved_ids) != (source, dest, slices, sorted(slice_ids)):
                 raise CheckpointMismatchError(
-                    f"{path} belongs to a reindex of {data['source']} -> {data['dest']} with "
-                    f"{len(data['slices'])} slices, not this one.",
-                    hint="use the same --source, --dest and --slices, or drop --resume.")
-            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()})
-        return cls(path, source, dest, {n: SliceState() for n in range(slices)})
+                    f"{path} belongs to a reindex of {data['source']} -> {data['dest']} over slices "
+                    f"{', '.join(map(str, saved_ids))} of {total}, not this one.",
+                    hint="use the same --source, --dest, --slices and --share, or drop --resume.")
+            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()}, total)
+        return cls(path, source, dest, {n: SliceState() for n in slice_ids}, slices)
 
     def save(self) -> None:
         with self.lock:
-            data = {"source": self.source, "dest": self.dest,
+            data = {"source": self.source, "dest": self.dest, "total": self.total,
                     "slices": {str(n): asdict(state) for n, state in self.slices.items()}}
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text(json.dumps(data, indent=1))

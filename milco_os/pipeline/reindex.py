@@ -12,6 +12,7 @@ encoded twice.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
-from milco_os.errors import MilcoOsError
+from milco_os.errors import ClusterUnavailableError, MilcoOsError
 from milco_os.index.fields import META_FIELD, PASSAGES_PATH
 from milco_os.index.handle import (
     IndexHandle,
@@ -37,8 +38,10 @@ from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import SourceDocument
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, IngestSummary, Ingestor
+from milco_os.pipeline.reindex_workers import WorkerPool, WorkerSetup, slice_groups
 
 PIT_KEEP_ALIVE = "30m"
+MAX_READ_BACKOFF_S = 5.0
 # Every path a vector field of any strategy has, alone or in a passage: source excludes of them are milco-os's.
 MILCO_VECTOR_PATHS = tuple(path for name in MILCO_FIELDS if name != PASSAGES_PATH
                            for path in (name, f"{PASSAGES_PATH}.{name}"))
@@ -134,11 +137,12 @@ class SliceReader:
     """
 
     def __init__(self, engine: Engine, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
-                 use_pit: bool, id_field: str | None = None, guard_writes: bool = False) -> None:
+                 use_pit: bool, id_field: str | None = None, guard_writes: bool = False,
+                 unavailable_timeout_s: float = 120.0) -> None:
         self.engine, self.client = engine, engine.client
         self.index, self.slice_id, self.slices = index, slice_id, slices
         self.state, self.page_size, self.use_pit, self.id_field = state, page_size, use_pit, id_field
-        self.guard_writes = guard_writes
+        self.guard_writes, self.unavailable_timeout_s = guard_writes, unavailable_timeout_s
 
     def __iter__(self) -> Iterator[SourceDocument]:
         pages = self._pit_pages() if self.use_pit else self._scroll_pages()
@@ -165,13 +169,48 @@ class SliceReader:
                 body["slice"] = self._slice()
             if cursor:
                 body["search_after"] = cursor
-            hits = plain(self.client.search(body=body))["hits"]["hits"]
+            hits = self._pit_page(body)
             if not hits:
                 return
             cursor = hits[-1]["sort"]
             yield hits
             if len(hits) < self.page_size:
                 return
+
+    def _pit_page(self, body: dict) -> list[dict]:
+        """The hits of one page, never partial: when the PIT lost shards (a node left, a context expired), a new
+        PIT is opened and the page read again from the same cursor, until the cluster serves it or
+        ``unavailable_timeout_s`` has passed (then ClusterUnavailableError; the checkpoint is at the last batch)."""
+        deadline, pause = time.monotonic() + self.unavailable_timeout_s, 0.5
+        while True:
+            try:
+                response = plain(self.client.search(body=body, allow_partial_search_results=False))
+                failed = response.get("_shards", {}).get("failed", 0)
+                if not failed:
+                    return response["hits"]["hits"]
+                failure = f"{failed} shard(s) failed"
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    raise
+                failure = self.engine.reason(exc)
+            if time.monotonic() + pause > deadline:
+                raise ClusterUnavailableError(
+                    f"Reading slice {self.slice_id} of '{self.index}' failed for {self.unavailable_timeout_s:g} s: "
+                    f"{failure}", hint="once the cluster is whole again, re-run with --resume.")
+            time.sleep(pause)
+            pause = min(2 * pause, MAX_READ_BACKOFF_S)
+            try:
+                self.state.pit = self.engine.open_pit(self.index, PIT_KEEP_ALIVE)
+                body["pit"]["id"] = self.state.pit
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    raise
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        """A failure a cluster recovering from a lost node gives: no connection, a missing context, 429 or 5xx."""
+        kind, status = self.engine.classify(exc), self.engine.status(exc)
+        return kind in (ErrorKind.CONNECTION, ErrorKind.NOT_FOUND) or \
+            (kind is ErrorKind.HTTP and status is not None and (status == 429 or status >= 500))
 
     def _pit_alive(self, pit: str) -> bool:
         try:
@@ -215,23 +254,45 @@ class ReindexPlan:
     in_place: bool = False
     seismic: SeismicIndex | None = None
     vectors_in_source: bool | None = None  # for a new DEST; None: as in SOURCE
+    workers: int = 1  # processes on this host that share the slices
 
 
 class Reindexer:
-    """Runs a reindex or an enrich over all slices in parallel, each slice its own ingest pipeline."""
+    """Runs a reindex or an enrich over all slices in parallel, each slice its own ingest pipeline; with
+    ``plan.workers`` > 1, the slices are dealt to that many processes (each connecting through ``worker_setup``)."""
 
     def __init__(self, client: Any, encoder: SparseEncoder, plan: ReindexPlan, checkpoint: SliceCheckpoint,
                  dead_letters: DeadLetters, on_progress: Callable[[int, int], None] = lambda s, n: None,
-                 log_line: Callable[[dict], None] = lambda line: None) -> None:
+                 log_line: Callable[[dict], None] = lambda line: None,
+                 worker_setup: WorkerSetup | None = None) -> None:
         self.engine, self.encoder, self.plan = engine_for(client), encoder, plan
         self.checkpoint, self.dead_letters = checkpoint, dead_letters
-        self.on_progress, self.log_line = on_progress, log_line
+        self.on_progress, self.log_line, self.worker_setup = on_progress, log_line, worker_setup
         self.dest: IndexHandle | None = None  # known once ``run`` prepared it
 
     def run(self) -> IngestSummary:
+        """Every unfinished slice of the checkpoint, in threads (or in ``plan.workers`` processes); the summary of
+        the whole job, earlier runs included."""
         started = time.perf_counter()
         dest = self.dest = self._prepare_dest()
         use_pit = supports_pit_reading(self.engine, self.plan.source)
+        pending = [n for n, state in self.checkpoint.slices.items() if not state.done]
+        if self.plan.workers > 1 and len(pending) > 1:
+            summaries = self._run_in_processes(dest, pending, use_pit)
+        else:
+            summaries = [self.run_slices(dest, pending, use_pit)]
+        total = IngestSummary()
+        for summary in summaries:
+            total.merge(summary)
+        # A resumed run reports the whole job: what earlier runs did comes from the checkpoint.
+        total.read, total.written, total.skipped, total.failed = (
+            sum(getattr(state, name) for state in self.checkpoint.slices.values())
+            for name in ("read", "written", "skipped", "failed"))
+        total.elapsed_s = time.perf_counter() - started
+        return total
+
+    def run_slices(self, dest: IndexHandle, slice_ids: list[int], use_pit: bool) -> IngestSummary:
+        """These slices, each in its own thread; the first error is raised once every slice stopped."""
         summaries: dict[int, IngestSummary] = {}
         errors: list[BaseException] = []
 
@@ -241,8 +302,7 @@ class Reindexer:
             except BaseException as exc:  # reported after every slice stopped
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(n,), name=f"milco-slice-{n}")
-                   for n, state in self.checkpoint.slices.items() if not state.done]
+        threads = [threading.Thread(target=work, args=(n,), name=f"milco-slice-{n}") for n in slice_ids]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -252,12 +312,20 @@ class Reindexer:
         total = IngestSummary()
         for summary in summaries.values():
             total.merge(summary)
-        # A resumed run reports the whole job: what earlier runs did comes from the checkpoint.
-        total.read, total.written, total.skipped, total.failed = (
-            sum(getattr(state, name) for state in self.checkpoint.slices.values())
-            for name in ("read", "written", "skipped", "failed"))
-        total.elapsed_s = time.perf_counter() - started
         return total
+
+    def _run_in_processes(self, dest: IndexHandle, pending: list[int], use_pit: bool) -> list[IngestSummary]:
+        if self.worker_setup is None:
+            raise ValueError("running slices in worker processes needs a WorkerSetup")
+
+        def log_state(slice_id: int, state: SliceState) -> None:
+            self.log_line({"time": time.time(), "slice": slice_id, "read": state.read, "written": state.written,
+                           "skipped": state.skipped, "failed": state.failed})
+
+        pool = WorkerPool(self.worker_setup, self.checkpoint, self.dead_letters, self.on_progress, log_state)
+        handle = (dest.name, dest.field, dest.vectors_in_source, dest.bulk_pipeline)
+        groups = slice_groups(pending, self.plan.workers)
+        return pool.run(groups, functools.partial(run_slice_group, self.plan, handle, use_pit))
 
     def _prepare_dest(self) -> IndexHandle:
         plan, engine = self.plan, self.engine
@@ -277,7 +345,8 @@ class Reindexer:
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]
         reader = SliceReader(self.engine, self.plan.source, slice_id, self.plan.slices, state,
-                             self.plan.options.batch_size, use_pit, self.plan.id_field, guard_writes=self.plan.in_place)
+                             self.plan.options.batch_size, use_pit, self.plan.id_field, guard_writes=self.plan.in_place,
+                             unavailable_timeout_s=self.plan.options.unavailable_timeout_s)
         options = self.plan.options
         if self.plan.resume and not options.skip_existing:
             # Documents written before an interruption are recognised and not encoded again.
@@ -295,6 +364,16 @@ class Reindexer:
         state.done = True
         self.checkpoint.save()
         return summary
+
+
+def run_slice_group(plan: ReindexPlan, handle: tuple, use_pit: bool, client: Any, encoder: SparseEncoder,
+                    checkpoint: Any, dead_letters: DeadLetters, on_progress: Callable[[int, int], None]
+                    ) -> IngestSummary:
+    """A worker process's share of a job: the checkpoint's slices into the prepared DEST (``handle``: the
+    IndexHandle's fields but its engine)."""
+    reindexer = Reindexer(client, encoder, plan, checkpoint, dead_letters, on_progress=on_progress)
+    dest = reindexer.dest = IndexHandle(reindexer.engine, *handle)
+    return reindexer.run_slices(dest, list(checkpoint.slices), use_pit)
 
 
 def move_alias(client, alias: str, dest: str, source: str, dead_lettered: int) -> str:

@@ -60,6 +60,7 @@ class Distribution:
     env_prefix: str
     config_file: str
     modules_below_major: int | None = None
+    initial_managers_setting: str = "cluster.initial_master_nodes"
     node_settings: Mapping[str, object] = field(default_factory=dict)
     plugin_sets: Mapping[str, PluginSet] = field(default_factory=dict)
 
@@ -118,6 +119,7 @@ OPENSEARCH = Distribution(
     binary="bin/opensearch",
     env_prefix="OPENSEARCH",
     config_file="opensearch.yml",
+    initial_managers_setting="cluster.initial_cluster_manager_nodes",
     plugin_sets={
         "security": PluginSet(opensearch_security.SECURE_VERSION, opensearch_security.install,
                               opensearch_security.node_settings),

@@ -10,7 +10,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import OpenSearchException
@@ -34,12 +34,36 @@ STOP_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
+class ClusterLayout:
+    """The members of a multi-node cluster on loopback: its name and each member's (HTTP, transport) ports."""
+
+    name: str
+    members: tuple[tuple[int, int], ...]
+
+    @property
+    def seed_hosts(self) -> list[str]:
+        return [f"{LOOPBACK}:{transport}" for _, transport in self.members]
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node_name(http) for http, _ in self.members]
+
+    def transport_port(self, http_port: int) -> int:
+        return dict(self.members)[http_port]
+
+
+def node_name(http_port: int) -> str:
+    return f"milco-os-{http_port}"
+
+
+@dataclass(frozen=True)
 class NodeSettings:
     """What to run: the engine and version (default: the engine's), its HTTP port, heap size and extra
     ``<engine>.yml`` settings.
 
     With ``users`` (OpenSearch), the node runs the security plugin: https only, basic auth for these users.
     With ``ml`` (OpenSearch), it runs ml-commons and neural-search, allowed to call model servers on loopback.
+    With ``cluster``, it is one member of that multi-node cluster; without, a single-node cluster.
     """
 
     engine: str = "opensearch"
@@ -49,6 +73,7 @@ class NodeSettings:
     extra: Mapping[str, object] = field(default_factory=dict)
     users: tuple[BasicAuthUser, ...] = ()
     ml: bool = False
+    cluster: ClusterLayout | None = None
 
     def __post_init__(self) -> None:
         if self.users and self.ml:
@@ -89,6 +114,7 @@ class NodeState:
     java_home: str
     started_at: float
     engine: str = "opensearch"
+    cluster: str = ""
 
     def save(self, runtime_dir: Path) -> None:
         (runtime_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -103,14 +129,20 @@ class NodeState:
 
 def node_yaml(settings: NodeSettings, transport_port: int, runtime_dir: Path,
               plugin_settings: Mapping[str, object] | None = None) -> str:
-    """The engine's config file for a loopback-only single node (JSON-quoted values are YAML)."""
+    """The engine's config file for a loopback-only node, alone or one of a cluster (JSON-quoted values are
+    YAML)."""
+    layout = settings.cluster
+    discovery: dict[str, object] = {"discovery.type": "single-node"} if layout is None else {
+        "discovery.seed_hosts": layout.seed_hosts,
+        settings.distribution.initial_managers_setting: layout.node_names,
+    }
     values: dict[str, object] = {
-        "cluster.name": "milco-os-dev",
-        "node.name": f"milco-os-{settings.http_port}",
+        "cluster.name": layout.name if layout else "milco-os-dev",
+        "node.name": node_name(settings.http_port),
         "network.host": LOOPBACK,
         "http.port": settings.http_port,
         "transport.port": transport_port,
-        "discovery.type": "single-node",
+        **discovery,
         "path.data": str(runtime_dir / "data"),
         "path.logs": str(runtime_dir / "logs"),
         # A dev node on a nearly full disk should still allocate shards.
@@ -166,6 +198,7 @@ class SearchNode:
     def __init__(self, runtime_dir: Path, settings: NodeSettings) -> None:
         self.runtime_dir = runtime_dir
         self.settings = settings
+        self._process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -194,13 +227,19 @@ class SearchNode:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> NodeState:
         """Provision, launch and wait until every primary shard is assigned; the node outlives this process."""
+        state = self.launch()
+        self.wait_ready(lambda: primaries_assigned(self.url, **self.client_options()), timeout)
+        return state
+
+    def launch(self) -> NodeState:
+        """Provision and launch the node without waiting for it (see ``wait_ready``)."""
         user = service_user()
         settings = self.settings
         distribution = settings.distribution
         java = distribution.java_for(settings.version)
         home = install_distribution(distribution, settings.version, plugins=settings.plugins)
         require_free_port(settings.http_port, f"{settings.display_name} node (HTTP port {settings.http_port})")
-        transport_port = free_port()
+        transport_port = settings.cluster.transport_port(settings.http_port) if settings.cluster else free_port()
         self._prepare_runtime_dir(home, transport_port, java)
         hand_over(self.runtime_dir, user)
         env = {**os.environ, **distribution.environment(java, self.runtime_dir / "config", self.runtime_dir / "tmp",
@@ -228,20 +267,26 @@ class SearchNode:
             java_home=str(java.path),
             started_at=time.time(),
             engine=settings.engine,
+            cluster=settings.cluster.name if settings.cluster else "",
         )
         state.save(self.runtime_dir)
+        self._process = process
+        return state
+
+    def launched_alive(self) -> bool:
+        """True while the process ``launch`` started runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def wait_ready(self, ready: Callable[[], bool], timeout: float = START_TIMEOUT_S,
+                   alive: Callable[[], bool] | None = None) -> None:
+        """Wait until ``ready`` holds while the launched node (or what ``alive`` checks) runs; stop the node when
+        it does not come up."""
         try:
-            wait_until(
-                lambda: primaries_assigned(self.url, **self.client_options()),
-                timeout=timeout,
-                what=f"{settings.display_name} node on {self.url}",
-                alive=lambda: process.poll() is None,
-                log=self.console_log,
-            )
+            wait_until(ready, timeout=timeout, what=f"{self.settings.display_name} node on {self.url}",
+                       alive=alive or self.launched_alive, log=self.console_log)
         except ServiceError:
             self.stop()
             raise
-        return state
 
     def stop(self, grace: float = STOP_GRACE_S) -> bool:
         """Stop the node if it runs; True when a running node was stopped."""
@@ -251,6 +296,8 @@ class SearchNode:
         was_running = pid_alive(state.pid)
         if was_running:
             terminate_process_group(state.pid, grace=grace)
+        if self._process is not None:
+            self._process.poll()  # reaps a child that died (or was killed) before this stop
         (self.runtime_dir / STATE_FILE).unlink(missing_ok=True)
         return was_running
 
