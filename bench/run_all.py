@@ -169,6 +169,16 @@ def gpu_section() -> str:
     return text
 
 
+def reindex_workers_section() -> str:
+    """The last kept ``bench/reindex_workers.py`` table (it starts a 3-node cluster, so it runs by hand)."""
+    kept = RESULTS / "reindex_workers.md"
+    header = ("## Reindex over worker processes and nodes (`bench/reindex_workers.py`)\n\n"
+              "`milco-os reindex --workers N` against one node and a 3-node cluster started by the script. Baseline: "
+              "one worker on the same cluster in the same run. Run it by hand with `python bench/reindex_workers.py "
+              "--out bench/results/reindex_workers.md --json-out bench/results/reindex_workers.json`.\n\n")
+    return header + (kept.read_text() if kept.is_file() else "Not measured yet.\n")
+
+
 def plot_scale_latency(scale: dict) -> str:
     """Latency (server took p95) against recall@10 vs exact, one point per method of ``bench/scale.py``."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
@@ -290,6 +300,7 @@ def main() -> None:
         "architecture on a GPU is measured by `bench/gpu_encode.py` (next section).",
         "",
         triton_md,
+        reindex_workers_section(),
         gpu_section(),
         scale_md,
         "## Plots",

@@ -30,8 +30,9 @@ PREAMBLE = """# Reliability matrix
 
 What milco-os does with outages, backpressure, bad input and bad connection settings, measured
 by `tests/reliability/` against real services the tests start: OpenSearch nodes built from Maven
-Central (one with the security plugin: TLS on HTTP and transport, basic auth), a `tritonserver`,
-and a tiny random MILCO checkpoint. Each row is one test's audit of the index afterwards:
+Central (one with the security plugin: TLS on HTTP and transport, basic auth; a 3-node cluster
+started with `milco-os dev-cluster start --nodes 3`, indices of 3 primaries and 1 replica),
+`tritonserver`s, and a tiny random MILCO checkpoint. Each row is one test's audit of the index afterwards:
 every document sent is stored (each once, with the vector the in-process encoder gives its text),
 dead-lettered (one JSON line naming its line, id and field), or left for a re-run that the tool
 reported (a refused job or a checkpoint), or superseded by a later document with the same id
@@ -48,6 +49,11 @@ SEMANTICS = """## What the tool does
 | 429 (write queue full) | retried with exponential backoff (opensearch-py bulk helper), counted as `rejected_429_retried` in the summary | 0 |
 | cluster stops answering, or answers 502/503/504 | the batch waits and retries until `--unavailable-timeout` (default 120 s) passes without progress; then stops with the checkpoint saved | 4 (resume with `--resume`) |
 | tritonserver unreachable or restarting | requests retried with backoff for `--unavailable-timeout`; then stops with the checkpoint saved | 7 (resume with `--resume`) |
+| one of several tritonservers (`--triton-url A,B`) stops answering | set aside (warning naming it), its requests go to the others; tried again after a backoff doubling up to 5 s | 0 |
+| every tritonserver of the list down | requests wait `--unavailable-timeout` for one to come back; then stops with the checkpoint saved | 7 (resume with `--resume`) |
+| a node of a multi-node cluster (`--url A,B,C`) dies mid-job | the client goes on through the other nodes; writes wait for replicas to be promoted; a reindex page whose point in time lost shards is read again from its cursor under a new one (never a partial page) | 0 |
+| a `--workers` process dies or fails | the other workers finish their slices; the job stops naming the worker, with the checkpoint of every slice saved | 1 (resume with `--resume`) |
+| `--share K/N` hosts finish in any order | each records its counts in the cluster's `milco-os-jobs` ledger with a conditional write; the one that completes the job verifies the counts and moves `--alias`, once | 0 (8 when the counts disagree) |
 | invalid JSON or UTF-8, a JSON value that is not an object, text that is not a string or list of strings | dead-lettered with line (and id, field when known); the rest goes on | 1 |
 | empty or blank text | stored without MILCO terms, counted as `no_text` | 0 |
 | text longer than the model takes (e.g. 5 MB) | truncated to the model's token limit and encoded (or split with `--passages`) | 0 |

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from opensearchpy import OpenSearch, helpers
 
 from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
-from milco_os.services.search_node import SearchNode
+from milco_os.services.ports import free_port, is_port_free
+from milco_os.services.processes import pid_alive
+from milco_os.services.search_node import SearchNode, dev_cluster_node
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 
 
@@ -122,3 +128,100 @@ class NodeHandle:
 
     def stop(self) -> None:
         self.node.stop()
+
+
+def wait_for_progress(done: Callable[[], int], job: subprocess.Popen, at_least: int, timeout: float = 240) -> int:
+    """What ``done()`` reports once it reaches ``at_least`` while ``job`` runs (the job is then mid-run)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            raise AssertionError(f"the job ended before the fault was injected: {job.stderr.read()}")
+        value = done()
+        if value >= at_least:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"the job did not get to {at_least} in {timeout:.0f} s")
+
+
+def checkpoint_field(path: Path, read: Callable[[dict], int]) -> Callable[[], int]:
+    """A reader of a checkpoint file's progress (0 while it is absent or being replaced)."""
+
+    def value() -> int:
+        try:
+            return read(json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return 0
+
+    return value
+
+
+def ingested_lines(checkpoint: Path) -> Callable[[], int]:
+    return checkpoint_field(checkpoint, lambda data: data["line"])
+
+
+def reindexed_documents(checkpoint: Path) -> Callable[[], int]:
+    return checkpoint_field(checkpoint, lambda data: sum(state["read"] for state in data["slices"].values()))
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = free_port()
+        if first + count < 65536 and all(is_port_free(first + step) for step in range(count)):
+            return first
+    raise AssertionError(f"no {count} consecutive free ports found")
+
+
+class DevCluster:
+    """A cluster started by ``milco-os dev-cluster start --nodes N``, as an operator runs it; members can be
+    SIGKILLed and brought back by starting the cluster again."""
+
+    def __init__(self, first_port: int, nodes: int, heap: str) -> None:
+        self.ports = list(range(first_port, first_port + nodes))
+        self.heap = heap
+        self.url = ""
+
+    def start(self) -> str:
+        started = milco_os("dev-cluster", "start", "--nodes", str(len(self.ports)), "--port", str(self.ports[0]),
+                           "--heap", self.heap)
+        assert started.returncode == 0, started.stderr
+        self.url = started.stdout.strip().splitlines()[-1]
+        return started.stderr
+
+    def stop(self) -> None:
+        for port in self.ports:
+            milco_os("dev-cluster", "stop", "--port", str(port))
+            shutil.rmtree(dev_cluster_node(port).runtime_dir, ignore_errors=True)
+
+    def client(self, port: int | None = None) -> OpenSearch:
+        hosts = [f"http://127.0.0.1:{port}"] if port else self.url.split(",")
+        return OpenSearch(hosts=hosts, timeout=60)
+
+    def manager_port(self) -> int:
+        name = self.client().cat.cluster_manager(format="json")[0]["node"]
+        return int(name.rsplit("-", 1)[1])
+
+    def a_port_not_managing(self) -> int:
+        manager = self.manager_port()
+        return next(port for port in reversed(self.ports) if port != manager)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port`` (its whole process group), as a crash or the OOM killer would."""
+        pid = dev_cluster_node(port).state().pid
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid), f"node on port {port} survived SIGKILL"
+
+    def wait_green(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                health = self.client().cluster.health()
+            except Exception:
+                health = {}
+            if health.get("status") == "green" and health.get("number_of_nodes") == len(self.ports):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"cluster not green with {len(self.ports)} nodes within {timeout:.0f} s: {health}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from milco_os.engines import engine_for
+from milco_os.errors import ClusterUnavailableError
 from milco_os.pipeline.checkpoints import SliceState
 from milco_os.pipeline.reindex import ReindexError, SliceReader, move_alias, supports_pit_reading
 from tests.unit.scripted_transport import Reply, Script, error_reply, opensearch_info, scripted_client
@@ -137,3 +138,36 @@ def test_pit_reading_continues_after_the_previous_pages_last_sort_values() -> No
     assert second.body["search_after"] == ["c"] and second.body["pit"]["id"] == "pit-1"
     assert "slice" not in first.body
     assert script.unused() == {}
+
+
+def test_a_pit_that_lost_shards_is_opened_again_and_the_page_read_from_the_same_cursor() -> None:
+    state = SliceState(pit="pit-1", cursor=["a"])
+    partial = Reply(200, {"_shards": {"total": 3, "failed": 1}, "hits": {"hits": [hit("c", 2)]}})
+    missing = error_reply(404, "search_context_missing_exception", "No search context found for id [7]")
+    script = (Script().expect("POST", "/_search", page(), partial, missing, page(hit("b", 1)))
+              .expect("POST", "/books/_search/point_in_time", Reply(200, {"pit_id": "pit-2"}),
+                      Reply(200, {"pit_id": "pit-3"})))
+    reader = SliceReader(engine_for(scripted_client(script)), "books", 0, 1, state, page_size=2, use_pit=True)
+
+    documents = list(reader)
+
+    assert [d.doc_id for d in documents] == ["b"], "a partial page must not be taken"
+    _, partial_read, missing_read, good_read = script.sent("POST", "/_search")
+    assert all(r.params["allow_partial_search_results"] == "false" for r in (partial_read, missing_read, good_read))
+    assert [r.body["pit"]["id"] for r in (partial_read, missing_read, good_read)] == ["pit-1", "pit-2", "pit-3"]
+    assert all(r.body["search_after"] == ["a"] for r in (partial_read, missing_read, good_read))
+    assert state.pit == "pit-3"
+    opened = script.sent("POST", "/books/_search/point_in_time")
+    assert all(r.params["allow_partial_pit_creation"] == "false" for r in opened)
+    assert script.unused() == {}
+
+
+def test_a_slice_whose_shards_stay_lost_stops_after_the_wait_naming_it() -> None:
+    lost = error_reply(503, "search_phase_execution_exception", "all shards failed")
+    script = (Script().expect("POST", "/_search", page(), *[lost] * 10)
+              .expect("POST", "/books/_search/point_in_time", *[lost] * 10))
+    reader = SliceReader(engine_for(scripted_client(script, max_retries=0)), "books", 2, 4,
+                         SliceState(pit="pit-1"), page_size=2, use_pit=True, unavailable_timeout_s=0.8)
+
+    with pytest.raises(ClusterUnavailableError, match=r"Reading slice 2 of 'books' failed for 0.8 s: .*all shards"):
+        list(reader)
