@@ -167,19 +167,26 @@ def start_cluster(settings: NodeSettings, nodes: int, timeout: float) -> None:
 def status() -> None:
     """List the nodes started by this tool; exit code 1 when none is running."""
     states = known_dev_clusters()
-    table = Table("url", "cluster", "engine", "version", "pid", "process", "health", "nodes")
+    table = Table()
+    # The URL and health stay whole in a narrow console (or a pipe); the other columns may wrap.
+    table.add_column("url", no_wrap=True, min_width=max((len(state.url) for state in states), default=3))
+    for name in ("cluster", "engine", "version", "pid", "process"):
+        table.add_column(name)
+    table.add_column("health", no_wrap=True, min_width=6)
+    table.add_column("nodes", no_wrap=True, min_width=5)
     running = 0
     for state in states:
         alive = pid_alive(state.pid)
         health = cluster_health(state.url) if alive else None
         running += alive
-        table.add_row(state.url, state.cluster or "(single node)", state.engine, state.version, str(state.pid),
+        table.add_row(state.url, state.cluster or "-", state.engine, state.version, str(state.pid),
                       "running" if alive else "gone", health["status"] if health else "-",
                       str(health["number_of_nodes"]) if health else "-")
     if not states:
         click.echo("No dev cluster is running.")
     else:
-        Console().print(table)
+        console = Console()
+        Console(width=max(console.width, 160) if not console.is_terminal else None).print(table)
     if not running:
         raise SystemExit(1)
 

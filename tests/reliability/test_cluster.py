@@ -93,6 +93,10 @@ def recovered_on_every_node(cluster: DevCluster, index: str, victim: int) -> int
 
 def test_ingest_rides_out_a_data_node_killed_mid_job(cluster: DevCluster, tiny_checkpoint: Path,
                                                      tiny_encoder: MilcoEncoder, tmp_path: Path, record) -> None:
+    status = milco_os("dev-cluster", "status")
+    assert status.returncode == 0
+    listed = [line for line in status.stdout.splitlines() if f"milco-os-dev-{cluster.ports[0]}" in line]
+    assert len(listed) == NODES and all(" green " in line and f" {NODES} " in line for line in listed), status.stdout
     index = "ingest-node-killed"
     setup = milco_os("setup", "--url", cluster.url, "--index", index, "--shards", str(NODES), "--replicas", "1")
     assert setup.returncode == 0, setup.stderr

@@ -1,3 +1,4 @@
+import json
 import stat
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from milco_os.services.opensearch_modules import (
 )
 from milco_os.services.opensearch_ml_plugins import ML_VERSIONS
 from milco_os.services.opensearch_security import BasicAuthUser
-from milco_os.services.search_node import NodeSettings, node_yaml, runtime_jvm_options
+from milco_os.services.search_node import ClusterLayout, NodeSettings, node_yaml, runtime_jvm_options
 
 
 def make_jar(path: Path, names: list[str]) -> Path:
@@ -94,6 +95,19 @@ def test_node_yaml_binds_loopback_and_takes_extra_settings(tmp_path: Path) -> No
     assert lines["http.port"] == "9333" and lines["transport.port"] == "9444"
     assert lines["discovery.type"] == '"single-node"'
     assert lines["thread_pool.write.queue_size"] == '"2"'
+
+
+@pytest.mark.parametrize(("engine", "managers"), [("opensearch", "cluster.initial_cluster_manager_nodes"),
+                                                  ("elasticsearch", "cluster.initial_master_nodes")])
+def test_a_cluster_members_yaml_finds_every_member_on_loopback(tmp_path: Path, engine: str, managers: str) -> None:
+    layout = ClusterLayout("milco-os-dev-9200", ((9200, 9300), (9201, 9301), (9202, 9302)))
+    text = node_yaml(NodeSettings(engine=engine, http_port=9201, cluster=layout), 9301, tmp_path)
+    lines = dict(line.split(": ", 1) for line in text.splitlines())
+    assert "discovery.type" not in lines
+    assert lines["cluster.name"] == '"milco-os-dev-9200"' and lines["node.name"] == '"milco-os-9201"'
+    assert json.loads(lines["discovery.seed_hosts"]) == ["127.0.0.1:9300", "127.0.0.1:9301", "127.0.0.1:9302"]
+    assert json.loads(lines[managers]) == ["milco-os-9200", "milco-os-9201", "milco-os-9202"]
+    assert lines["http.port"] == "9201" and lines["transport.port"] == "9301"
 
 
 @pytest.mark.parametrize(("name", "base"), [
