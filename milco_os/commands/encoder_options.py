@@ -23,6 +23,14 @@ def encoder_options(command: Callable) -> Callable:
     return command
 
 
+def check_encoder_choice(model: str | None, triton_url: str | None) -> None:
+    """A usage error unless exactly one of ``--model`` and ``--triton-url`` is given (checked before anything is
+    loaded or connected)."""
+    if bool(model) == bool(triton_url):
+        raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
+                               "(or MILCO_MODEL / MILCO_TRITON_URL)")
+
+
 def load_encoder(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, *,
                  unavailable_timeout_s: float = 60.0):
     """The in-process encoder for ``--model``, or a TritonEncoder for ``--triton-url`` (one server or several,
@@ -30,9 +38,7 @@ def load_encoder(model: str | None, triton_url: str | None, triton_model: str, t
 
     When every Triton server stops answering, requests wait up to ``unavailable_timeout_s`` for one.
     """
-    if bool(model) == bool(triton_url):
-        raise click.UsageError("give exactly one of --model DIR or --triton-url URL "
-                               "(or MILCO_MODEL / MILCO_TRITON_URL)")
+    check_encoder_choice(model, triton_url)
     if triton_url:
         from milco_os.encoding.triton_client import TritonEncoder
 

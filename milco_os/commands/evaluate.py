@@ -10,7 +10,13 @@ from rich.table import Table
 
 from milco_os.commands.encoder_options import encoder_options
 from milco_os.commands.connection import connection_options
-from milco_os.commands.index import index_option, options_from_flags, query_encoder, search_options
+from milco_os.commands.index import (
+    check_query_encoder,
+    index_option,
+    options_from_flags,
+    query_encoder,
+    search_options,
+)
 
 
 @click.command("eval")
@@ -39,9 +45,10 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
         measures = parse_metrics(metrics)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
-    client = connection.client()
+    check_query_encoder(search_flags, model, triton_url)
+    client = connection.client()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(client, index)
+    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
     options = options_from_flags(client, depth, search_flags)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)

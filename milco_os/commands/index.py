@@ -16,7 +16,7 @@ from milco_os.commands.encode import parse_prune
 from milco_os.index.vector_fields import VECTOR_FIELDS
 from milco_os.errors import MilcoOsError
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.encoder_options import encoder_options, load_encoder
+from milco_os.commands.encoder_options import check_encoder_choice, encoder_options, load_encoder
 from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 from milco_os.commands.seismic import SEARCH_FLAGS as SEISMIC_SEARCH_FLAGS
 from milco_os.commands.seismic import jsonl_texts, seismic_index_options, seismic_parameters, seismic_search
@@ -133,10 +133,11 @@ def ingest(connection: Connection, index: str, model: str | None,
     from milco_os.pipeline.ingest import IngestOptions, Ingestor
     from milco_os.pipeline.sources import JsonlSource
 
+    check_encoder_choice(model, triton_url)
+    client = connection.client()  # a wrong URL or password fails here, before a model is loaded
     encoder = load_encoder(model, triton_url, triton_model, triton_protocol, unavailable_timeout_s=unavailable_timeout)
     if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    client = connection.client()
     seismic = seismic_parameters(seismic_flags, vector_field, creating=not has_milco_fields(client, index),
                                  encoder=encoder, prune=prune, sample=lambda: jsonl_texts(file, text_field))
     handle, _ = ensure_index(client, index, passages=passages, vector_type=vector_field, seismic=seismic)
@@ -253,13 +254,19 @@ def options_from_flags(client, size: int, flags: dict, explain: bool = False):
         raise click.UsageError(str(exc)) from None
 
 
-def query_encoder(flags: dict, model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str):
-    """The encoder for queries, or None when the cluster encodes them."""
+def check_query_encoder(flags: dict, model: str | None, triton_url: str | None) -> None:
+    """A usage error unless the query encoder is named once: the cluster's, or --model or --triton-url."""
     if flags["cluster_models"]:
         if model or triton_url:
             raise click.UsageError("--cluster-encodes: the cluster encodes the query; leave out --model/--triton-url")
-        return None
-    return load_encoder(model, triton_url, triton_model, triton_protocol)
+        return
+    check_encoder_choice(model, triton_url)
+
+
+def query_encoder(flags: dict, model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str):
+    """The encoder for queries, or None when the cluster encodes them."""
+    check_query_encoder(flags, model, triton_url)
+    return None if flags["cluster_models"] else load_encoder(model, triton_url, triton_model, triton_protocol)
 
 
 @click.command("search")
@@ -277,9 +284,10 @@ def search(connection: Connection, index: str, model: str | None, triton_url: st
     from milco_os.index.handle import open_index
     from milco_os.search.searcher import search as run_search
 
-    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
-    client = connection.client()
+    check_query_encoder(search_flags, model, triton_url)
+    client = connection.client()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(client, index)
+    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
     # The table lists matched terms where the index stores the vectors to read them from.
     options = options_from_flags(client, top_k, search_flags,
                                  explain=explain or (output == "table" and handle.vectors_in_source))

@@ -1,4 +1,4 @@
-"""``bench/scale.py`` at 5,000 documents: every ingest path, pruning level and query method measured, sanely."""
+"""``bench/scale.py`` at 2,500 documents: every ingest path, pruning level and query method measured, sanely."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ INGEST_PATHS = ("plain _bulk, no pipeline (baseline)", "plain _bulk through milc
                 "milco-os Ingestor (its writes skip milco-stamp)")
 
 
-def test_the_bench_measures_every_method_at_5000_documents(tmp_path: Path) -> None:
+def test_the_bench_measures_every_method_at_2500_documents(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "scale.py"), "--docs", "5000", "--queries", "30",
-                             "--baseline-docs", "2000", "--size-docs", "500", "--seismic-docs", "3000", "--heap", "1g",
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "scale.py"), "--docs", "2500", "--queries", "20",
+                             "--baseline-docs", "1000", "--size-docs", "250", "--seismic-docs", "1500", "--heap", "1g",
                              "--json-out", str(out)],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,10 +38,10 @@ def test_the_bench_measures_every_method_at_5000_documents(tmp_path: Path) -> No
 
     main = report["main"]
     assert set(main) == {"scale-rf", "scale-seismic"} and all(row["bytes_per_doc"] > 0 for row in main.values())
-    assert main["scale-seismic"]["docs"] == 3000 and report["seismic_threads"] >= 1
+    assert main["scale-seismic"]["docs"] == 1500 and report["seismic_threads"] >= 1
 
     methods = {row["method"]: row for row in report["queries"]}
-    subset = "exact rank_features, first 3000 documents"
+    subset = "exact rank_features, first 1500 documents"
     assert len(methods) == 8 and methods["exact rank_features"]["recall_at_10"] == 1.0
     assert methods[subset]["recall_at_10"] == 1.0 and methods[subset]["reference"] == subset
     for name, row in methods.items():
@@ -50,9 +50,9 @@ def test_the_bench_measures_every_method_at_5000_documents(tmp_path: Path) -> No
         assert row["wall_p50"] <= row["wall_p95"] <= row["wall_p99"] and row["qps_1"] > 0 and row["qps_4"] > 0, name
         profile = row["slowest_profile"]
         assert profile["costliest_own_ms"] and min(profile["costliest_own_ms"].values()) >= 0, name
-    # 3,000 documents are below SEISMIC's approximate threshold: it scores every document exactly, so it finds the
+    # 1,500 documents are below SEISMIC's approximate threshold: it scores every document exactly, so it finds the
     # exact top-10 of the documents it holds (all but ties within its quantisation).
-    seismic = methods["SEISMIC (k 100, top_n 16, heap_factor 2), 3000 documents"]
+    seismic = methods["SEISMIC (k 100, top_n 16, heap_factor 2), 1500 documents"]
     assert seismic["reference"] == subset and seismic["recall_at_10"] >= 0.95
     # The queries are about documents of the collection, but BM25 ranks otherwise than the dot product.
     assert 0 < methods["BM25 (baseline)"]["recall_at_10"] < 1

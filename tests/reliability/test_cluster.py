@@ -182,14 +182,15 @@ def test_worker_processes_and_hosts_shares_give_what_one_process_gives(
     source_index(cluster, "equal-source", documents)
     common = ("--url", cluster.url, "--source", "equal-source", "--text-field", "text", "--model",
               str(tiny_checkpoint))
-    single = milco_os("reindex", *common, "--dest", "one-process", "--dead-letter", str(tmp_path / "one.jsonl"))
-    assert single.returncode == 0, single.stderr
-    workers = milco_os("reindex", *common, "--dest", "two-workers", "--workers", "2",
-                       "--dead-letter", str(tmp_path / "two.jsonl"))
-    assert workers.returncode == 0, workers.stderr
+    jobs = {"one": start_job("reindex", *common, "--dest", "one-process", "--dead-letter", str(tmp_path / "one.jsonl")),
+            "workers": start_job("reindex", *common, "--dest", "two-workers", "--workers", "2",
+                                 "--dead-letter", str(tmp_path / "two.jsonl"))}
     shares = [start_job("reindex", *common, "--dest", "two-shares", "--slices", "4", "--share", f"{k}/2",
                         "--alias", "equal-live", "--dead-letter", str(tmp_path / f"share-{k}.jsonl"))
               for k in (1, 2)]
+    for name, job in jobs.items():
+        stderr = job.communicate(timeout=600)[1]
+        assert job.returncode == 0, (name, stderr)
     outputs = [share.communicate(timeout=600)[1] for share in shares]
 
     assert [share.returncode for share in shares] == [0, 0], outputs
