@@ -103,7 +103,11 @@ class TritonEncoder(SparseEncoder):
                                         thread_name_prefix="milco-triton")
         try:
             first = self._wait_until_ready()
-            self.vocabulary = self._fetch_vocabulary(first)
+            try:
+                self.vocabulary = self._fetch_vocabulary(first)
+            except ServerUnavailable as exc:
+                raise TritonUnavailableError(f"Triton at {first.url} stopped answering right after it was ready: "
+                                             f"{exc}", hint="check the server log, and run the command again.")
             first.vocabulary_checked = True
         except BaseException:
             self.close()
