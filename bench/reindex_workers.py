@@ -10,6 +10,7 @@ operator runs it. The baseline is one worker on the same cluster in the same run
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -97,7 +98,7 @@ def main() -> None:
     table += (f"\n\nTiny model, in-process encoding in each worker, documents pruned topk:64, batches of 64, "
               f"as many slices as workers; source and destination with one primary per node (a replica on the "
               f"3-node cluster), 512 MB heaps; cluster and client share this machine ({machine()}). "
-              f"Run took {time.perf_counter() - started:.0f} s.\n")
+              f"Measured {datetime.date.today().isoformat()}; the run took {time.perf_counter() - started:.0f} s.\n")
     print(table)
     if args.out:
         args.out.write_text(table)

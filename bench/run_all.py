@@ -175,7 +175,11 @@ def reindex_workers_section() -> str:
     header = ("## Reindex over worker processes and nodes (`bench/reindex_workers.py`)\n\n"
               "`milco-os reindex --workers N` against one node and a 3-node cluster started by the script. Baseline: "
               "one worker on the same cluster in the same run. Run it by hand with `python bench/reindex_workers.py "
-              "--out bench/results/reindex_workers.md --json-out bench/results/reindex_workers.json`.\n\n")
+              "--out bench/results/reindex_workers.md --json-out bench/results/reindex_workers.json`. On this "
+              "2-core machine the cluster, the encoders and the client share two cores: more processes only add "
+              "their start (Python, torch and the model loaded in each, counted in the job's time) and contend "
+              "for the same cores, so the workers' gain shows on hosts with cores (or GPU Triton servers) to spare, "
+              "not here.\n\n")
     return header + (kept.read_text() if kept.is_file() else "Not measured yet.\n")
 
 
