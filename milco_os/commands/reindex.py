@@ -207,8 +207,8 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
-            workers, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log, unavailable_timeout,
-            vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
+            workers, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log,
+            unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
@@ -225,9 +225,9 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
 @encoder_options
-def enrich(connection, index, text_field, prune, slices, workers, share, batch_size, bulk_concurrency, resume, skip_existing,
-           dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model,
-           triton_protocol) -> None:
+def enrich(connection, index, text_field, prune, slices, workers, share, batch_size, bulk_concurrency, resume,
+           skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url,
+           triton_model, triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
