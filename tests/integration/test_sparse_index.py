@@ -75,6 +75,19 @@ def assert_top10_is_exact(hits, exact: list[tuple[float, str]], doc_vectors, que
         assert true_score == pytest.approx(exact[rank][0], rel=1e-2)
 
 
+def assert_same_ranking(hits, expected) -> None:
+    """The same scores in the same order and the same documents, except which of the tied last scores made the cut.
+
+    Shard copies hold documents in their own order, so two searches may break a tie at the cut-off differently.
+    """
+    assert [round(hit.score, 4) for hit in hits] == [round(hit.score, 4) for hit in expected]
+    if not hits:
+        return
+    last = round(hits[-1].score, 4)
+    assert ({hit.id for hit in hits if round(hit.score, 4) != last}
+            == {hit.id for hit in expected if round(hit.score, 4) != last})
+
+
 @pytest.mark.parametrize("echo", [True, False])
 def test_top10_equals_exact_dot_product(opensearch: OpenSearch, tiny_encoder: MilcoEncoder, indexed, echo: bool):
     index, doc_vectors = indexed
@@ -93,7 +106,7 @@ def test_two_phase_top10_equals_full_top10(opensearch: OpenSearch, tiny_encoder:
         # A window over every candidate: two-phase must give exactly the full ranking.
         whole = search(open_index(opensearch, index), tiny_encoder, text,
                        SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=len(doc_vectors)))
-        assert [(hit.id, round(hit.score, 4)) for hit in whole] == [(hit.id, round(hit.score, 4)) for hit in full]
+        assert_same_ranking(whole, full)
         # A smaller window may miss documents, but every score it returns is the full dot product.
         for hit in search(open_index(opensearch, index), tiny_encoder, text,
                           SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=50)):

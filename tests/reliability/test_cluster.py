@@ -45,7 +45,13 @@ from tests.reliability.harness import (
     wait_for_progress,
     write_jsonl,
 )
-from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, exact_dot, queries
+from tests.integration.test_sparse_index import (
+    DOC_PRUNE,
+    assert_same_ranking,
+    assert_top10_is_exact,
+    exact_dot,
+    queries,
+)
 from tests.integration.test_sparse_index import corpus as fidelity_corpus
 from tests.waiting import wait_for
 
@@ -282,7 +288,7 @@ def test_search_passages_and_eval_on_three_shards_score_the_exact_dot_product(
         # Each shard rescores a window over all its candidates: the full ranking again.
         whole = search(open_index(client, "fidelity"), tiny_encoder, text,
                        SearchOptions(size=10, two_phase=True, first_phase_terms=16, window=len(documents)))
-        assert [(h.id, round(h.score, 4)) for h in whole] == [(h.id, round(h.score, 4)) for h in full]
+        assert_same_ranking(whole, full)
 
     topics = write_jsonl(tmp_path / "queries.jsonl", [{"_id": f"q{n}", "text": t} for n, t in enumerate(texts)])
     qrels = tmp_path / "qrels.tsv"
