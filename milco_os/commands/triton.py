@@ -11,6 +11,7 @@ import click
 from milco_os.errors import ServiceError
 from milco_os.services.ports import LOOPBACK
 from milco_os.services.triton_server import READY_TIMEOUT_S, TritonServer
+from milco_os.serving.export_record import repository_warnings
 
 
 @click.group("triton")
@@ -38,6 +39,8 @@ def serve(model_repository: Path, host: str, http_port: int, grpc_port: int, met
     handlers = {signum: signal.signal(signum, lambda *_: stop_requested.set())
                 for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
+        for warning in repository_warnings(model_repository):
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"Starting tritonserver on {host} (log: {server.log_file}) ...", err=True)
         server.start(timeout=timeout, interrupted=stop_requested.is_set)
         if not stop_requested.is_set():

@@ -29,6 +29,7 @@ from milco_os.encoding.contract import SparseEncoder, check_texts
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
+from milco_os.serving.export_record import served_version, version_mismatch
 
 MAX_BACKOFF_S = 5.0
 # gRPC status names, and the HTTP statuses of a server that is there but cannot serve now.
@@ -109,6 +110,7 @@ class TritonEncoder(SparseEncoder):
                 raise TritonUnavailableError(f"Triton at {first.url} stopped answering right after it was ready: "
                                              f"{exc}", hint="check the server log, and run the command again.")
             first.vocabulary_checked = True
+            self._warn_on_other_version(first)
         except BaseException:
             self.close()
             raise
@@ -301,6 +303,20 @@ class TritonEncoder(SparseEncoder):
                 f"{len(self.vocabulary.en_pieces)} + {len(self.vocabulary.m_pieces)}).",
                 hint="every server of --triton-url must serve the same exported checkpoint.")
         server.vocabulary_checked = True
+        self._warn_on_other_version(server)
+
+    def _warn_on_other_version(self, server: TritonServerSlot) -> None:
+        """A warning when ``server``'s model was exported by another milco-os version than this client's."""
+        client = self._client(server)
+        try:
+            config = client.get_model_config(self.model, as_json=True).get("config", {}) \
+                if self.protocol == "grpc" else client.get_model_config(self.model)
+        except (InferenceServerException, OSError, HTTPException) as exc:
+            logger.debug("Triton at %s: no model configuration (%s)", server.url, exc)
+            return
+        warning = version_mismatch(served_version(config), f"the model '{self.model}' served by Triton at {server.url}")
+        if warning:
+            logger.warning(warning)
 
     def _infer_on(self, server: TritonServerSlot, texts: list[str], parameters: dict[str, str],
                   outputs: Sequence[str]) -> dict[str, np.ndarray]:

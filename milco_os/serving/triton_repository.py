@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from milco_os.model.checkpoint import CONFIG_FILE, CheckpointError, MilcoConfig
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.model.precision import check_precision
 from milco_os.resources import resource_dir
+from milco_os.serving.export_record import export_parameters
+from milco_os.serving.model_code import REQUIREMENTS, copy_runtime_code
+from milco_os.serving.triton_entry import REQUIREMENTS_FILE
 
 MODEL_TEMPLATE = "milco"
 OUTPUTS = (("EN_IDS", "TYPE_INT32", "-1"), ("EN_WEIGHTS", "TYPE_FP32", "-1"), ("EN_COUNT", "TYPE_INT32", "1"),
@@ -53,13 +56,15 @@ def instance_group(device: str, instances: int, gpus: Sequence[int]) -> str:
 def model_config(*, name: str = "milco", max_batch_size: int | None = None, device: str = "auto", instances: int = 1,
                  gpus: Sequence[int] = (), preferred_batch_sizes: Sequence[int] | None = None,
                  queue_delay_us: int = QUEUE_DELAY_US, prune: str = "none", checkpoint: str = "checkpoint",
-                 max_length: str = "", echo: bool = True, precision: str = "auto") -> str:
-    """The ``config.pbtxt`` text; ``device`` auto lets Triton use GPUs when it has some."""
+                 max_length: str = "", echo: bool = True, precision: str = "auto",
+                 recorded: Mapping[str, str] | None = None) -> str:
+    """The ``config.pbtxt`` text; ``device`` auto lets Triton use GPUs when it has some; ``recorded``: parameters
+    that record how the repository was made (``export_record``)."""
     max_batch_size = max_batch_size or default_max_batch_size(device)
     check_precision(precision)
     outputs = ",\n".join(f'  {{ name: "{n}", data_type: {t}, dims: [ {d} ] }}' for n, t, d in OUTPUTS)
     parameters = (("checkpoint", checkpoint), ("prune", str(PruneSpec.parse(prune))), ("max_length", max_length),
-                  ("echo", "true" if echo else "false"), ("precision", precision))
+                  ("echo", "true" if echo else "false"), ("precision", precision), *(recorded or {}).items())
     parameter_lines = ",\n".join(f'  {{ key: "{k}", value: {{ string_value: "{v}" }} }}' for k, v in parameters)
     return (
         "# MILCO sparse encoder. Put a MILCO checkpoint directory at 1/checkpoint (or point the\n"
@@ -91,7 +96,9 @@ def export_repository(checkpoint: Path, out: Path, *, name: str = "milco", devic
                       instances: int = 1, gpus: Sequence[int] = (), max_batch_size: int | None = None,
                       preferred_batch_sizes: Sequence[int] | None = None, queue_delay_us: int = QUEUE_DELAY_US,
                       prune: str = "none", precision: str = "auto", reference: bool = False) -> Path:
-    """Write ``out/<name>/`` (config, model.py, checkpoint) and return the model folder."""
+    """Write ``out/<name>/`` and return the model folder: ``config.pbtxt`` (recording this milco-os version and the
+    checkpoint's hash), and in ``1/`` the entry point ``model.py``, the milco-os code it runs, its
+    ``requirements.txt`` and the checkpoint."""
     MilcoConfig.read(checkpoint / CONFIG_FILE)
     if not any((checkpoint / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
         raise CheckpointError(f"{checkpoint} holds no weights: expected model.safetensors or pytorch_model.bin.")
@@ -99,6 +106,8 @@ def export_repository(checkpoint: Path, out: Path, *, name: str = "milco", devic
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(resource_dir("triton_models") / MODEL_TEMPLATE / "1" / "model.py", version_dir / "model.py")
+    copy_runtime_code(version_dir)
+    shutil.copy2(REQUIREMENTS, version_dir / REQUIREMENTS_FILE)
     if reference:
         checkpoint_value = str(checkpoint.resolve())
     else:
@@ -107,5 +116,5 @@ def export_repository(checkpoint: Path, out: Path, *, name: str = "milco", devic
     (model_dir / "config.pbtxt").write_text(model_config(
         name=name, max_batch_size=max_batch_size, device=device, instances=instances, gpus=gpus,
         preferred_batch_sizes=preferred_batch_sizes, queue_delay_us=queue_delay_us, prune=prune,
-        checkpoint=checkpoint_value, precision=precision))
+        checkpoint=checkpoint_value, precision=precision, recorded=export_parameters(checkpoint)))
     return model_dir

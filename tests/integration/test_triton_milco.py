@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -12,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from milco_os import __version__
 from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
+from milco_os.serving.export_record import CHECKPOINT_PARAMETER, checkpoint_sha256, served_version
 from milco_os.serving.triton_repository import export_repository, model_config
 from tests.waiting import wait_for
 
@@ -39,14 +43,49 @@ def assert_same(a, b) -> None:
 
 @pytest.fixture(scope="module")
 def milco_server(tiny_checkpoint: Path, tmp_path_factory) -> TritonServer:
+    """An exported repository served with this checkout's ``milco_os`` out of the way: the server starts in a
+    folder holding a ``milco_os`` that refuses to be imported, and the backend's Python puts its working folder
+    first on its path (before the installed packages), so the model loads only if it runs its own code."""
     repository = tmp_path_factory.mktemp("milco-repo")
     export_repository(tiny_checkpoint, repository, device="cpu", max_batch_size=16)
-    with TritonServer(repository, log_file=repository / "tritonserver.log") as server:
+    shadow = tmp_path_factory.mktemp("shadow")
+    (shadow / "milco_os").mkdir()
+    (shadow / "milco_os" / "__init__.py").write_text('raise ImportError("a milco_os outside the repository")\n')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(shadow)
+        server = TritonServer(repository, log_file=repository / "tritonserver.log").start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def test_committed_config_is_the_exported_default() -> None:
     assert (REPO_ROOT / "triton_models" / "milco" / "config.pbtxt").read_text() == model_config()
+
+
+def test_the_model_runs_the_code_of_its_repository(milco_server: TritonServer) -> None:
+    repository = milco_server.model_repository
+    log = milco_server.log_file.read_text(encoding="utf-8", errors="replace")
+    loaded = re.findall(r"model 'milco' runs milco-os (\S+) code from (\S+)", log)
+    assert loaded, log[-3000:]
+    version, code = loaded[-1]
+    assert version == __version__ and Path(code) == repository / "milco" / "1" / "milco_os"
+    assert (Path(code) / "serving" / "triton_backend.py").is_file()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_served_configuration_records_the_version_and_checkpoint(
+        milco_server: TritonServer, tiny_checkpoint: Path, protocol: str) -> None:
+    if protocol == "grpc":
+        client = triton_grpc.InferenceServerClient(milco_server.grpc_url)
+        config = client.get_model_config("milco", as_json=True)["config"]
+    else:
+        client = triton_http.InferenceServerClient(milco_server.http_url)
+        config = client.get_model_config("milco")
+    client.close()
+    assert served_version(config) == __version__
+    assert config["parameters"][CHECKPOINT_PARAMETER]["string_value"] == checkpoint_sha256(tiny_checkpoint)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

@@ -27,6 +27,7 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import vector_arrays
+from milco_os.serving.export_record import VERSION_PARAMETER
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ class TritonStub:
     ``fail(endpoint, answers)`` queues answers for ``"ready"`` or ``"infer"`` requests: a ``Reply``
     (an HTTP error with a JSON ``error``) or ``DROP`` (the connection is closed unanswered).
     ``requests`` lists the endpoint of every request received; ``repository`` is what the
-    repository index (``POST /v2/repository/index``) lists. Connections are refused until ``listen()``.
+    repository index (``POST /v2/repository/index``) lists; ``exported_with`` the milco-os version its model
+    configuration records (None: no configuration). Connections are refused until ``listen()``.
     """
 
     def __init__(self, model: str, encode: Callable[[list[str]], list[SparseVector]],
@@ -211,6 +213,7 @@ class TritonStub:
         self.model, self.encode, self.vocabulary = model, encode, vocabulary
         self.requests: list[str] = []
         self.repository: list[dict] = [{"name": model, "version": "1", "state": "READY"}]
+        self.exported_with: str | None = None
         self._failures: dict[str, Iterator[Answer]] = {"ready": iter(()), "infer": iter(())}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(), bind_and_activate=False)
@@ -276,6 +279,9 @@ class TritonStub:
                 """Quiet: the tests assert on ``stub.requests``."""
 
             def do_GET(self) -> None:
+                if self.path == f"/v2/models/{stub.model}/config" and stub.exported_with is not None:
+                    parameters = {VERSION_PARAMETER: {"string_value": stub.exported_with}}
+                    return self._send(Reply(200, {"name": stub.model, "parameters": parameters}))
                 if self.path != f"/v2/models/{stub.model}/ready":
                     return self._send(Reply(404, {"error": f"no route {self.path}"}))
                 self._send(stub._next_failure("ready") or Reply(200))

@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from milco_os import __version__
 from milco_os.encoding.sparse import TermVocabulary
 from milco_os.encoding.triton_client import TritonEncoder, TritonRequestError, TritonUnavailableError, parse_urls
 from tests.unit.scripted_transport import DROP, TritonStub
@@ -98,3 +99,19 @@ def test_a_server_with_another_vocabulary_is_refused_before_its_vectors_are_used
                 pytest.raises(TritonRequestError, match=rf"Triton at {second.url} serves .* other vocabularies"):
             for _ in range(4):
                 milco.encode(["the cat sat"])
+
+
+def test_a_server_whose_model_another_milco_os_exported_is_named_in_a_warning(
+        two_stubs: tuple[TritonStub, TritonStub], caplog: pytest.LogCaptureFixture) -> None:
+    current, older = two_stubs
+    current.exported_with, older.exported_with = __version__, "0.0.1"
+    for stub in two_stubs:
+        stub.listen()
+    with caplog.at_level(logging.WARNING, logger="milco_os.encoding.triton_client"):
+        with fleet(current, older) as milco:
+            for text in TEXTS * 2:  # enough requests for both servers to be used
+                assert_vectors(milco.encode([text]), [text])
+    assert older.count("infer") > 0
+    warnings = [message for message in caplog.messages if "exported with" in message]
+    assert len(warnings) == 1 and older.url in warnings[0] and "milco-os 0.0.1" in warnings[0], caplog.messages
+    assert f"this is milco-os {__version__}" in warnings[0]
