@@ -174,7 +174,8 @@ INGEST_PATHS = (BASELINE, "plain _bulk through milco-stamp (other writers)",
 
 def measure_ingest(client, encoder: StandInEncoder, count: int, prune: str) -> dict:
     """Docs/s on ``count`` docs, each path into a new index: plain ``_bulk`` without a pipeline and through the
-    ``milco-stamp`` default pipeline, and the product (which checks and stamps itself, so skips it)."""
+    ``milco-stamp`` default pipeline, and the product (which checks and stamps itself, so skips it). The baseline's
+    index is kept for ``add_store_rate`` once it has settled."""
     rows = {}
     warm_up = ensure_index(client, "scale-warm-up", replicas=0)[0]  # the node's JIT, before any path is timed
     plain_bulk(client, warm_up, encoder, min(count, 5000), prune)
@@ -187,27 +188,35 @@ def measure_ingest(client, encoder: StandInEncoder, count: int, prune: str) -> d
         else:
             rows[path] = {"s": plain_bulk(client, handle, encoder, count, prune)}
         rows[path]["docs_per_s"] = count / rows[path]["s"]
-        if path != BASELINE:  # kept to be measured last: its retention leases catch up while the others run
+        if path != BASELINE:
             client.indices.delete(index=name)
         print(f"ingest {path}: {rows[path]['docs_per_s']:.0f} docs/s", flush=True)
-    settle(client, [BASELINE_INDEX])
+    return {"docs": count, "rows": rows}
+
+
+def add_store_rate(client, measured: dict) -> dict:
+    """``measured`` with the baseline index's force-merged size, and each path's MB/s of it (``settle`` first)."""
     mb = store_bytes(client, BASELINE_INDEX) / 1e6
     client.indices.delete(index=BASELINE_INDEX)
-    for row in rows.values():
+    for row in measured["rows"].values():
         row["mb_per_s"] = mb / row["s"]
-    return {"docs": count, "store_mb": mb, "rows": rows}
+    return {**measured, "store_mb": mb}
 
 
-def measure_sizes(client, encoder: StandInEncoder, count: int) -> list[dict]:
-    """Bytes per document of each pruning level, force-merged, with the vectors kept in ``_source`` and without
-    (all indices written first, so their retention leases catch up meanwhile)."""
-    rows, names = [], {}
+def write_size_indices(client, encoder: StandInEncoder, count: int) -> dict[tuple[str, bool], str]:
+    """One index of ``count`` documents per pruning level, with the vectors kept in ``_source`` and without."""
+    names = {}
     for level in LEVELS.values():
         for in_source in (True, False):
             name = names[level.name, in_source] = f"scale-size-{level.name.lower()}-{'kept' if in_source else 'out'}"
             handle, _ = ensure_index(client, name, replicas=0, vectors_in_source=in_source)
             ingest(handle, encoder, count, level.prune)
-    settle(client, list(names.values()))
+    return names
+
+
+def measure_sizes(client, names: dict[tuple[str, bool], str], count: int) -> list[dict]:
+    """Bytes per document of each pruning level, force-merged (``settle`` first); the indices are deleted."""
+    rows = []
     for level in LEVELS.values():
         row = {"level": level.name, "en_terms": level.en_terms, "m_terms": level.m_terms}
         for key, in_source in (("bytes_per_doc", True), ("bytes_per_doc_no_source", False)):
@@ -218,13 +227,12 @@ def measure_sizes(client, encoder: StandInEncoder, count: int) -> list[dict]:
     return rows
 
 
-def build_main_indices(client, encoder: StandInEncoder, count: int, seismic_count: int) -> dict:
+def write_main_indices(client, encoder: StandInEncoder, count: int, seismic_count: int) -> dict[str, dict]:
     """The rank_features index of ``count`` documents and the SEISMIC index of the first ``seismic_count``, at the
-    main level, force-merged (SEISMIC clusters its postings then)."""
-    prune, built = LEVELS[MAIN_LEVEL].prune, {}
+    main level, with their ingest rates."""
+    prune, written = LEVELS[MAIN_LEVEL].prune, {}
     sample = [encoder.model.document_text(n) for n in range(0, count, max(1, count // 256))]
     seismic = measured_ceilings(encoder, sample, SeismicIndex(), prune)
-    ingested = {}
     for name, vector_type, count in (("scale-rf", "rank_features", count), ("scale-seismic", "seismic", seismic_count)):
         if not count:
             continue
@@ -232,14 +240,18 @@ def build_main_indices(client, encoder: StandInEncoder, count: int, seismic_coun
         marks: list[float] = []
         started = time.perf_counter()
         summary = ingest(handle, encoder, count, prune, on_progress=lambda n: marks.append(time.perf_counter()))
-        ingested[name] = handle, count, summary.elapsed_s, first_rate(marks, started)
-    settle(client, list(ingested))  # both at once: their retention leases catch up together
-    for name, (handle, count, ingest_s, first_batches_docs_per_s) in ingested.items():
+        written[name] = {"handle": handle, "docs": count, "docs_per_s": count / summary.elapsed_s,
+                         "ingest_s": summary.elapsed_s, "first_batches_docs_per_s": first_rate(marks, started)}
+    return written
+
+
+def merge_main_indices(client, written: dict[str, dict]) -> dict[str, dict]:
+    """The main indices force-merged (SEISMIC clusters its postings then; ``settle`` first), with their sizes."""
+    built = {}
+    for name, row in written.items():
         merge_started = time.perf_counter()
         size = store_bytes(client, name)
-        built[name] = {"handle": handle, "docs": count, "docs_per_s": count / ingest_s, "bytes_per_doc": size / count,
-                       "force_merge_s": time.perf_counter() - merge_started, "ingest_s": ingest_s,
-                       "first_batches_docs_per_s": first_batches_docs_per_s}
+        built[name] = {**row, "bytes_per_doc": size / row["docs"], "force_merge_s": time.perf_counter() - merge_started}
         print(f"{name}: {json.dumps({k: v for k, v in built[name].items() if k != 'handle'})}", flush=True)
     return built
 
@@ -446,13 +458,19 @@ def main() -> None:
         report = {"docs": args.docs, "queries_count": args.queries, "heap": args.heap, "size_docs": args.size_docs,
                   "machine": machine(), "paper_sizes": PAPER_SIZES, "date": datetime.date.today().isoformat(),
                   "command": shlex.join(["bench/scale.py", *sys.argv[1:]])}
-        report["ingest"] = measure_ingest(client, encoder, min(args.docs, args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
-        print(json.dumps(report["ingest"]), flush=True)
-        report["sizes"] = measure_sizes(client, encoder, min(args.docs, args.size_docs))
+        measured = measure_ingest(client, encoder, min(args.docs, args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
+        size_docs = min(args.docs, args.size_docs)
+        size_indices = write_size_indices(client, encoder, size_docs)
         seismic_docs = min(args.seismic_docs, args.docs)
         if seismic_docs:
             report["seismic_threads"] = cluster_on_every_core(client)
-        built = build_main_indices(client, encoder, args.docs, seismic_docs)
+        written = write_main_indices(client, encoder, args.docs, seismic_docs)
+        # Every index at once: their retention leases catch up together.
+        settle(client, [BASELINE_INDEX, *size_indices.values(), *written])
+        report["ingest"] = add_store_rate(client, measured)
+        print(json.dumps(report["ingest"]), flush=True)
+        report["sizes"] = measure_sizes(client, size_indices, size_docs)
+        built = merge_main_indices(client, written)
         handles = {name: row.pop("handle") for name, row in built.items()}
         report["main"], report["seismic_docs"] = built, seismic_docs
         report["queries"] = measure_queries(client, handles, encoder, texts, methods(args.docs, seismic_docs))

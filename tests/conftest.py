@@ -19,7 +19,8 @@ import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.model import MilcoEncoder
-from milco_os.services.search_node import is_green
+from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION
+from milco_os.services.search_node import SearchNode, is_green
 from milco_os.services.temporary_node import temporary_node
 from milco_os.services.triton_server import TritonServer
 from milco_os.model.tiny import make_tiny_checkpoint
@@ -110,6 +111,14 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSe
         SERVICE_REPORT["Triton"] = f"{server.server_metadata()['version']} at {server.http_url} (HTTP), " \
                                    f"{server.grpc_url} (gRPC)"
         yield server
+
+
+@pytest.fixture(scope="session")
+def shared_ml_node() -> Iterator[SearchNode]:
+    """A node of the default version with ml-commons and neural-search, shared by the modules that need one (each
+    start costs about 40 s). Users keep to their own index, model and pipeline names."""
+    with temporary_node(version=ML_DEFAULT_VERSION, ml=True) as node:
+        yield node
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,7 @@ The backbone architecture comes from ``config.json`` when it embeds one
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -19,57 +17,15 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, XLMRobertaConfig
 from transformers.utils import logging as transformers_logging
 
-from milco_os.errors import MilcoOsError
+from milco_os.model.config import CONFIG_FILE, WEIGHT_FILES, CheckpointError, MilcoConfig
 from milco_os.model.network import MilcoNetwork
 
-CONFIG_FILE = "config.json"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 EN_VOCAB_FILE = "en_vocab.txt"
 TOKENIZER_MODEL_FILES = ("tokenizer.json", "sentencepiece.bpe.model")
 BUNDLED_EN_VOCAB = "bert-base-uncased-vocab.txt"
 ATTENTION_HEAD_SIZE = 64
 BACKBONE_PREFIX = "m_model."
 IGNORED_PREFIXES = ("m_model.pooler.", "en_lsr.")
-
-
-class CheckpointError(MilcoOsError):
-    """A checkpoint file is missing or not what the released format promises."""
-
-    exit_code = 5
-
-
-@dataclass(frozen=True)
-class MilcoConfig:
-    """The MILCO-level settings of ``config.json``."""
-
-    en_vocab_size: int
-    en_hidden_size: int
-    m_vocab_size: int
-    m_hidden_size: int
-    echo: bool
-    raw: dict
-
-    @classmethod
-    def read(cls, path: Path) -> MilcoConfig:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise CheckpointError(f"{path} is missing: a MILCO checkpoint needs its config.json.") from exc
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path} is not valid JSON ({exc}).") from exc
-        if raw.get("model_type") != "milco":
-            raise CheckpointError(f"{path}: expected \"model_type\": \"milco\", found {raw.get('model_type')!r}.")
-        try:
-            return cls(
-                en_vocab_size=int(raw.get("en_vocab_size", 30522)),
-                en_hidden_size=int(raw.get("en_hidden_size", 768)),
-                m_vocab_size=int(raw.get("m_vocab_size", 250002)),
-                m_hidden_size=int(raw.get("m_hidden_size", 1024)),
-                echo=bool(raw.get("echo", True)),
-                raw=raw,
-            )
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: vocabulary and hidden sizes must be integers ({exc}).") from exc
 
 
 def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:

@@ -8,15 +8,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+from milco_os.model.config import check_precision
+
 WEIGHT_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` when it is one of ``PRECISIONS``, else a ValueError naming them."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    return precision
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

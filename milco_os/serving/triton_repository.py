@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from milco_os.model.checkpoint import CONFIG_FILE, CheckpointError, MilcoConfig
+from milco_os.model.config import CONFIG_FILE, WEIGHT_FILES, CheckpointError, MilcoConfig, check_precision
 from milco_os.encoding.pruning import PruneSpec
-from milco_os.model.precision import check_precision
 from milco_os.resources import resource_dir
 from milco_os.serving.export_record import export_parameters
 from milco_os.serving.model_code import REQUIREMENTS, copy_runtime_code
@@ -100,7 +99,7 @@ def export_repository(checkpoint: Path, out: Path, *, name: str = "milco", devic
     checkpoint's hash), and in ``1/`` the entry point ``model.py``, the milco-os code it runs, its
     ``requirements.txt`` and the checkpoint."""
     MilcoConfig.read(checkpoint / CONFIG_FILE)
-    if not any((checkpoint / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+    if not any((checkpoint / f).is_file() for f in WEIGHT_FILES):
         raise CheckpointError(f"{checkpoint} holds no weights: expected model.safetensors or pytorch_model.bin.")
     model_dir = out / name
     version_dir = model_dir / "1"

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from contextlib import ExitStack
 from typing import Iterator
 
 import pytest
@@ -32,7 +33,7 @@ from milco_os.pipeline.sources import DictSource
 from milco_os.sample_corpus import sample_dir
 from milco_os.search.searcher import NEURAL_SPARSE, SearchOptions, search
 from milco_os.serving.triton_repository import export_repository
-from milco_os.services.opensearch_ml_plugins import ML_VERSIONS
+from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION, ML_VERSIONS
 from milco_os.services.temporary_node import temporary_node
 from milco_os.services.triton_server import TritonServer
 
@@ -53,8 +54,10 @@ def triton(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module", params=ML_VERSIONS)
 def ml_node(request: pytest.FixtureRequest) -> Iterator[OpenSearch]:
-    """A node with ml-commons and neural-search, one per version (started once for this module's tests)."""
-    with temporary_node(version=request.param, ml=True) as node:
+    """A node with ml-commons and neural-search per version: the suite's shared one for the default version."""
+    with ExitStack() as stack:
+        node = request.getfixturevalue("shared_ml_node") if request.param == ML_DEFAULT_VERSION else \
+            stack.enter_context(temporary_node(version=request.param, ml=True))
         client = OpenSearch(hosts=[node.url], timeout=120)
         yield client
         client.close()

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from opensearchpy import OpenSearch
+
+from milco_os.services.search_node import SearchNode
 
 pytestmark = pytest.mark.integration
 
@@ -16,12 +19,14 @@ INGEST_PATHS = ("plain _bulk, no pipeline (baseline)", "plain _bulk through milc
                 "milco-os Ingestor (its writes skip milco-stamp)")
 
 
-def test_the_bench_measures_every_method_at_2500_documents(tmp_path: Path) -> None:
+def test_the_bench_measures_every_method_at_2500_documents(tmp_path: Path, shared_ml_node: SearchNode) -> None:
     out = tmp_path / "scale.json"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "scale.py"), "--docs", "2500", "--queries", "20",
-                             "--baseline-docs", "1000", "--size-docs", "250", "--seismic-docs", "1500", "--heap", "1g",
-                             "--json-out", str(out)],
+                             "--baseline-docs", "1000", "--size-docs", "250", "--seismic-docs", "1500",
+                             "--url", shared_ml_node.url, "--json-out", str(out)],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    with OpenSearch(hosts=[shared_ml_node.url]) as client:  # the node is shared: leave it as it was
+        client.indices.delete(index="scale-rf,scale-seismic", ignore_unavailable=True)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert "| exact rank_features | 1.000 |" in result.stdout and report["elapsed_s"] > 0

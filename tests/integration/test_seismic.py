@@ -38,8 +38,7 @@ from milco_os.pipeline.sources import DictSource
 from milco_os.sample_corpus import sample_dir
 from milco_os.search.query_dsl import QueryTerm
 from milco_os.search.searcher import SearchOptions, build_body, search
-from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION
-from milco_os.services.temporary_node import temporary_node
+from milco_os.services.search_node import SearchNode
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +59,10 @@ def encoder(sparse_checkpoint: Path) -> MilcoEncoder:
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[OpenSearch]:
-    with temporary_node(version=ML_DEFAULT_VERSION, ml=True) as started:
-        client = OpenSearch(hosts=[started.url], timeout=120)
-        yield client
-        client.close()
+def node(shared_ml_node: SearchNode) -> Iterator[OpenSearch]:
+    client = OpenSearch(hosts=[shared_ml_node.url], timeout=120)
+    yield client
+    client.close()
 
 
 def corpus() -> list[dict]:
