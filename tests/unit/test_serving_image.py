@@ -51,6 +51,15 @@ def test_the_image_installs_the_file_the_model_checks_and_this_environment_meets
     assert parser.cmd == '["--model-repository=/models"]'
 
 
+def test_the_build_context_holds_only_what_the_image_copies() -> None:
+    """The context is the checkout, whose .venv/ and .cache/ hold gigabytes: the daemon must get only the copies."""
+    rules = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    sources = {i["value"].split()[0] for i in DockerfileParser(path=str(DOCKERFILE)).structure
+               if i["instruction"] == "COPY"}
+    assert rules[0] == "*" and set(rules[1:]) == {f"!{source}" for source in sources}
+
+
 def test_compose_builds_the_triton_service_from_the_recipe_and_mounts_an_exported_repository() -> None:
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     triton = compose["services"]["triton"]
