@@ -76,6 +76,11 @@ class Engine(ABC):
     def reason(exc: BaseException) -> str:
         """The cluster's reason (or the connection failure) on one line."""
 
+    @staticmethod
+    @abstractmethod
+    def error_type(exc: BaseException) -> str | None:
+        """The type the cluster gave an error response (``resource_already_exists_exception``), else None."""
+
     @abstractmethod
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         """One ``_bulk`` request of action/source pairs (through ``pipeline``, ``_none`` for none, instead of the
@@ -118,6 +123,17 @@ class Engine(ABC):
     def get_pipeline(self, name: str) -> dict | None:
         """The stored ingest pipeline, or None when there is none."""
 
+    def create_index_unless_exists(self, index: str, body: dict) -> bool:
+        """Create ``index``; False when it already exists (another process may create it between a check and
+        this call, as the hosts of one ``--share`` job do)."""
+        try:
+            self.client.indices.create(index=index, body=body)
+        except Exception as exc:
+            if self.error_type(exc) == "resource_already_exists_exception":
+                return False
+            raise
+        return True
+
     def ingest_processors(self) -> set[str]:
         """The processor types every node's ingest service has (same API in both engines)."""
         nodes = plain(self.client.nodes.info(metric="ingest"))["nodes"].values()
@@ -128,6 +144,13 @@ class Engine(ABC):
 def plain(response: Any) -> Any:
     """A response as plain JSON data (elasticsearch wraps it in an ApiResponse, opensearch-py does not)."""
     return getattr(response, "body", response)
+
+
+def error_type_in(body: object) -> str | None:
+    """``error.type`` of an error response's body, when it has one."""
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def one_line(text: object, limit: int = 300) -> str:

@@ -7,7 +7,9 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
 
-from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, one_line, plain
+from milco_os.engines.base import (
+    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_type_in, one_line, plain,
+)
 
 
 class ElasticsearchEngine(Engine):
@@ -62,6 +64,10 @@ class ElasticsearchEngine(Engine):
             cause: BaseException | None = exc.errors[0] if exc.errors else None
             return one_line(f"{exc.message}: {cause}" if cause is not None else exc.message)
         return one_line(exc)
+
+    @staticmethod
+    def error_type(exc: BaseException) -> str | None:
+        return error_type_in(exc.body) if isinstance(exc, elasticsearch.ApiError) else None
 
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         return plain(self.client.bulk(operations=operations, **({"pipeline": pipeline} if pipeline else {})))

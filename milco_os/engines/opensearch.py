@@ -6,7 +6,9 @@ from __future__ import annotations
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as errors
 
-from milco_os.engines.base import POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, one_line
+from milco_os.engines.base import (
+    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_type_in, one_line,
+)
 
 
 class OpenSearchEngine(Engine):
@@ -64,6 +66,10 @@ class OpenSearchEngine(Engine):
                 return one_line(error.get("reason") or error.get("type") or error)
             return one_line(error or exc.error)
         return one_line(exc)
+
+    @staticmethod
+    def error_type(exc: BaseException) -> str | None:
+        return error_type_in(exc.info) if isinstance(exc, errors.TransportError) else None
 
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         return self.client.bulk(body=operations, **({"pipeline": pipeline} if pipeline else {}))

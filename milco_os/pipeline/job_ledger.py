@@ -82,12 +82,7 @@ class JobLedger:
                               if_primary_term=versions[1], refresh="true")
 
     def _ensure_index(self) -> None:
-        if self.client.indices.exists(index=JOBS_INDEX):
-            return
-        try:
-            self.client.indices.create(index=JOBS_INDEX, body={
+        if not self.client.indices.exists(index=JOBS_INDEX):
+            self.engine.create_index_unless_exists(JOBS_INDEX, {
                 "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
                 "mappings": {"dynamic": False, "properties": {"kind": {"type": "keyword"}}}})
-        except Exception as exc:
-            if self.engine.classify(exc) is not ErrorKind.BAD_REQUEST:  # created by another share meanwhile
-                raise

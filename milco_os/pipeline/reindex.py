@@ -336,7 +336,7 @@ class Reindexer:
             ensure_milco_mapping(engine, plan.dest, field)
         elif not exists:
             default_pipeline = pipelines_installed(ensure_pipelines(engine))
-            engine.client.indices.create(index=plan.dest, body=dest_body(
+            engine.create_index_unless_exists(plan.dest, dest_body(
                 engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline,
                 vectors_in_source=plan.vectors_in_source))
         return IndexHandle(engine, plan.dest, field, stored_vectors_in_source(stored_mapping(engine, plan.dest), field),

@@ -171,3 +171,32 @@ def test_a_slice_whose_shards_stay_lost_stops_after_the_wait_naming_it() -> None
 
     with pytest.raises(ClusterUnavailableError, match=r"Reading slice 2 of 'books' failed for 0.8 s: .*all shards"):
         list(reader)
+
+
+def test_an_index_another_share_created_meanwhile_is_taken_and_other_refusals_raise() -> None:
+    body = {"settings": {"number_of_shards": 1}}
+    raced = Script().expect("PUT", "/books-v2", error_reply(
+        400, "resource_already_exists_exception", "index [books-v2/uuid] already exists"))
+    assert engine_for(scripted_client(raced)).create_index_unless_exists("books-v2", body) is False
+    assert raced.sent("PUT", "/books-v2")[0].body == body
+    made = Script().expect("PUT", "/books-v2", ACKNOWLEDGED)
+    assert engine_for(scripted_client(made)).create_index_unless_exists("books-v2", body) is True
+    refused = Script().expect("PUT", "/books-v2", error_reply(400, "illegal_argument_exception", "unknown setting"))
+    with pytest.raises(Exception, match="unknown setting"):
+        engine_for(scripted_client(refused)).create_index_unless_exists("books-v2", body)
+
+
+def test_both_engines_read_the_type_of_an_error_response() -> None:
+    from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+    from elasticsearch import BadRequestError
+    from opensearchpy.exceptions import RequestError
+
+    from milco_os.engines.elasticsearch import ElasticsearchEngine
+    from milco_os.engines.opensearch import OpenSearchEngine
+
+    body = {"error": {"type": "resource_already_exists_exception", "reason": "index [x/u] already exists"}}
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "127.0.0.1", 9200))
+    assert ElasticsearchEngine.error_type(BadRequestError("x", meta, body)) == "resource_already_exists_exception"
+    assert OpenSearchEngine.error_type(RequestError(400, "x", body)) == "resource_already_exists_exception"
+    assert OpenSearchEngine.error_type(RequestError(400, "x", "not json")) is None
+    assert OpenSearchEngine.error_type(ValueError("x")) is None
