@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import elasticsearch
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
@@ -62,6 +63,18 @@ def test_the_index_records_its_vector_field_type(es: Elasticsearch, elasticsearc
     assert properties["milco_en"]["type"] == properties["milco_m"]["type"] == vector_type
     assert open_index(es, index).field.type_name == vector_type
     assert engine_for(es).version.engine == "elasticsearch"
+
+
+def test_an_index_that_exists_already_is_told_apart_from_a_refused_body(es: Elasticsearch) -> None:
+    engine, body = engine_for(es), {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+    index = "created-twice"
+    assert engine.create_index_unless_exists(index, body) is True
+    try:
+        assert engine.create_index_unless_exists(index, body) is False
+        with pytest.raises(elasticsearch.BadRequestError, match="unknown setting"):
+            engine.create_index_unless_exists(f"{index}-other", {"settings": {"index.no_such_setting": 1}})
+    finally:
+        es.indices.delete(index=index)
 
 
 @pytest.mark.parametrize("echo", [True, False])

@@ -1,4 +1,4 @@
-"""A real OpenSearch node: health, rank_features mappings and linear rank_feature scoring."""
+"""A real OpenSearch node: health, rank_features mappings, linear rank_feature scoring, index creation races."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import random
 
 import pytest
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import RequestError
+
+from milco_os.engines import engine_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,15 @@ def test_rank_features_mapping_is_accepted(opensearch: OpenSearch, index_name: s
     )
     mapping = opensearch.indices.get_mapping(index=index_name)[index_name]["mappings"]
     assert mapping["properties"]["terms"]["type"] == "rank_features"
+
+
+def test_an_index_that_exists_already_is_told_apart_from_a_refused_body(opensearch: OpenSearch,
+                                                                       index_name: str) -> None:
+    engine, body = engine_for(opensearch), {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+    assert engine.create_index_unless_exists(index_name, body) is True
+    assert engine.create_index_unless_exists(index_name, body) is False
+    with pytest.raises(RequestError, match="unknown setting"):
+        engine.create_index_unless_exists(f"{index_name}-other", {"settings": {"index.no_such_setting": 1}})
 
 
 def test_linear_rank_feature_bool_scores_sum_of_boost_times_value(opensearch: OpenSearch, index_name: str) -> None:
