@@ -35,6 +35,8 @@ ML = "/_plugins/_ml"
 REQUIRED_PLUGINS = {"opensearch-ml": "ml-commons", "opensearch-neural-search": "neural-search"}
 DEPLOY_TIMEOUT_S = 60.0
 SMOKE_TEXT = "MILCO encodes this text to check the connector."
+# ml-commons' refusal to delete a connector, listing the models it counts as users (2.14+).
+STILL_USED = re.compile(r"models are still using this connector[^\[]*\[([^\]]*)\]")
 
 
 class MlSetupError(MilcoOsError):
@@ -76,6 +78,13 @@ class MlCommons:
 
     def model_state(self, model_id: str) -> str:
         return self.request("GET", f"{ML}/models/{model_id}").get("model_state", "")
+
+    def model_connector(self, model_id: str) -> str | None:
+        """The connector a model uses; None when it has none or is gone."""
+        try:
+            return self.request("GET", f"{ML}/models/{model_id}").get("connector_id")
+        except NotFoundError:
+            return None
 
     def predict(self, model_id: str, texts: list[str]) -> list[dict]:
         """What neural-search gets for ``texts``: one term -> weight map per text."""
@@ -271,8 +280,29 @@ def indices_using_pipeline(client: Any, pipeline: str) -> list[str]:
                   if body.get("settings", {}).get("index", {}).get("default_pipeline") == pipeline)
 
 
+def delete_connector(ml: MlCommons, connector_id: str) -> str:
+    """Delete a connector no model of ours uses any more: 'removed', or why it was left.
+
+    ml-commons 2.x finds a connector's users with an analysed match on ``connector_id``, so a model of another
+    installation whose connector id shares a token with this one (ids made in the same moment, split at a '-')
+    counts as a user, and the delete is refused with 409. When none of the models it names really uses this
+    connector, it is left and reported; a real user is an error as before."""
+    path = f"{ML}/connectors/{connector_id}"
+    try:
+        ml.request("DELETE", path)
+        return "removed"
+    except TransportError as exc:
+        listed = STILL_USED.search(error_reason(exc)) if exc.status_code == 409 else None
+        named = [model_id.strip() for model_id in listed.group(1).split(",") if model_id.strip()] if listed else []
+        if not named or any(ml.model_connector(model_id) == connector_id for model_id in named):
+            raise
+    return (f"left: ml-commons counts {len(named)} model(s) as using it ({', '.join(named)}), but none of them "
+            f"does (its check matches connector ids loosely); remove it with DELETE {path} once they are gone")
+
+
 def uninstall(client: Any, name: str) -> dict[str, str]:
-    """Remove what ``install`` made under ``name``; object -> 'removed' (absent objects are not listed)."""
+    """Remove what ``install`` made under ``name``; object -> 'removed' or why it was left (absent objects are not
+    listed)."""
     ml = MlCommons(client)
     removed: dict[str, str] = {}
     for index in indices_using_pipeline(client, f"{name}-encode"):
@@ -293,8 +323,7 @@ def uninstall(client: Any, name: str) -> dict[str, str]:
             ml.request("DELETE", f"{ML}/models/{model['_id']}")
             removed[f"model {model_name} ({model['_id']})"] = "removed"
         for connector in ml.find("connectors", model_name):
-            ml.request("DELETE", f"{ML}/connectors/{connector['_id']}")
-            removed[f"connector {model_name} ({connector['_id']})"] = "removed"
+            removed[f"connector {model_name} ({connector['_id']})"] = delete_connector(ml, connector["_id"])
     for group in ml.find("model_groups", name):
         ml.request("DELETE", f"{ML}/model_groups/{group['_id']}")
         removed[f"model group {name} ({group['_id']})"] = "removed"

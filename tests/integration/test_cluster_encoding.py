@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import TransportError
 
 from milco_os.cluster_ml.bodies import MlInstallation, connector_body, model_body, search_pipeline_body
-from milco_os.cluster_ml.installer import ML, MlCommons
+from milco_os.cluster_ml.installer import ML, MlCommons, delete_connector
 from milco_os.encoding.sparse import SparseVector
 from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.index.handle import open_index
@@ -218,6 +219,21 @@ def test_bulk_writer_documents_sit_beside_cluster_encoded_ones(ml_node: OpenSear
             {key: clustered["milco_meta"][key] for key in ("model", "prune", "text_hash")}
 
 
+def falsely_kept_connectors(ml: MlCommons, outcomes: dict[str, str]) -> set[str]:
+    """Ids of the connectors an uninstall left because ml-commons 2.x counted other connectors' models as their users
+    (see ``delete_connector``), after checking that every model it named does use another connector."""
+    kept = set()
+    for key, outcome in outcomes.items():
+        if outcome == "removed":
+            continue
+        connector = re.fullmatch(r"connector \S+ \((\S+)\)", key)
+        named = re.search(r"as using it \(([^)]+)\), but none of them does", outcome)
+        assert connector and named, (key, outcome)
+        assert all(ml.model_connector(model_id) != connector.group(1) for model_id in named.group(1).split(", "))
+        kept.add(connector.group(1))
+    return kept
+
+
 def test_install_is_idempotent_and_uninstall_leaves_nothing(ml_node: OpenSearch, triton: TritonServer) -> None:
     first = install(ml_node, triton, "--name", "milco-idem")
     assert first.returncode == 0, first.stderr
@@ -229,11 +245,13 @@ def test_install_is_idempotent_and_uninstall_leaves_nothing(ml_node: OpenSearch,
     removed = cli("opensearch-ml", "uninstall", "--url", f"http://{url['host']}:{url['port']}", "--name",
                   "milco-idem")
     assert removed.returncode == 0, removed.stderr
-    assert len(json.loads(removed.stdout)) == 7  # two pipelines, two models, two connectors, the model group
+    outcomes = json.loads(removed.stdout)
+    assert len(outcomes) == 7  # two pipelines, two models, two connectors, the model group
     ml = MlCommons(ml_node)
+    kept = falsely_kept_connectors(ml, outcomes)
     for kind, name in (("connectors", "milco-idem-en"), ("connectors", "milco-idem-m"), ("models", "milco-idem-en"),
                        ("models", "milco-idem-m"), ("model_groups", "milco-idem")):
-        assert ml.find(kind, name) == [], (kind, name)
+        assert {found["_id"] for found in ml.find(kind, name)} <= kept, (kind, name)
     for path in ("/_ingest/pipeline/milco-idem-encode", "/_search/pipeline/milco-idem-two-phase"):
         with pytest.raises(TransportError) as missing:
             ml_node.transport.perform_request("GET", path)
@@ -265,7 +283,7 @@ def test_a_closed_port_and_a_bad_request_parameter_each_give_one_clear_error(ml_
     finally:
         ml.request("POST", f"{ML}/models/{model_id}/_undeploy")
         ml.request("DELETE", f"{ML}/models/{model_id}")
-        ml.request("DELETE", f"{ML}/connectors/{connector_id}")
+        falsely_kept_connectors(ml, {f"connector milco-badview-en ({connector_id})": delete_connector(ml, connector_id)})
         ml.request("DELETE", f"{ML}/model_groups/{group_id}")
 
 

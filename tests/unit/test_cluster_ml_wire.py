@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from opensearchpy.exceptions import TransportError
 
 from milco_os.cluster_ml.bodies import MlInstallation, connector_body, encode_pipeline_body
-from milco_os.cluster_ml.installer import MlSetupError, check_cluster
-from tests.unit.scripted_transport import Reply, Script, scripted_client
+from milco_os.cluster_ml.installer import ML, MlCommons, MlSetupError, check_cluster, delete_connector
+from tests.unit.scripted_transport import Reply, Script, error_reply, scripted_client
 
 PLUGINS = [{"component": "opensearch-ml"}, {"component": "opensearch-neural-search"}]
 
@@ -74,3 +75,29 @@ def test_bodies_carry_the_installation() -> None:
 def test_a_triton_url_that_is_not_scheme_host_port_is_refused(url: str) -> None:
     with pytest.raises(Exception, match="--triton-url must be http"):
         MlInstallation(triton_url=url)
+
+
+def still_used(*model_ids: str) -> Reply:
+    """ml-commons 2.19's refusal to delete a connector, naming the models it counts as users."""
+    return error_reply(409, "status_exception", f"{len(model_ids)} models are still using this connector, please "
+                       f"delete or update the models first: [{', '.join(model_ids)}]")
+
+
+def test_a_connector_refused_for_other_connectors_models_is_left_with_the_reason() -> None:
+    script = (Script().expect("DELETE", f"{ML}/connectors/c-1", still_used("m-7", "m-8"))
+              .expect("GET", f"{ML}/models/m-7", Reply(200, {"name": "other-en", "connector_id": "c-2"}))
+              .expect("GET", f"{ML}/models/m-8", error_reply(404, "status_exception", "Failed to find model")))
+    outcome = delete_connector(MlCommons(scripted_client(script)), "c-1")
+    assert outcome.startswith("left: ml-commons counts 2 model(s) as using it (m-7, m-8), but none of them does")
+    assert f"DELETE {ML}/connectors/c-1" in outcome
+    assert not script.unused()
+
+
+def test_a_connector_a_listed_model_really_uses_is_an_error() -> None:
+    script = (Script().expect("DELETE", f"{ML}/connectors/c-1", still_used("m-7", "m-8"))
+              .expect("GET", f"{ML}/models/m-7", Reply(200, {"name": "other-en", "connector_id": "c-2"}))
+              .expect("GET", f"{ML}/models/m-8", Reply(200, {"name": "mine-en", "connector_id": "c-1"})))
+    with pytest.raises(TransportError, match="2 models are still using this connector"):
+        delete_connector(MlCommons(scripted_client(script)), "c-1")
+    removed = Script().expect("DELETE", f"{ML}/connectors/c-1", Reply(200, {"result": "deleted"}))
+    assert delete_connector(MlCommons(scripted_client(removed)), "c-1") == "removed"
