@@ -84,6 +84,7 @@ class SliceCheckpoint:
     dest: str
     slices: dict[int, SliceState] = field(default_factory=dict)
     total: int = 0
+    recorded: bool = False  # a share's run has written its counts to the job's ledger
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -101,12 +102,13 @@ class SliceCheckpoint:
                     f"{path} belongs to a reindex of {data['source']} -> {data['dest']} over slices "
                     f"{', '.join(map(str, saved_ids))} of {total}, not this one.",
                     hint="use the same --source, --dest, --slices and --share, or drop --resume.")
-            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()}, total)
+            return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()}, total,
+                       data.get("recorded", False))
         return cls(path, source, dest, {n: SliceState() for n in slice_ids}, slices)
 
     def save(self) -> None:
         with self.lock:
-            data = {"source": self.source, "dest": self.dest, "total": self.total,
+            data = {"source": self.source, "dest": self.dest, "total": self.total, "recorded": self.recorded,
                     "slices": {str(n): asdict(state) for n, state in self.slices.items()}}
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text(json.dumps(data, indent=1))

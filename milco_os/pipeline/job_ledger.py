@@ -61,6 +61,13 @@ class JobLedger:
                 return None
             return {number: ShareCounts(**counts) for number, counts in body["done"].items()}
 
+    def completed(self) -> dict[str, ShareCounts] | None:
+        """The shares' counts when the recorded job is complete, else None."""
+        found = self._read()
+        if not found or not found[0].get("complete"):
+            return None
+        return {number: ShareCounts(**counts) for number, counts in found[0]["done"].items()}
+
     def done_shares(self) -> list[int]:
         found = self._read()
         return sorted(int(number) for number in (found[0].get("done") or {})) if found else []
