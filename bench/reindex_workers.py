@@ -2,7 +2,10 @@
 
 Each row reindexes the same source index (the sample corpus's passages, tiny model) with
 ``milco-os reindex --workers N`` (as many slices as workers) in its own process, as an
-operator runs it. The baseline is one worker on the same cluster in the same run.
+operator runs it. The baseline is one worker on the same cluster in the same run. Several
+workers run twice: with their share of torch's threads (the default) and with
+``--worker-threads`` set to every thread torch has here (what each worker took before it
+was given a share).
 
     python bench/reindex_workers.py [--docs 4000] [--workers 1,2,4] [--out FILE] [--json-out FILE]
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from common import machine, markdown_table, synthetic_corpus
+import torch
 from opensearchpy import OpenSearch, helpers
 
 from milco_os.model.tiny import make_tiny_checkpoint
@@ -49,12 +53,13 @@ def fill_source(url: str, documents: list[dict], nodes: int) -> None:
     client.close()
 
 
-def reindex(url: str, model: Path, workers: int, scratch: Path) -> dict:
+def reindex(url: str, model: Path, workers: int, threads: int | None, scratch: Path) -> dict:
     """One ``milco-os reindex`` run into a fresh index: its JSON summary and the command's wall time."""
     dest = f"bench-reindex-w{workers}"
     command = [sys.executable, "-m", "milco_os", "reindex", "--url", url, "--source", SOURCE, "--dest", dest,
                "--text-field", "text", "--model", str(model), "--prune", "topk:64", "--workers", str(workers),
-               "--dead-letter", str(scratch / f"{dest}.jsonl")]
+               "--dead-letter", str(scratch / f"{dest}.jsonl"),
+               *(["--worker-threads", str(threads)] if threads else [])]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
     wall = time.perf_counter() - started
@@ -79,22 +84,27 @@ def main() -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     documents = synthetic_corpus(args.docs)
     worker_counts = [int(n) for n in args.workers.split(",")]
+    every_thread = torch.get_num_threads()
+    runs = [(1, None)] if 1 in worker_counts else []
+    runs += [(n, threads) for n in worker_counts if n > 1 for threads in (None, every_thread)]
     rows, records = [], []
     for nodes in (int(n) for n in args.nodes.split(",")):
         with target(nodes) as url:
             fill_source(url, documents, nodes)
             baseline = None
-            for workers in worker_counts:
-                summary = reindex(url, model, workers, scratch)
+            for workers, threads in runs:
+                summary = reindex(url, model, workers, threads, scratch)
                 rate = summary["read"] / summary["elapsed_s"]
                 baseline = baseline or rate
-                records.append({"nodes": nodes, "workers": workers, **summary})
-                rows.append([f"{nodes} node{'s' if nodes > 1 else ''}", str(workers), str(summary["read"]),
+                shown_threads = threads or (every_thread if workers == 1 else max(1, every_thread // workers))
+                records.append({"nodes": nodes, "workers": workers, "threads_per_worker": shown_threads, **summary})
+                rows.append([f"{nodes} node{'s' if nodes > 1 else ''}", str(workers),
+                             f"{shown_threads}{'' if threads else ' (default)'}", str(summary["read"]),
                              f"{summary['elapsed_s']:.1f}", f"{summary['wall_s']:.1f}", f"{rate:.0f}",
                              f"{rate / baseline:.2f}x"])
                 print(rows[-1], flush=True)
-    table = markdown_table(["cluster", "workers", "docs", "job s", "command wall s", "docs/s (job)",
-                            "speed-up vs 1 worker"], rows)
+    table = markdown_table(["cluster", "workers", "torch threads each", "docs", "job s", "command wall s",
+                            "docs/s (job)", "speed-up vs 1 worker"], rows)
     table += (f"\n\nTiny model, in-process encoding in each worker, documents pruned topk:64, batches of 64, "
               f"as many slices as workers; source and destination with one primary per node (a replica on the "
               f"3-node cluster), 512 MB heaps; cluster and client share this machine ({machine()}). "

@@ -52,7 +52,7 @@ def run_reindex(*, connection: Connection, source: str,
                 json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
                 unavailable_timeout: float = 120.0, vector_field: str | None = None,
                 seismic_flags: dict | None = None, vectors_in_source: bool | None = None, workers: int = 1,
-                share: Share = Share()) -> None:
+                worker_threads: int | None = None, share: Share = Share()) -> None:
     from milco_os.engines import engine_for
     from milco_os.pipeline.checkpoints import SliceCheckpoint
     from milco_os.pipeline.dead_letters import DeadLetters
@@ -84,7 +84,8 @@ def run_reindex(*, connection: Connection, source: str,
                        slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
                        in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source, workers=workers)
     worker_setup = WorkerSetup(connection.client, functools.partial(load_encoder, *encoder_args,
-                                                                    unavailable_timeout_s=unavailable_timeout))
+                                                                    unavailable_timeout_s=unavailable_timeout),
+                               workers=workers, cpu_threads=worker_threads)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -185,6 +186,9 @@ common_options = (
     click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
                  help="Processes on this host the slices are dealt to, each with its own cluster connection and "
                       "encoder (model or Triton connection)."),
+    click.option("--worker-threads", default=None, type=click.IntRange(min=1),
+                 help="CPU threads each worker's in-process model uses [default: torch's threads divided by "
+                      "--workers]."),
     click.option("--share", default="1/1", show_default=True, callback=parse_share, metavar="K/N",
                  help="Take share K of N of the job's slices (one host each, with its own checkpoint and "
                       "--resume); the share that completes the job moves --alias."),
@@ -221,7 +225,7 @@ def with_common_options(command):
 @with_common_options
 @encoder_options
 def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
-            workers, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log,
+            workers, worker_threads, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log,
             unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
     run_reindex(connection=connection, source=source, dest=dest,
@@ -230,7 +234,7 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
                 skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
                 unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
-                vectors_in_source=vectors_in_source, workers=workers, share=share)
+                vectors_in_source=vectors_in_source, workers=workers, worker_threads=worker_threads, share=share)
 
 
 @click.command("enrich")
@@ -239,9 +243,9 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
 @encoder_options
-def enrich(connection, index, text_field, prune, slices, workers, share, batch_size, bulk_concurrency, resume,
-           skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model, triton_url,
-           triton_model, triton_protocol) -> None:
+def enrich(connection, index, text_field, prune, slices, workers, worker_threads, share, batch_size, bulk_concurrency,
+           resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model,
+           triton_url, triton_model, triton_protocol) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
     run_reindex(connection=connection, source=index, dest=index,
                 text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
@@ -249,4 +253,4 @@ def enrich(connection, index, text_field, prune, slices, workers, share, batch_s
                 skip_existing=skip_existing,
                 dead_letter=dead_letter, json_log=json_log, in_place=True,
                 unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
-                workers=workers, share=share)
+                workers=workers, worker_threads=worker_threads, share=share)

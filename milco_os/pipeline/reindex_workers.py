@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import sys
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -34,6 +35,8 @@ class WorkerSetup:
 
     make_client: Callable[[], Any]
     make_encoder: Callable[[], SparseEncoder]
+    workers: int = 1
+    cpu_threads: int | None = None  # per worker, for an in-process model; default: torch's threads / workers
 
 
 class ForwardedCheckpoint:
@@ -70,6 +73,7 @@ def run_worker(number: int, setup: WorkerSetup, run_slices: Callable[..., Ingest
     encoder = None
     try:
         client, encoder = setup.make_client(), setup.make_encoder()
+        share_cpu_threads(setup.workers, setup.cpu_threads)
         checkpoint = ForwardedCheckpoint({n: SliceState(**state) for n, state in states.items()}, events)
         summary = run_slices(client, encoder, checkpoint, ForwardedDeadLetters(events),
                              lambda slice_id, count: events.put(("progress", slice_id, count)))
@@ -80,6 +84,15 @@ def run_worker(number: int, setup: WorkerSetup, run_slices: Callable[..., Ingest
         close = getattr(encoder, "close", None)
         if close is not None:
             close()
+
+
+def share_cpu_threads(workers: int, threads: int | None) -> None:
+    """Give a worker that encodes in-process its share of torch's CPU threads (``threads``, else torch's default
+    divided by ``workers``), so that the workers of one host do not each take every core; a worker encoding through
+    Triton has not loaded torch and is left alone."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads or max(1, torch.get_num_threads() // workers))
 
 
 def transportable(exc: BaseException) -> MilcoOsError:
