@@ -3,9 +3,8 @@
 Each row reindexes the same source index (the sample corpus's passages, tiny model) with
 ``milco-os reindex --workers N`` (as many slices as workers) in its own process, as an
 operator runs it. The baseline is one worker on the same cluster in the same run. Several
-workers run twice: with their share of torch's threads (the default) and with
-``--worker-threads`` set to every thread torch has here (what each worker took before it
-was given a share).
+workers run twice: with torch's threads in each (the default: every core) and with
+``--worker-threads`` giving each its share of them (torch's count divided by the workers).
 
     python bench/reindex_workers.py [--docs 4000] [--workers 1,2,4] [--out FILE] [--json-out FILE]
 """
@@ -86,7 +85,7 @@ def main() -> None:
     worker_counts = [int(n) for n in args.workers.split(",")]
     every_thread = torch.get_num_threads()
     runs = [(1, None)] if 1 in worker_counts else []
-    runs += [(n, threads) for n in worker_counts if n > 1 for threads in (None, every_thread)]
+    runs += [(n, threads) for n in worker_counts if n > 1 for threads in (None, max(1, every_thread // n))]
     rows, records = [], []
     for nodes in (int(n) for n in args.nodes.split(",")):
         with target(nodes) as url:
@@ -96,7 +95,7 @@ def main() -> None:
                 summary = reindex(url, model, workers, threads, scratch)
                 rate = summary["read"] / summary["elapsed_s"]
                 baseline = baseline or rate
-                shown_threads = threads or (every_thread if workers == 1 else max(1, every_thread // workers))
+                shown_threads = threads or every_thread
                 records.append({"nodes": nodes, "workers": workers, "threads_per_worker": shown_threads, **summary})
                 rows.append([f"{nodes} node{'s' if nodes > 1 else ''}", str(workers),
                              f"{shown_threads}{'' if threads else ' (default)'}", str(summary["read"]),

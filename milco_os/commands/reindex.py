@@ -58,7 +58,7 @@ def run_reindex(*, connection: Connection, source: str,
     from milco_os.pipeline.dead_letters import DeadLetters
     from milco_os.pipeline.ingest import IngestOptions
     from milco_os.pipeline.reindex import ReindexPlan, Reindexer
-    from milco_os.pipeline.reindex_workers import WorkerSetup, share_cpu_threads
+    from milco_os.pipeline.reindex_workers import WorkerSetup, set_cpu_threads
     from milco_os.pipeline.job_ledger import JobLedger, ShareCounts
 
     if slices is None and not share.whole:
@@ -70,8 +70,8 @@ def run_reindex(*, connection: Connection, source: str,
     if ledger:
         ledger.check()
     encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)
-    if workers == 1 and worker_threads:  # this process is the one worker
-        share_cpu_threads(1, worker_threads)
+    if workers == 1:  # this process is the one worker
+        set_cpu_threads(worker_threads)
     if passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
     dead_letter = dead_letter or Path(f"{dest}{'.' + share.label if share.label else ''}.dead-letter.jsonl")
@@ -87,7 +87,7 @@ def run_reindex(*, connection: Connection, source: str,
                        in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source, workers=workers)
     worker_setup = WorkerSetup(connection.client, functools.partial(load_encoder, *encoder_args,
                                                                     unavailable_timeout_s=unavailable_timeout),
-                               workers=workers, cpu_threads=worker_threads)
+                               cpu_threads=worker_threads)
     total = client.count(index=source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -189,8 +189,8 @@ common_options = (
                  help="Processes on this host the slices are dealt to, each with its own cluster connection and "
                       "encoder (model or Triton connection)."),
     click.option("--worker-threads", default=None, type=click.IntRange(min=1),
-                 help="CPU threads each worker's in-process model uses [default: torch's threads divided by "
-                      "--workers]; with one worker, this process's."),
+                 help="CPU threads each worker's in-process model uses [default: torch's, every core in each "
+                      "worker]; with one worker, this process's."),
     click.option("--share", default="1/1", show_default=True, callback=parse_share, metavar="K/N",
                  help="Take share K of N of the job's slices (one host each, with its own checkpoint and "
                       "--resume); the share that completes the job moves --alias."),

@@ -35,8 +35,7 @@ class WorkerSetup:
 
     make_client: Callable[[], Any]
     make_encoder: Callable[[], SparseEncoder]
-    workers: int = 1
-    cpu_threads: int | None = None  # per worker, for an in-process model; default: torch's threads / workers
+    cpu_threads: int | None = None  # per worker, for an in-process model; default: torch's
 
 
 class ForwardedCheckpoint:
@@ -73,7 +72,7 @@ def run_worker(number: int, setup: WorkerSetup, run_slices: Callable[..., Ingest
     encoder = None
     try:
         client, encoder = setup.make_client(), setup.make_encoder()
-        share_cpu_threads(setup.workers, setup.cpu_threads)
+        set_cpu_threads(setup.cpu_threads)
         checkpoint = ForwardedCheckpoint({n: SliceState(**state) for n, state in states.items()}, events)
         summary = run_slices(client, encoder, checkpoint, ForwardedDeadLetters(events),
                              lambda slice_id, count: events.put(("progress", slice_id, count)))
@@ -86,13 +85,12 @@ def run_worker(number: int, setup: WorkerSetup, run_slices: Callable[..., Ingest
             close()
 
 
-def share_cpu_threads(workers: int, threads: int | None) -> None:
-    """Give a worker that encodes in-process its share of torch's CPU threads (``threads``, else torch's default
-    divided by ``workers``), so that the workers of one host do not each take every core; a worker encoding through
-    Triton has not loaded torch and is left alone."""
+def set_cpu_threads(threads: int | None) -> None:
+    """Run an in-process model on ``threads`` CPU threads (None: torch's default, every core). A process encoding
+    through Triton has not loaded torch and is left alone."""
     torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(threads or max(1, torch.get_num_threads() // workers))
+    if torch is not None and threads:
+        torch.set_num_threads(threads)
 
 
 def transportable(exc: BaseException) -> MilcoOsError:

@@ -13,7 +13,7 @@ from milco_os.pipeline.checkpoints import CheckpointMismatchError, SliceCheckpoi
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import Outcome
 from milco_os.pipeline.ingest import IngestSummary
-from milco_os.pipeline.reindex_workers import WorkerError, WorkerPool, WorkerSetup, share_cpu_threads, slice_groups
+from milco_os.pipeline.reindex_workers import WorkerError, WorkerPool, WorkerSetup, set_cpu_threads, slice_groups
 from milco_os.pipeline.shares import Share, ShareError
 
 
@@ -104,16 +104,14 @@ def test_a_failing_worker_stops_the_job_with_its_error_and_a_dead_one_is_named(t
     assert checkpoint.slices[0].done and not checkpoint.slices[9].done
 
 
-def test_a_worker_encoding_in_process_takes_its_share_of_torchs_threads() -> None:
+def test_a_worker_encoding_in_process_runs_on_the_threads_it_is_given() -> None:
     import torch
 
     before = torch.get_num_threads()
     try:
-        share_cpu_threads(2, None)
-        assert torch.get_num_threads() == max(1, before // 2)
-        share_cpu_threads(64, None)
-        assert torch.get_num_threads() == 1
-        share_cpu_threads(2, 3)
-        assert torch.get_num_threads() == 3
+        set_cpu_threads(None)
+        assert torch.get_num_threads() == before
+        set_cpu_threads(before + 1)
+        assert torch.get_num_threads() == before + 1
     finally:
         torch.set_num_threads(before)
