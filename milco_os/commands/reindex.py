@@ -125,7 +125,7 @@ def run_reindex(*, connection: Connection, source: str,
     click.echo(json.dumps(report), err=True)
     warn_clipped(summary.clipped, reindexer.dest)
     if ledger:
-        finish_share(client, ledger, share, checkpoint, ShareCounts(summary.read, summary.written, letters.count),
+        finish_share(client, ledger, share, checkpoint.run, ShareCounts(summary.read, summary.written, letters.count),
                      alias if not in_place else None, source, dest)
     elif alias and not in_place:
         from milco_os.pipeline.reindex import move_alias
@@ -136,34 +136,20 @@ def run_reindex(*, connection: Connection, source: str,
         sys.exit(1)
 
 
-def finish_share(client, ledger, share: Share, checkpoint, counts, alias: str | None, source: str, dest: str) -> None:
-    """Record this share as done; the share that completes the job moves the alias (once, for every share).
-
-    A share resumed after its run was recorded adds nothing to the ledger (recording it again would start the job's
-    next run); it says where the job stands, and moves the alias when the job is complete."""
+def finish_share(client, ledger, share: Share, run: str, counts, alias: str | None, source: str, dest: str) -> None:
+    """Record this share's ``run`` as done; once the job is complete, the share moves the alias (the one that
+    completed it, or a finished share resumed: moving it again changes nothing)."""
     from milco_os.pipeline.reindex import move_alias
 
-    if checkpoint.recorded:
-        shares = ledger.completed()
-        if shares is None:
-            report_waiting(ledger, share, alias, "was recorded by its earlier run")
-            return
-    else:
-        shares = ledger.record(share, counts)
-        checkpoint.recorded = True
-        checkpoint.save()
-        if shares is None:
-            report_waiting(ledger, share, alias, "done")
-            return
+    shares = ledger.record(share, counts, run)
+    if shares is None:
+        waiting = sorted(set(range(1, share.of + 1)) - set(ledger.done_shares()))
+        click.echo(f"share {share} done; the job waits for share(s) {', '.join(map(str, waiting))}"
+                   f"{' before moving alias ' + alias if alias else ''}.", err=True)
+        return
     click.echo(f"every share of {source} -> {dest} is done ({share.of} shares).", err=True)
     if alias:
         click.echo(move_alias(client, alias, dest, source, sum(c.dead_lettered for c in shares.values())), err=True)
-
-
-def report_waiting(ledger, share: Share, alias: str | None, state: str) -> None:
-    waiting = sorted(set(range(1, share.of + 1)) - set(ledger.done_shares()))
-    click.echo(f"share {share} {state}; the job waits for share(s) {', '.join(map(str, waiting))}"
-               f"{' before moving alias ' + alias if alias else ''}.", err=True)
 
 
 def index_texts(client, index: str, text_field: str) -> list[str]:

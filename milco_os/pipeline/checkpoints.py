@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,7 @@ class SliceCheckpoint:
     dest: str
     slices: dict[int, SliceState] = field(default_factory=dict)
     total: int = 0
-    recorded: bool = False  # a share's run has written its counts to the job's ledger
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run of the job (kept by --resume)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -103,12 +104,12 @@ class SliceCheckpoint:
                     f"{', '.join(map(str, saved_ids))} of {total}, not this one.",
                     hint="use the same --source, --dest, --slices and --share, or drop --resume.")
             return cls(path, source, dest, {int(k): SliceState(**v) for k, v in data["slices"].items()}, total,
-                       data.get("recorded", False))
+                       data.get("run") or uuid.uuid4().hex)
         return cls(path, source, dest, {n: SliceState() for n in slice_ids}, slices)
 
     def save(self) -> None:
         with self.lock:
-            data = {"source": self.source, "dest": self.dest, "total": self.total, "recorded": self.recorded,
+            data = {"source": self.source, "dest": self.dest, "total": self.total, "run": self.run,
                     "slices": {str(n): asdict(state) for n, state in self.slices.items()}}
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text(json.dumps(data, indent=1))

@@ -41,15 +41,19 @@ class JobLedger:
                              hint="give every host the same --slices and --share N; or delete the ledger document "
                                   "to start the job over.")
 
-    def record(self, share: Share, counts: ShareCounts) -> dict[str, ShareCounts] | None:
-        """Record ``share`` as done; the shares' counts when this write made the job complete, else None."""
+    def record(self, share: Share, counts: ShareCounts, run: str) -> dict[str, ShareCounts] | None:
+        """Record ``share`` as done in its ``run`` (a share checkpoint's token); the shares' counts when the job is
+        complete, else None. A run recorded already (a finished share resumed) is not written again: a complete
+        job's record would otherwise start the job's next run, waiting for shares that will not run again."""
         self._ensure_index()
         while True:
             found = self._read()
             body, versions = (found[0], found[1]) if found else ({**self.expected, "done": {}}, None)
+            if (body.get("done") or {}).get(str(share.number), {}).get("run") == run:
+                return shares_counts(body) if body.get("complete") else None
             if found and body.get("complete"):
                 body = {**self.expected, "done": {}}  # a finished earlier run of the same job: start a new record
-            body["done"] = {**body.get("done", {}), str(share.number): vars(counts)}
+            body["done"] = {**body.get("done", {}), str(share.number): {**vars(counts), "run": run}}
             body["complete"] = len(body["done"]) == share.of
             try:
                 self._write(body, versions)
@@ -57,16 +61,7 @@ class JobLedger:
                 if self.engine.status(exc) == 409:
                     continue  # another share wrote meanwhile: read again
                 raise
-            if not body["complete"]:
-                return None
-            return {number: ShareCounts(**counts) for number, counts in body["done"].items()}
-
-    def completed(self) -> dict[str, ShareCounts] | None:
-        """The shares' counts when the recorded job is complete, else None."""
-        found = self._read()
-        if not found or not found[0].get("complete"):
-            return None
-        return {number: ShareCounts(**counts) for number, counts in found[0]["done"].items()}
+            return shares_counts(body) if body["complete"] else None
 
     def done_shares(self) -> list[int]:
         found = self._read()
@@ -93,3 +88,9 @@ class JobLedger:
             self.engine.create_index_unless_exists(JOBS_INDEX, {
                 "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
                 "mappings": {"dynamic": False, "properties": {"kind": {"type": "keyword"}}}})
+
+
+def shares_counts(body: dict) -> dict[str, ShareCounts]:
+    """Share number -> its counts, from a ledger document."""
+    return {number: ShareCounts(done["read"], done["written"], done["dead_lettered"])
+            for number, done in body["done"].items()}

@@ -54,22 +54,21 @@ def share_run(tmp_path: Path, share: Share, resume: bool) -> SliceCheckpoint:
 
 def finish(script: Script, share: Share, checkpoint: SliceCheckpoint, capsys: pytest.CaptureFixture) -> str:
     ledger = JobLedger(engine_for(scripted_client(script)), "reindex", "books-v1", "books-v2", 4, share.of)
-    finish_share(None, ledger, share, checkpoint, ShareCounts(10, 9, 1), None, "books-v1", "books-v2")
+    finish_share(None, ledger, share, checkpoint.run, ShareCounts(10, 9, 1), None, "books-v1", "books-v2")
     return capsys.readouterr().err
 
 
-def test_a_resumed_share_that_was_recorded_reports_without_starting_the_jobs_next_run(
+def test_a_resumed_share_whose_run_was_recorded_does_not_start_the_jobs_next_run(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     document = LedgerDocument()
     script = ledger_cluster(document)
     first, second = Share(1, 2), Share(2, 2)
 
-    said = finish(script, first, share_run(tmp_path, first, resume=False), capsys)
-    assert "share 1/2 done; the job waits for share(s) 2" in said
-    assert SliceCheckpoint.load_or_new(tmp_path / "share-1-of-2.checkpoint.json", "books-v1", "books-v2", 4, True,
-                                       first.slice_ids(4)).recorded
-    said = finish(script, first, share_run(tmp_path, first, resume=True), capsys)
-    assert "share 1/2 was recorded by its earlier run; the job waits for share(s) 2" in said
+    run = share_run(tmp_path, first, resume=False)
+    assert "share 1/2 done; the job waits for share(s) 2" in finish(script, first, run, capsys)
+    resumed = share_run(tmp_path, first, resume=True)
+    assert resumed.run == run.run
+    assert "share 1/2 done; the job waits for share(s) 2" in finish(script, first, resumed, capsys)
     assert len(script.sent("PUT", DOC_PATH)) == 1
 
     said = finish(script, second, share_run(tmp_path, second, resume=False), capsys)
