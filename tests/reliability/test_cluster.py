@@ -211,10 +211,23 @@ def test_worker_processes_and_hosts_shares_give_what_one_process_gives(
     assert len(one) == len(documents)
     assert not differences(stored_documents(client, "two-workers"), one)
     assert not differences(stored_documents(client, "two-shares"), one)
+
+    waited_share = 1 + outputs.index(waited[0])  # resumed after the job completed: recognised, not a new run
+    resumed = start_job("reindex", *common, "--dest", "two-shares", "--slices", "4", "--share", f"{waited_share}/2",
+                        "--alias", "equal-live", "--dead-letter", str(tmp_path / f"share-{waited_share}.jsonl"),
+                        "--resume")
+    stderr = resumed.communicate(timeout=600)[1]
+    assert resumed.returncode == 0, stderr
+    assert "every share of equal-source -> two-shares is done (2 shares)" in stderr, stderr
+    assert summary_of(stderr)["read"] == reads[waited_share - 1]  # the share's whole job, from its checkpoint
+    ledger = client.get(index="milco-os-jobs", id="reindex:equal-source:two-shares")["_source"]
+    assert ledger["complete"] and sorted(ledger["done"]) == ["1", "2"]
+    assert list(client.indices.get_alias(name="equal-live")) == ["two-shares"]
     record(Row("cluster", "reindex over 2 worker processes, and over 2 hosts' shares (--share 1/2, 2/2)", "CLI",
                len(documents), len(one), 0, 0, 0, "0, 0, 0",
                f"ids, fields and vectors equal to a one-process reindex; shares read {reads[0]} + {reads[1]}; "
-               "the alias moved once, by the share that completed the job"))
+               "the alias moved once, by the share that completed the job; the other share resumed afterwards "
+               "was recognised as recorded"))
 
 
 def test_triton_fleet_loses_a_server_then_all_of_them(cluster: DevCluster, tiny_checkpoint: Path,
