@@ -46,7 +46,7 @@ SEMANTICS = """## What the tool does
 
 | Situation | Behaviour | Exit code |
 |---|---|---|
-| 429 (write queue full) | retried with exponential backoff (opensearch-py bulk helper), counted as `rejected_429_retried` in the summary | 0 |
+| 429 (write queue full) | retried with exponential backoff (0.5 s doubling to 20 s, from 0.5 s again once documents are taken), counted as `rejected_429_retried` in the summary; never dead-lettered: a batch pushed back for longer than `--unavailable-timeout` without a document taken stops the job with its checkpoint | 0 (4 past the timeout) |
 | cluster stops answering, or answers 502/503/504 | the batch waits and retries until `--unavailable-timeout` (default 120 s) passes without progress; then stops with the checkpoint saved | 4 (resume with `--resume`) |
 | tritonserver unreachable or restarting | requests retried with backoff for `--unavailable-timeout`; then stops with the checkpoint saved | 7 (resume with `--resume`) |
 | one of several tritonservers (`--triton-url A,B`) stops answering | set aside (warning naming it), its requests go to the others; tried again after a backoff doubling up to 5 s | 0 |

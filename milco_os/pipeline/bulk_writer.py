@@ -1,12 +1,16 @@
 """Bulk writes that ride out backpressure and short outages, and count what they rode out.
 
 One retry loop for every transient failure:
-- documents the cluster rejects with 429 (queue full), or a whole request refused with
-  429, are sent again after an exponential backoff, at most ``MAX_RETRIES_ON_429`` times;
+- documents the cluster rejects with 429 (queue full: backpressure, not a fault of the
+  document), or a whole request refused with 429, are sent again after an exponential
+  backoff (``INITIAL_BACKOFF_S`` doubling up to ``MAX_BACKOFF_S``, from the start again
+  once documents are taken);
 - documents that fail because the cluster does not answer (connection refused, timeout) or
   answers 502/503/504 (node closing, shards not yet recovered) are sent again every
-  ``UNAVAILABLE_PAUSE_S`` until ``unavailable_timeout_s`` has passed without progress; then
-  ``ClusterUnavailableError`` stops the job, whose checkpoint covers everything written before.
+  ``UNAVAILABLE_PAUSE_S``;
+- either way, once ``unavailable_timeout_s`` has passed without a document of the batch
+  taken, ``ClusterUnavailableError`` stops the job, whose checkpoint covers everything
+  written before: nothing is dead-lettered for the cluster's state.
 A request the cluster refuses as a whole (400: an id over 512 bytes, a body its parser
 refuses such as ``NaN``; 413: too large), or that cannot even be serialised, is split in
 halves until the documents at fault stand alone: they are refused, each with its reason,
@@ -24,7 +28,6 @@ from milco_os.engines import Engine, ErrorKind
 from milco_os.engines.base import UNAVAILABLE_STATUSES, one_line
 from milco_os.errors import ClusterUnavailableError
 
-MAX_RETRIES_ON_429 = 8
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 20.0
 UNAVAILABLE_PAUSE_S = 2.0
@@ -71,22 +74,23 @@ class BulkWriter:
             outcomes = dict(zip(pending, self._send([actions[i] for i in pending])))
             rejected = [i for i in pending if outcomes[i][1] == "rejected"]
             unavailable = [i for i in pending if outcomes[i][1] == "unavailable"]
-            give_up_rejected = rejections >= MAX_RETRIES_ON_429
             for i in pending:
                 result, retry = outcomes[i]
-                if retry is None or (retry == "rejected" and give_up_rejected):
+                if retry is None:
                     results[i] = result
             with self.counting:
                 self.counters.rejected_429 += len(rejected)
-            if rejected and not give_up_rejected:
+            if rejected or unavailable:
+                now = time.monotonic()
+                if waited_since is None or any(results[i] is not None for i in pending):
+                    waited_since, rejections = now, 0  # documents settled: progress resets the clock and backoff
+                if now - waited_since > self.unavailable_timeout_s:
+                    waiting = unavailable + rejected
+                    raise self._outage(len(waiting), outcomes[waiting[0]][0].error)
+            if rejected:
                 time.sleep(min(INITIAL_BACKOFF_S * 2 ** rejections, MAX_BACKOFF_S))
                 rejections += 1
             if unavailable:
-                now = time.monotonic()
-                if waited_since is None or any(results[i] is not None for i in pending):
-                    waited_since = now  # documents settled: progress resets the outage clock
-                if now - waited_since > self.unavailable_timeout_s:
-                    raise self._outage(len(unavailable), outcomes[unavailable[0]][0].error)
                 with self.counting:
                     self.counters.unavailable_retries += 1
                 time.sleep(UNAVAILABLE_PAUSE_S)
@@ -133,6 +137,8 @@ class BulkWriter:
         return outcomes
 
     def _outage(self, waiting: int, reason: object) -> ClusterUnavailableError:
+        if isinstance(reason, dict):  # a document's error in the bulk response
+            reason = f"{reason.get('type', 'error')}: {reason.get('reason', '')}"
         return ClusterUnavailableError(
             f"the cluster at {self.engine.url} has not taken writes for {self.unavailable_timeout_s:g} s "
             f"({waiting} document(s) waiting): {one_line(reason)}",

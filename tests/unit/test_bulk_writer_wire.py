@@ -52,6 +52,32 @@ def test_documents_rejected_with_429_are_sent_again_alone_and_counted() -> None:
     assert bulk.counters.unavailable_retries == 0
 
 
+def test_a_document_pushed_back_many_times_is_still_written_while_the_cluster_answers() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [429] * 12}))
+    bulk = writer(script)
+
+    results = by_id(bulk.write(actions("a", "b")))
+
+    assert results["a"].ok and results["b"].ok
+    assert sent_ids(script) == [["a", "b"]] + [["b"]] * 12
+    assert bulk.counters.rejected_429 == 12
+
+
+def test_backpressure_longer_than_the_timeout_stops_the_writer_and_refuses_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_writer, "MAX_BACKOFF_S", 0.02)
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [429] * 10_000}))
+    bulk = writer(script, unavailable_timeout_s=0.2)
+
+    started = time.monotonic()
+    with pytest.raises(ClusterUnavailableError, match=r"has not taken writes for 0\.2 s \(1 document\(s\) waiting\): "
+                                                      r"es_rejected_execution_exception: \[b\]: rejected execution"):
+        bulk.write(actions("a", "b"))
+
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert sent_ids(script)[0] == ["a", "b"] and set(map(tuple, sent_ids(script)[1:])) == {("b",)}
+
+
 def test_conflict_and_mapping_error_are_reported_once_not_retried() -> None:
     script = Script().respond("POST", "/_bulk", bulk_items({"b": [409], "c": [400]}))
     bulk = writer(script)
