@@ -1,5 +1,9 @@
 """Bulk writes that ride out backpressure and short outages, and count what they rode out.
 
+The actions of one ``write`` go in consecutive ``_bulk`` requests of at most ``max_bytes`` each
+(measured as the clients serialise them), one after another; an action larger than that on its own
+goes alone. Each request has its own retry loop, and ``write`` returns once all of them are done.
+
 One retry loop for every transient failure:
 - documents the cluster rejects with 429 (queue full: backpressure, not a fault of the
   document), or a whole request refused with 429, are sent again after an exponential
@@ -8,7 +12,7 @@ One retry loop for every transient failure:
 - documents that fail because the cluster does not answer (connection refused, timeout) or
   answers 502/503/504 (node closing, shards not yet recovered) are sent again every
   ``UNAVAILABLE_PAUSE_S``;
-- either way, once ``unavailable_timeout_s`` has passed without a document of the batch
+- either way, once ``unavailable_timeout_s`` has passed without a document of the request
   taken, ``ClusterUnavailableError`` stops the job, whose checkpoint covers everything
   written before: nothing is dead-lettered for the cluster's state.
 A request the cluster refuses as a whole (400: an id over 512 bytes, a body its parser
@@ -20,6 +24,7 @@ and reported per document.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -57,15 +62,27 @@ class BulkWriter:
     An action is ``{"_index", "_id", "_source"}`` plus optional ``routing``, ``if_seq_no`` / ``if_primary_term``.
     """
 
-    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0, pipeline: str | None = None) -> None:
+    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0, pipeline: str | None = None,
+                 max_bytes: int | None = None) -> None:
         self.engine = engine
         self.pipeline = pipeline  # instead of the index's default pipeline, when given
         self.unavailable_timeout_s = unavailable_timeout_s
+        self.max_bytes = max_bytes  # the most bytes of one request's body (None: no bound)
         self.counters = BulkCounters()
         self.counting = threading.Lock()  # writes may run in several threads at once
 
     def write(self, actions: list[dict]) -> list[BulkResult]:
-        """``results[i]`` is the outcome of ``actions[i]``; raises ClusterUnavailableError after a long outage."""
+        """``results[i]`` is the outcome of ``actions[i]``, once every request of them is done; raises
+        ClusterUnavailableError after a long outage."""
+        if self.max_bytes is None:
+            return self._write_request(actions)
+        results: list[BulkResult] = []
+        for part in request_slices([request_bytes(action) for action in actions], self.max_bytes):
+            results += self._write_request(actions[part])
+        return results
+
+    def _write_request(self, actions: list[dict]) -> list[BulkResult]:
+        """The actions of one request, sent until each has a final result."""
         results: list[BulkResult | None] = [None] * len(actions)
         pending = list(range(len(actions)))
         rejections = 0
@@ -152,3 +169,28 @@ def operation(action: dict) -> list[dict]:
     header.update({key: action[key] for key in ("routing", "if_seq_no", "if_primary_term")
                    if action.get(key) is not None})
     return [{"index": header}, action["_source"]]
+
+
+def request_bytes(action: dict) -> int:
+    """The bytes ``action`` adds to a ``_bulk`` body: its two lines as both clients serialise them, with newlines."""
+    return sum(len(json.dumps(line, default=_plain, ensure_ascii=False, separators=(",", ":"))
+                   .encode("utf-8", "surrogatepass")) + 1 for line in operation(action))
+
+
+def _plain(value: object) -> object:
+    """A JSON stand-in for what the clients' serialisers convert (numpy values, dates), close enough to size it."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def request_slices(sizes: list[int], max_bytes: int) -> list[slice]:
+    """Consecutive runs of actions (by their ``sizes`` in bytes), each within ``max_bytes`` unless it is a single
+    action larger than that."""
+    parts, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > max_bytes:
+            parts.append(slice(start, i))
+            start, total = i, 0
+        total += size
+    return parts + [slice(start, len(sizes))] if sizes else []

@@ -55,11 +55,20 @@ class IngestOptions:
     skip_existing: bool = False
     unavailable_timeout_s: float = 120.0
     bulk_concurrency: int = 2
+    # The most bytes of one _bulk request's body (action and source lines as the client sends them): a batch over it
+    # is written as several requests, one after another, and a document larger than it on its own goes alone (never
+    # refused for its size here). 10 MiB rather than opensearch-py's 100 MiB, which is all of a default node's
+    # http.max_content_length: managed clusters on small instances accept 10 MiB (Amazon OpenSearch Service), and
+    # bulk_concurrency requests are held on the coordinating node at once. 64 documents of a few KB with their
+    # terms (about 1 MiB) stay one request; batches of passages or long texts are split.
+    bulk_max_bytes: int = 10 * 2**20
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prune", PruneSpec.parse(self.prune))  # one spelling in milco_meta
         if self.bulk_concurrency < 1:
             raise ValueError(f"bulk_concurrency must be at least 1, not {self.bulk_concurrency}")
+        if self.bulk_max_bytes < 1:
+            raise ValueError(f"bulk_max_bytes must be at least 1, not {self.bulk_max_bytes}")
 
 
 @dataclass

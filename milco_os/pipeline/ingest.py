@@ -2,11 +2,12 @@
 
 Encoding batch N+1 (the calling thread) overlaps the bulk writes of the batches before it:
 up to ``bulk_concurrency`` writes are in flight (a shard works on one bulk request with one
-thread, so a single request at a time leaves cores idle). A batch that holds an id of a
+thread, so a single request at a time leaves cores idle). A batch's write is one request, or
+several one after another where its actions pass ``bulk_max_bytes``. A batch that holds an id of a
 batch still being written waits for it, so the last version of a document still wins. A
-batch's outcomes are recorded in the calling thread, in order, once its write returned: the
-summary has one owner, and the ``on_batch_done`` checkpointer only ever sees what was
-written. See ``encode_stage`` for what happens to each document.
+batch's outcomes are recorded in the calling thread, in order, once its write returned (every
+request of it done): the summary has one owner, and the ``on_batch_done`` checkpointer only
+ever sees what was written. See ``encode_stage`` for what happens to each document.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Ingestor:
                  on_batch_done: Callable[[BatchReport], None] = lambda report: None) -> None:
         self.stage = EncodeStage(index.name, index.field, encoder, options, partial(stored_meta, index))
         self.writer = BulkWriter(index.engine, unavailable_timeout_s=options.unavailable_timeout_s,
-                                 pipeline=index.bulk_pipeline)
+                                 pipeline=index.bulk_pipeline, max_bytes=options.bulk_max_bytes)
         self.sink = BulkSink(self.writer)
         self.options = options
         self.dead_letters = dead_letters

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from opensearchpy import OpenSearch
 
 from milco_os.engines import engine_for
 from milco_os.errors import ClusterUnavailableError
 from milco_os.pipeline import bulk_writer
-from milco_os.pipeline.bulk_writer import BulkResult, BulkWriter
-from tests.unit.scripted_transport import DROP, Script, bulk_items, error_reply, scripted_client
+from milco_os.pipeline.bulk_writer import BulkResult, BulkWriter, request_bytes, request_slices
+from tests.unit.scripted_transport import DROP, Script, ScriptedConnection, bulk_items, error_reply, scripted_client
 
 DOC_IDS = ("a", "b", "c", "d")
 
@@ -140,3 +141,45 @@ def test_documents_answered_503_are_sent_again_until_taken() -> None:
     assert sent_ids(script)[:4] == [["a", "b", "c"], ["a", "b"], ["a", "b"], ["a", "b"]]
     assert sent_ids(script)[4:] == [["b"]] * 3
     assert bulk.counters.unavailable_retries == 6
+
+
+class MeasuredConnection(ScriptedConnection):
+    """Also records the size in bytes of each ``_bulk`` body as the client sends it."""
+
+    def __init__(self, *, sizes: list[int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sizes = sizes
+
+    def perform_request(self, method, url, params=None, body=None, *args, **kwargs):
+        if url.endswith("/_bulk"):
+            self.sizes.append(len(body))
+        return super().perform_request(method, url, params, body, *args, **kwargs)
+
+
+def test_a_write_goes_in_requests_within_max_bytes_and_a_larger_document_goes_alone() -> None:
+    script, sizes = Script().respond("POST", "/_bulk", bulk_items({"e": [429]})), []
+    client = OpenSearch(hosts=[{"host": "127.0.0.1", "port": 9200}], connection_class=MeasuredConnection,
+                        script=script, sizes=sizes, max_retries=0)
+    bulk = BulkWriter(engine_for(client), max_bytes=2800)
+    # Two bytes a character: about 870 bytes a document, three to a request (counting characters would put five).
+    documents = [{"_index": "books", "_id": doc_id, "_source": {"text": "é" * (3000 if doc_id == "big" else 400)}}
+                 for doc_id in ("a", "b", "c", "big", "d", "e", "f", "g")]
+
+    results = bulk.write(documents)
+
+    assert [result.doc_id for result in results] == ["a", "b", "c", "big", "d", "e", "f", "g"]
+    assert all(result.ok for result in results)
+    assert sent_ids(script) == [["a", "b", "c"], ["big"], ["d", "e", "f"], ["e"], ["g"]]  # "e" retried alone
+    assert max(sizes[:1] + sizes[2:]) <= 2800 < sizes[1]
+    groups = [documents[0:3], documents[3:4], documents[4:7], documents[5:6], documents[7:8]]
+    assert sizes == [sum(map(request_bytes, group)) for group in groups]  # measured as the client serialises
+
+
+@pytest.mark.parametrize(("sizes", "parts"), [
+    ([], []),
+    ([5, 5, 5], [(0, 2), (2, 3)]),  # a request of exactly max_bytes is within it
+    ([20, 1, 1], [(0, 1), (1, 3)]),
+    ([1, 20, 20, 1], [(0, 1), (1, 2), (2, 3), (3, 4)]),
+])
+def test_request_slices_fill_each_request_up_to_max_bytes(sizes: list[int], parts: list[tuple[int, int]]) -> None:
+    assert [(part.start, part.stop) for part in request_slices(sizes, 10)] == parts

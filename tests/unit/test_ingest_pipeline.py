@@ -53,8 +53,12 @@ def books(script: Script) -> IndexHandle:
     return IndexHandle(engine_for(scripted_client(script)), "books", RankFeatures(ClusterVersion("opensearch", "2.19.6")))
 
 
+def bulk_ids_of(request: Request) -> list[str]:
+    return [meta["_id"] for _, meta, _ in request.bulk_operations()]
+
+
 def bulk_ids(script: Script) -> list[list[str]]:
-    return [[meta["_id"] for _, meta, _ in request.bulk_operations()] for request in script.sent("POST", "/_bulk")]
+    return [bulk_ids_of(request) for request in script.sent("POST", "/_bulk")]
 
 
 def entries(stream: io.StringIO) -> list[tuple]:
@@ -275,3 +279,39 @@ def test_own_writes_skip_the_stamp_pipeline_only_where_the_handle_says(bulk_pipe
                          RankFeatures(ClusterVersion("opensearch", "2.19.6")), bulk_pipeline=bulk_pipeline)
     Ingestor(handle, ToyEncoder(), IngestOptions(), DeadLetters(None)).run(DictSource([{"id": "a", "text": "x"}]))
     assert script.sent("POST", "/_bulk")[0].params.get("pipeline") == bulk_pipeline
+
+
+def test_a_batch_over_bulk_max_bytes_is_written_in_several_requests_and_recorded_once() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"3": [400]}))
+    stream, reports = io.StringIO(), []
+    # About 1,300 bytes an action (document 6: 5,300), so two to a request of at most 3,000.
+    documents = [{"id": str(n), "text": "x" * (5000 if n == 6 else 1000)} for n in range(1, 9)]
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=4, bulk_max_bytes=3000, bulk_concurrency=1),
+                       DeadLetters(stream), on_batch_done=reports.append).run(DictSource(documents))
+
+    assert bulk_ids(script) == [["1", "2"], ["3", "4"], ["5"], ["6"], ["7", "8"]]
+    assert [(r.last_position, r.read, r.written, r.failed) for r in reports] == [(4, 4, 3, 1), (8, 4, 4, 0)]
+    assert (summary.read, summary.written, summary.failed) == (8, 7, 1)
+    assert entries(stream) == [(3, "3", "year")]
+
+
+def test_a_batch_is_checkpointed_only_once_all_of_its_requests_are_taken() -> None:
+    script = Script().respond("POST", "/_bulk", lambda request: DROP if "7" in bulk_ids_of(request) else
+                              bulk_items({})(request))
+    reports: list[BatchReport] = []
+    documents = [{"id": str(n), "text": "x" * 1000} for n in range(1, 9)]
+    ingestor = Ingestor(books(script), ToyEncoder(),
+                        IngestOptions(batch_size=4, bulk_max_bytes=3000, bulk_concurrency=1,
+                                      unavailable_timeout_s=0.05), DeadLetters(None), on_batch_done=reports.append)
+
+    with pytest.raises(ClusterUnavailableError, match="has not taken writes"):
+        ingestor.run(DictSource(documents))
+
+    assert bulk_ids(script)[:4] == [["1", "2"], ["3", "4"], ["5", "6"], ["7", "8"]]  # 5 and 6 were taken
+    assert [report.last_position for report in reports] == [4]
+    assert ingestor.summary.written == 4
+
+
+def test_bulk_max_bytes_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="bulk_max_bytes must be at least 1, not 0"):
+        IngestOptions(bulk_max_bytes=0)
