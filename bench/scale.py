@@ -44,7 +44,7 @@ from milco_os.cluster_ml.bodies import search_pipeline_body
 from milco_os.index.handle import IndexHandle
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index, index_body
-from milco_os.index.vector_fields import SeismicIndex
+from milco_os.index.seismic_parameters import SeismicIndex
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, IngestSummary, Ingestor
 from milco_os.pipeline.sources import DictSource
@@ -233,10 +233,11 @@ def write_main_indices(client, encoder: StandInEncoder, count: int, seismic_coun
     prune, written = LEVELS[MAIN_LEVEL].prune, {}
     sample = [encoder.model.document_text(n) for n in range(0, count, max(1, count // 256))]
     seismic = measured_ceilings(encoder, sample, SeismicIndex(), prune)
-    for name, vector_type, count in (("scale-rf", "rank_features", count), ("scale-seismic", "seismic", seismic_count)):
+    for name, vector_type, count, parameters in (("scale-rf", "rank_features", count, None),
+                                                 ("scale-seismic", "seismic", seismic_count, seismic)):
         if not count:
             continue
-        handle, _ = ensure_index(client, name, replicas=0, vector_type=vector_type, seismic=seismic)
+        handle, _ = ensure_index(client, name, replicas=0, vector_type=vector_type, parameters=parameters)
         marks: list[float] = []
         started = time.perf_counter()
         summary = ingest(handle, encoder, count, prune, on_progress=lambda n: marks.append(time.perf_counter()))

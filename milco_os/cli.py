@@ -10,9 +10,11 @@ from milco_os.commands.demo import demo
 from milco_os.commands.dev_cluster import dev_cluster
 from milco_os.commands.encode import encode, tiny_checkpoint
 from milco_os.commands.evaluate import evaluate
-from milco_os.commands.index import ingest, search, setup
+from milco_os.commands.ingest import ingest
 from milco_os.commands.opensearch_ml import opensearch_ml
 from milco_os.commands.reindex import enrich, reindex
+from milco_os.commands.search import search
+from milco_os.commands.setup import setup
 from milco_os.commands.triton import triton
 from milco_os.engines import classify_error
 from milco_os.errors import MilcoOsError

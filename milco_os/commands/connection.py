@@ -8,6 +8,8 @@ from typing import Callable
 
 import click
 
+from milco_os.cluster import BACKENDS
+
 INSECURE_WARNING = ("Warning: TLS certificate verification is OFF (--insecure): the cluster's identity is not "
                     "checked and credentials could go to an impostor.")
 # Keys of click's shared ``ctx.meta``: what error reporting may name (the URL) and must hide (the secrets).
@@ -44,6 +46,13 @@ class Connection:
                            api_key=self.api_key, ca_certs=self.ca_certs, verify_certs=not self.insecure)
 
 
+    def engine(self):
+        """The cluster as an ``Engine`` (its raw client is ``engine.client``): what a command talks to."""
+        from milco_os.engines import engine_for
+
+        return engine_for(self.client())
+
+
 def connection_options(command: Callable) -> Callable:
     """Adds --url, --backend, --user, --password, --api-key, --ca-certs, --insecure; passes one ``connection``."""
 
@@ -56,7 +65,7 @@ def connection_options(command: Callable) -> Callable:
         click.option("--url", required=True, envvar="MILCO_OS_URL",
                      help="Cluster URL; several nodes' URLs comma-separated, so that requests go on when one "
                           "leaves."),
-        click.option("--backend", type=click.Choice(["auto", "opensearch", "elasticsearch"]), default="auto",
+        click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto",
                      envvar="MILCO_OS_BACKEND", show_default=True,
                      help="Cluster engine; auto asks the cluster's root endpoint."),
         click.option("--user", envvar="MILCO_OS_USER", default=None, help="Basic-auth user."),

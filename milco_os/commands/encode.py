@@ -5,40 +5,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from milco_os.commands.encoder_options import encoder_options, load_encoder
-
-if TYPE_CHECKING:
-    from milco_os.encoding.pruning import PruneSpec
-
-
-
-def parse_prune(ctx: click.Context, param: click.Parameter, value: str) -> "PruneSpec":
-    from milco_os.encoding.pruning import PruneSpec
-
-    try:
-        return PruneSpec.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+from milco_os.commands.options import EncoderChoice, encoder_options, prune_option
+from milco_os.encoding.pruning import PruneSpec
 
 
 @click.command("encode")
 @encoder_options
-@click.option("--prune", default="none", show_default=True, callback=parse_prune,
-              help="Pruning spec, e.g. topk:128, mass:0.9, percentile:95, e=topk:100,m=abs:0.1.")
+@prune_option
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the model's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Texts per batch [default: the encoder's: 32 on a CPU, 128 on a GPU, per request on Triton].")
 @click.option("--no-echo", is_flag=True, help="Leave out the LexEcho source-language terms.")
 @click.argument("texts", nargs=-1)
-def encode(model: str | None, triton_url: str | None, triton_model: str, triton_protocol: str, prune: "PruneSpec",
+def encode(encoder_choice: EncoderChoice, prune: PruneSpec,
            max_length: int | None, batch_size: int | None, no_echo: bool, texts: tuple[str, ...]) -> None:
     """Print {"text": ..., "terms": {...}} per TEXT (or per stdin line), terms heaviest first."""
     inputs = list(texts) if texts else [line.rstrip("\n") for line in sys.stdin]
-    encoder = load_encoder(model, triton_url, triton_model, triton_protocol)
+    encoder = encoder_choice.load()
     vectors = encoder.encode(inputs, max_length=max_length, batch_size=batch_size, prune=prune, echo=not no_echo)
     for text, vector in zip(inputs, vectors):
         click.echo(json.dumps({"text": text, "terms": vector.terms(encoder.vocabulary)}, ensure_ascii=False))

@@ -8,15 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from milco_os.commands.encoder_options import encoder_options
-from milco_os.commands.connection import connection_options
-from milco_os.commands.index import (
-    check_query_encoder,
-    index_option,
-    options_from_flags,
-    query_encoder,
-    search_options,
-)
+from milco_os.commands.connection import Connection, connection_options
+from milco_os.commands.options import EncoderChoice, SearchFlags, encoder_options, index_option, search_options
 
 
 @click.command("eval")
@@ -32,8 +25,8 @@ from milco_os.commands.index import (
 @click.option("--run-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the run in TREC format here.")
 @search_options
-def evaluate(connection, index, model, triton_url, triton_model, triton_protocol, queries, qrels, metrics,
-             depth, run_out, search_flags: dict) -> None:
+def evaluate(connection: Connection, index: str, encoder_choice: EncoderChoice, queries: Path, qrels: Path,
+             metrics: str, depth: int, run_out: Path | None, search_flags: SearchFlags) -> None:
     """Score INDEX on QUERIES against QRELS with the same options as `milco-os search`."""
     import ir_measures
 
@@ -45,14 +38,17 @@ def evaluate(connection, index, model, triton_url, triton_model, triton_protocol
         measures = parse_metrics(metrics)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    check_query_encoder(search_flags, model, triton_url)
-    client = connection.client()  # a wrong URL or password fails here, before a model is loaded
-    handle = open_index(client, index)
-    encoder = query_encoder(search_flags, model, triton_url, triton_model, triton_protocol)
-    options = options_from_flags(client, depth, search_flags)
+    encoder_choice.check_for_queries(search_flags)
+    engine = connection.engine()  # a wrong URL or password fails here, before a model is loaded
+    handle = open_index(engine, index)
+    encoder = encoder_choice.for_queries(search_flags)
+    options = search_flags.build(engine.client, depth)
     topics, judgements = read_queries(queries), read_qrels(qrels)
-    run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)
-           for qid, text in topics.items() for hit in search(handle, encoder, text, options)]
+    try:
+        run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)
+               for qid, text in topics.items() for hit in search(handle, encoder, text, options)]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     scores = score_run(run, judgements, measures)
     table = Table("metric", "value", title=f"{index}: {len(topics)} queries", title_justify="left")
     for name, value in scores.items():

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import click
 
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.encode import parse_prune
+from milco_os.commands.options import PRUNE, parsed
 
 name_option = click.option("--name", default="milco-os", show_default=True,
                            help="Prefix of everything the installation makes (model group, connectors, models, "
@@ -26,7 +26,7 @@ def opensearch_ml() -> None:
               help="Triton's HTTP endpoint as the cluster's nodes reach it, e.g. http://10.0.0.5:8000.")
 @click.option("--triton-model", default="milco", show_default=True, help="The model's name in Triton.")
 @name_option
-@click.option("--prune", default="none", show_default=True, callback=parse_prune,
+@click.option("--prune", default="none", show_default=True, callback=parsed(PRUNE),
               help="Document pruning spec Triton applies to what the cluster encodes.")
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit per text.")
 @click.option("--text-field", default="text", show_default=True, help="The field the ingest pipeline encodes.")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     ProgressColumn,
     Task,
     TextColumn,
@@ -23,19 +21,50 @@ from rich.progress import (
 from rich.text import Text
 
 from milco_os.commands.config_file import config_option
-from milco_os.commands.encode import parse_prune
-from milco_os.commands.encoder_options import encoder_options, load_encoder
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.index import (
-    bulk_concurrency_option,
-    has_milco_fields,
+from milco_os.commands.job_files import JobFiles, dead_letter_option, resume_option
+from milco_os.commands.options import (
+    INGEST,
+    EncoderChoice,
+    encoder_options,
+    index_parameters,
+    ingest_options,
     vector_field_option,
     vectors_in_source_option,
-    warn_clipped,
+    with_group,
 )
-from milco_os.commands.seismic import SAMPLE_TEXTS, seismic_index_options, seismic_parameters
-from milco_os.commands.notices import NoticePrinter, unavailable_timeout_option
 from milco_os.pipeline.shares import Share
+
+SAMPLE_DOCUMENTS = 256  # documents of SOURCE a new index's parameters are measured on
+
+
+@dataclass(frozen=True)
+class ReindexJob:
+    """One reindex (SOURCE -> DEST) or enrich (``in_place``) as the command line gives it."""
+
+    connection: Connection
+    encoder_choice: EncoderChoice
+    source: str
+    dest: str
+    in_place: bool
+    ingest: dict  # IngestOptions fields
+    slices: int | None
+    workers: int
+    worker_threads: int | None
+    share: Share
+    resume: bool
+    dead_letter: Path | None
+    json_log: Path | None
+    vector_field: str | None
+    index_flags: dict
+    alias: str | None = None
+    id_field: str | None = None
+    vectors_in_source: bool | None = None
+
+    @property
+    def files(self) -> JobFiles:
+        label = f".{self.share.label}" if self.share.label else ""
+        return JobFiles(self.dead_letter or Path(f"{self.dest}{label}.dead-letter.jsonl"))
 
 
 class DocsPerSecondColumn(ProgressColumn):
@@ -45,55 +74,48 @@ class DocsPerSecondColumn(ProgressColumn):
         return Text(f"{task.speed:,.0f} docs/s" if task.speed else "- docs/s")
 
 
-def run_reindex(*, connection: Connection, source: str,
-                dest: str, text_field: str, encoder_args: tuple, prune, slices: int | None, batch_size: int,
-                bulk_concurrency: int,
-                alias: str | None, resume: bool, skip_existing: bool, dead_letter: Path | None,
-                json_log: Path | None, in_place: bool, passages: bool = False, id_field: str | None = None,
-                unavailable_timeout: float = 120.0, vector_field: str | None = None,
-                seismic_flags: dict | None = None, vectors_in_source: bool | None = None, workers: int = 1,
-                worker_threads: int | None = None, share: Share = Share()) -> None:
-    from milco_os.engines import engine_for
+def run_reindex(job: ReindexJob) -> None:
+    """Run ``job`` to the end (or to an outage, with its checkpoint), then move the alias and report."""
+    from milco_os.index.handle import has_milco_fields
     from milco_os.pipeline.checkpoints import SliceCheckpoint
-    from milco_os.pipeline.dead_letters import DeadLetters
     from milco_os.pipeline.ingest import IngestOptions
+    from milco_os.pipeline.job_ledger import JobLedger, ShareCounts
     from milco_os.pipeline.reindex import ReindexPlan, Reindexer
     from milco_os.pipeline.reindex_workers import WorkerSetup, set_cpu_threads
-    from milco_os.pipeline.job_ledger import JobLedger, ShareCounts
 
-    if slices is None and not share.whole:
+    share = job.share
+    if job.slices is None and not share.whole:
         raise click.UsageError("--share needs --slices, the same on every host (each host takes its share of them)")
-    slices = slices or workers
-    client = connection.client()
-    ledger = None if share.whole else JobLedger(engine_for(client), "enrich" if in_place else "reindex", source, dest,
-                                                slices, share.of)
+    slices = job.slices or job.workers
+    engine = job.connection.engine()
+    ledger = None if share.whole else JobLedger(engine, "enrich" if job.in_place else "reindex", job.source,
+                                                job.dest, slices, share.of)
     if ledger:
         ledger.check()
-    encoder = load_encoder(*encoder_args, unavailable_timeout_s=unavailable_timeout)
-    if workers == 1:  # this process is the one worker
-        set_cpu_threads(worker_threads)
-    if passages and encoder.tokenizer is None:
+    timeout = job.ingest["unavailable_timeout_s"]
+    encoder = job.encoder_choice.load(timeout)
+    if job.workers == 1:  # this process is the one worker
+        set_cpu_threads(job.worker_threads)
+    options = IngestOptions(**job.ingest, model_name=encoder.name)
+    if options.passages and encoder.tokenizer is None:
         raise click.UsageError("--passages splits texts with the model's tokenizer: use --model DIR")
-    dead_letter = dead_letter or Path(f"{dest}{'.' + share.label if share.label else ''}.dead-letter.jsonl")
-    checkpoint = SliceCheckpoint.load_or_new(dead_letter.with_suffix(".checkpoint.json"), source, dest, slices,
-                                             resume, share.slice_ids(slices))
-    seismic = seismic_parameters(seismic_flags or {}, vector_field, creating=not has_milco_fields(client, dest),
-                                 encoder=encoder, prune=prune, sample=lambda: index_texts(client, source, text_field))
-    plan = ReindexPlan(source, dest, IngestOptions(text_field=text_field, batch_size=batch_size, prune=prune,
-                                                   model_name=encoder.name, skip_existing=skip_existing,
-                                                   passages=passages, unavailable_timeout_s=unavailable_timeout,
-                                                   bulk_concurrency=bulk_concurrency),
-                       slices=slices, resume=resume, alias=alias, id_field=id_field, vector_type=vector_field,
-                       in_place=in_place, seismic=seismic, vectors_in_source=vectors_in_source, workers=workers)
-    worker_setup = WorkerSetup(connection.client, functools.partial(load_encoder, *encoder_args,
-                                                                    unavailable_timeout_s=unavailable_timeout),
-                               cpu_threads=worker_threads)
-    total = client.count(index=source)["count"]
+    files = job.files
+    checkpoint = SliceCheckpoint.load_or_new(files.checkpoint, job.source, job.dest, slices, job.resume,
+                                             share.slice_ids(slices))
+    parameters = index_parameters(job.vector_field, job.index_flags,
+                                  creating=not has_milco_fields(engine, job.dest), encoder_for=lambda: encoder,
+                                  prune=options.prune, texts=lambda: index_texts(engine.client, job.source,
+                                                                                 options.text_field))
+    plan = ReindexPlan(job.source, job.dest, options, slices=slices, resume=job.resume, alias=job.alias,
+                       id_field=job.id_field, vector_type=job.vector_field, in_place=job.in_place,
+                       field_parameters=parameters, vectors_in_source=job.vectors_in_source, workers=job.workers)
+    worker_setup = WorkerSetup(job.connection.client, functools.partial(job.encoder_choice.load, timeout),
+                               cpu_threads=job.worker_threads)
+    total = engine.client.count(index=job.source)["count"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
-    log = json_log.open("a", encoding="utf-8") if json_log else None
-    with dead_letter.open("a" if resume else "w", encoding="utf-8") as stream, \
-            Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    log = job.json_log.open("a", encoding="utf-8") if job.json_log else None
+    with files.running(job.resume, *columns) as (progress, letters, _):
         overall = progress.add_task("total", total=total,
                                     completed=sum(s.read for s in checkpoint.slices.values()))
         tasks = {n: progress.add_task(f"slice {n}", total=None, completed=state.read)
@@ -108,32 +130,27 @@ def run_reindex(*, connection: Connection, source: str,
                 log.write(json.dumps(line) + "\n")
                 log.flush()
 
-        notices = NoticePrinter(progress.console)
-        letters = DeadLetters(stream, on_entry=notices)
-        letters.count = sum(1 for _ in dead_letter.open(encoding="utf-8")) if resume and dead_letter.exists() else 0
-        try:
-            reindexer = Reindexer(client, encoder, plan, checkpoint, letters, on_progress=advance, log_line=log_line,
-                                  worker_setup=worker_setup)
-            summary = reindexer.run()
-        finally:
-            notices.finish(str(dead_letter))
+        reindexer = Reindexer(engine.client, encoder, plan, checkpoint, letters, on_progress=advance,
+                              log_line=log_line, worker_setup=worker_setup)
+        summary = reindexer.run()
     throughput = summary.read / summary.elapsed_s if summary.elapsed_s else 0.0
     report = {**summary.as_dict(), "docs_per_s": round(throughput, 1)}
     if log:
         log.write(json.dumps({"time": time.time(), "summary": report}) + "\n")
         log.close()
     click.echo(json.dumps(report), err=True)
-    warn_clipped(summary.clipped, reindexer.dest)
+    if summary.clipped:
+        click.echo(f"warning: {reindexer.dest.field.clipping_warning(summary.clipped)}", err=True)
+    alias = job.alias if not job.in_place else None
     if ledger:
-        finish_share(client, ledger, share, checkpoint.run, ShareCounts(summary.read, summary.written, letters.count),
-                     alias if not in_place else None, source, dest)
-    elif alias and not in_place:
+        finish_share(engine.client, ledger, share, checkpoint.run,
+                     ShareCounts(summary.read, summary.written, letters.count), alias, job.source, job.dest)
+    elif alias:
         from milco_os.pipeline.reindex import move_alias
 
-        click.echo(move_alias(client, alias, dest, source, letters.count), err=True)
-    if summary.failed or letters.count:
-        click.echo(f"{letters.count} document(s) refused: see {dead_letter}", err=True)
-        sys.exit(1)
+        click.echo(move_alias(engine.client, alias, job.dest, job.source, letters.count), err=True)
+    # A share's checkpoint records its run: a finished share resumed is recognised by the job's ledger.
+    files.finish(letters.count or summary.failed, keep_checkpoint=not share.whole)
 
 
 def finish_share(client, ledger, share: Share, run: str, counts, alias: str | None, source: str, dest: str) -> None:
@@ -154,7 +171,7 @@ def finish_share(client, ledger, share: Share, run: str, counts, alias: str | No
 
 def index_texts(client, index: str, text_field: str) -> list[str]:
     """The text of the first documents of ``index`` (a sample for measuring the encoder's weights)."""
-    hits = client.search(index=index, body={"size": SAMPLE_TEXTS, "_source": [text_field]})["hits"]["hits"]
+    hits = client.search(index=index, body={"size": SAMPLE_DOCUMENTS, "_source": [text_field]})["hits"]["hits"]
     return [hit["_source"][text_field] for hit in hits if isinstance(hit["_source"].get(text_field), str)]
 
 
@@ -166,8 +183,7 @@ def parse_share(ctx: click.Context, param: click.Parameter, value: str) -> Share
 
 
 common_options = (
-    click.option("--text-field", required=True, help="Field holding the text to encode."),
-    click.option("--prune", default="none", show_default=True, callback=parse_prune, help="Document pruning spec."),
+    ingest_options("skip_existing", required=("text_field",)),
     click.option("--slices", default=None, type=click.IntRange(min=1),
                  help="Parallel readers (slices of the index) [default: --workers]; with --share, the job's total, "
                       "the same on every host."),
@@ -180,18 +196,12 @@ common_options = (
     click.option("--share", default="1/1", show_default=True, callback=parse_share, metavar="K/N",
                  help="Take share K of N of the job's slices (one host each, with its own checkpoint and "
                       "--resume); the share that completes the job moves --alias."),
-    click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
-    bulk_concurrency_option,
-    click.option("--resume", is_flag=True, help="Continue from the checkpoint next to the dead-letter file."),
-    click.option("--skip-existing", is_flag=True,
-                 help="Skip documents already encoded with this model, pruning and text."),
-    click.option("--dead-letter", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="JSONL file for refused documents; the checkpoint lives beside it."),
+    resume_option,
+    dead_letter_option,
     click.option("--json-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Append machine-readable progress lines here."),
-    unavailable_timeout_option,
     vector_field_option,
-    seismic_index_options,
+    encoder_options,
 )
 
 
@@ -208,21 +218,12 @@ def with_common_options(command):
 @click.option("--dest", required=True, help="MILCO index to write (created from mappings/ + the source's mapping).")
 @click.option("--alias", default=None, help="Move this alias onto DEST once counts are verified.")
 @click.option("--id-field", default=None, help="Source field holding DEST's ids (default: the same _id).")
-@click.option("--passages", is_flag=True, help="Nested per-passage vectors (512-token windows) in DEST.")
+@with_group(INGEST, "ingest", fields=("passages",))
 @vectors_in_source_option
 @with_common_options
-@encoder_options
-def reindex(connection, source, dest, alias, id_field, passages, vectors_in_source, text_field, prune, slices,
-            workers, worker_threads, share, batch_size, bulk_concurrency, resume, skip_existing, dead_letter, json_log,
-            unavailable_timeout, vector_field, seismic_flags, model, triton_url, triton_model, triton_protocol) -> None:
+def reindex(**job) -> None:
     """Copy SOURCE into DEST with MILCO vectors (same ids, every field kept), resumably."""
-    run_reindex(connection=connection, source=source, dest=dest,
-                text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
-                slices=slices, batch_size=batch_size, bulk_concurrency=bulk_concurrency, alias=alias, resume=resume,
-                skip_existing=skip_existing,
-                dead_letter=dead_letter, json_log=json_log, in_place=False, passages=passages, id_field=id_field,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
-                vectors_in_source=vectors_in_source, workers=workers, worker_threads=worker_threads, share=share)
+    run_reindex(ReindexJob(in_place=False, **job))
 
 
 @click.command("enrich")
@@ -230,15 +231,6 @@ def reindex(connection, source, dest, alias, id_field, passages, vectors_in_sour
 @connection_options
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
 @with_common_options
-@encoder_options
-def enrich(connection, index, text_field, prune, slices, workers, worker_threads, share, batch_size, bulk_concurrency,
-           resume, skip_existing, dead_letter, json_log, unavailable_timeout, vector_field, seismic_flags, model,
-           triton_url, triton_model, triton_protocol) -> None:
+def enrich(index: str, **job) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""
-    run_reindex(connection=connection, source=index, dest=index,
-                text_field=text_field, encoder_args=(model, triton_url, triton_model, triton_protocol), prune=prune,
-                slices=slices, batch_size=batch_size, bulk_concurrency=bulk_concurrency, alias=None, resume=resume,
-                skip_existing=skip_existing,
-                dead_letter=dead_letter, json_log=json_log, in_place=True,
-                unavailable_timeout=unavailable_timeout, vector_field=vector_field, seismic_flags=seismic_flags,
-                workers=workers, worker_threads=worker_threads, share=share)
+    run_reindex(ReindexJob(source=index, dest=index, in_place=True, **job))

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
+QUERY_MAX_LENGTH = 64  # tokens a query is encoded from unless told otherwise (queries are short)
+
 
 class SparseEncoder(ABC):
     """Texts -> one SparseVector each, in input order; empty or blank texts give empty vectors."""

@@ -8,6 +8,7 @@ contract a key scheme fulfils (``NamedKeys`` here; term ids in ``id_bands``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -22,6 +23,16 @@ PASSAGES_PATH = "milco_passages"
 VIEW_FIELDS = ((EN_FIELD, EN_PREFIX), (M_FIELD, M_PREFIX))
 EN_VIEW = "en"
 M_VIEW = "m"
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """One query term: its field and key in the index, its weight, and its readable name."""
+
+    field: str
+    key: str
+    weight: float
+    name: str
 
 
 class TermKeys(Protocol):

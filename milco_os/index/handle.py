@@ -8,10 +8,8 @@ from functools import cached_property
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
-from milco_os.index.fields import PASSAGES_PATH
 from milco_os.index.vector_fields import (
     DEFAULT_VECTOR_FIELD,
-    SeismicIndex,
     VectorField,
     vector_field,
     vector_field_class,
@@ -48,6 +46,12 @@ def stored_mapping(engine: Engine, index: str) -> dict:
     return next(iter(plain(engine.client.indices.get_mapping(index=index)).values()))["mappings"]
 
 
+def has_milco_fields(engine: Engine, index: str) -> bool:
+    """True when ``index`` exists with MILCO fields (its vector field and parameters are chosen already)."""
+    return engine.client.indices.exists(index=index) and "milco_os" in (stored_mapping(engine, index).get("_meta")
+                                                                        or {})
+
+
 def stored_vector_type(mapping: dict) -> str:
     """The vector field type a mapping's ``_meta`` records (``rank_features`` before it recorded one)."""
     return (mapping.get("_meta") or {}).get("milco_os", {}).get("vector_field_type", DEFAULT_VECTOR_FIELD)
@@ -80,8 +84,8 @@ def stored_vectors_in_source(mapping: dict, field: VectorField) -> bool:
     source = mapping.get("_source") or {}
     if source.get("enabled") is False:
         return False
-    paths = [path for name in field.keys.fields for path in (name, f"{PASSAGES_PATH}.{name}")]
-    return not any(fnmatchcase(path, pattern) for pattern in source.get("excludes") or () for path in paths)
+    excludes = source.get("excludes") or ()
+    return not any(fnmatchcase(path, pattern) for pattern in excludes for path in field.vector_paths())
 
 
 def stored_vector_field(engine: Engine, mapping: dict) -> VectorField:
@@ -90,9 +94,10 @@ def stored_vector_field(engine: Engine, mapping: dict) -> VectorField:
 
 
 def chosen_vector_field(engine: Engine, mapping: dict | None, vector_type: str | None,
-                        seismic: SeismicIndex | None = None) -> VectorField:
+                        parameters: Any = None) -> VectorField:
     """The vector field an index is written with: the one ``mapping`` records (None: no index yet) unless another
-    type is asked for, else a new ``vector_type`` field (``rank_features`` by default, ``seismic``'s parameters)."""
+    type is asked for, else a new ``vector_type`` field (``rank_features`` by default) with ``parameters`` (its
+    type's index parameters)."""
     if mapping is not None and vector_type in (None, stored_vector_type(mapping)):
         return stored_vector_field(engine, mapping)
-    return vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, seismic)
+    return vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, parameters)

@@ -13,14 +13,13 @@ import math
 from dataclasses import replace
 from typing import Sequence
 
-from milco_os.encoding.contract import SparseEncoder
+from milco_os.encoding.contract import QUERY_MAX_LENGTH, SparseEncoder
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector
-from milco_os.index.vector_fields import Ceilings, SeismicIndex
+from milco_os.index.seismic_parameters import Ceilings, SeismicIndex
 
 HEADROOM = 1.25
 SAMPLE_TEXTS = 256
-QUERY_MAX_LENGTH = 64
 
 
 def ceiling_for(largest_weight: float) -> float:

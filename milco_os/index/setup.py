@@ -15,7 +15,7 @@ from milco_os.index.handle import (
     stored_mapping,
     stored_vectors_in_source,
 )
-from milco_os.index.vector_fields import SeismicIndex, VectorField
+from milco_os.index.vector_fields import VectorField
 from milco_os.resources import load_json, resource_dir
 
 INDEX_MAPPING = "milco_index.json"
@@ -47,16 +47,11 @@ def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int
     meta = body["mappings"]["_meta"]["milco_os"]
     meta["vector_field_type"] = field.type_name
     if not vectors_in_source:
-        body["mappings"]["_source"] = {"excludes": vector_paths(field, passages)}
+        body["mappings"]["_source"] = {"excludes": field.vector_paths(passages)}
     if field.keys.fields != (EN_FIELD, M_FIELD):
         meta["vector_fields"]["source"] = list(field.keys.fields[1:])
         meta["key_codec"] = field.keys.codec
     return body
-
-
-def vector_paths(field: VectorField, passages: bool) -> list[str]:
-    """The paths of a document's vector fields (in each passage with ``passages``)."""
-    return [f"{PASSAGES_PATH}.{name}" if passages else name for name in field.keys.fields]
 
 
 def field_types(properties: dict, prefix: str = "") -> dict[str, str]:
@@ -108,12 +103,12 @@ def pipelines_installed(outcomes: dict[str, str]) -> bool:
 
 
 def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
-                 vector_type: str | None = None, seismic: SeismicIndex | None = None,
+                 vector_type: str | None = None, parameters: Any = None,
                  vectors_in_source: bool | None = None) -> tuple[IndexHandle, str]:
     """Install the pipelines, then create ``index`` unless it exists: its handle, and 'created' or 'exists'.
 
     An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
-    defaults to the existing index's, else ``rank_features``; ``seismic`` parameters and
+    defaults to the existing index's, else ``rank_features``; ``parameters`` (the type's index parameters) and
     ``vectors_in_source`` (default: yes) apply to a new index; an existing index that stores its vectors
     otherwise than ``vectors_in_source`` asks is an error.
     """
@@ -121,7 +116,7 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
     default_pipeline = pipelines_installed(ensure_pipelines(engine))
     exists = engine.client.indices.exists(index=index)
     existing = stored_mapping(engine, index) if exists else {}
-    field = chosen_vector_field(engine, existing if exists else None, vector_type, seismic)
+    field = chosen_vector_field(engine, existing if exists else None, vector_type, parameters)
     body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline,
                       vectors_in_source=vectors_in_source is not False)
     if not exists:

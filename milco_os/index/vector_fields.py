@@ -1,8 +1,10 @@
-"""Vector-field strategies: each way of storing MILCO vectors owns its mapping, settings and query clauses.
+"""Vector-field strategies: each way of storing MILCO vectors owns its mapping, settings and whole search.
 
 A strategy is resolved once per index and cluster version (``vector_field``) and then
 handed to setup, ingest, reindex, enrich, search and eval through an ``IndexHandle``.
-Adding a way of storing vectors is one new class here, registered in ``VECTOR_FIELDS``.
+Each one says which search options it takes or refuses, its own index-side and
+query-side parameters (with their flags), its rescore and the paths it stores vectors
+at. Adding a way of storing vectors is one new class here, registered in ``VECTOR_FIELDS``.
 """
 
 from __future__ import annotations
@@ -10,26 +12,35 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from milco_os.encoding.contract import SparseEncoder
+from milco_os.encoding.sparse import SparseVector
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import EN_FIELD, NamedKeys, TermKeys
+from milco_os.index import seismic_parameters
+from milco_os.index.fields import EN_FIELD, PASSAGES_PATH, NamedKeys, QueryTerm, TermKeys
 from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
+from milco_os.index.seismic_ceilings import measured_ceilings
+from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
+from milco_os.parameters import Flag, ParameterGroup
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from milco_os.encoding.sparse import SparseVector
-    from milco_os.search.query_dsl import QueryTerm
+TextSample = Callable[[], Sequence[str]]
 
 
 class VectorField(ABC):
     """One field type holding one MILCO view per field, queried so that the score is the dot product."""
 
     type_name: ClassVar[str]
+    summary: ClassVar[str]  # what the type is and what it needs, for --vector-field's help
     keys: ClassVar[TermKeys] = NamedKeys()
     holds_passages: ClassVar[bool] = True
+    # Retrieval approximate already (and rescored exactly): a search never goes two-phase unless told.
+    approximate: ClassVar[bool] = False
+    index_parameters: ClassVar[ParameterGroup | None] = None  # set once, when an index gets its MILCO fields
+    search_parameters: ClassVar[ParameterGroup | None] = None  # per query
 
     def __init__(self, version: ClusterVersion) -> None:
         self.version = version
@@ -39,6 +50,48 @@ class VectorField(ABC):
         """The strategy of an existing index, with whatever parameters its mapping holds."""
         return cls(version)
 
+    @classmethod
+    def created(cls, version: ClusterVersion, parameters: Any = None) -> VectorField:
+        """The strategy of a new index with ``parameters`` (its ``index_parameters`` dataclass; None: defaults)."""
+        if parameters is not None:
+            raise ValueError(f"{cls.type_name} fields take no index parameters")
+        return cls(version)
+
+    @classmethod
+    def needs_encoder(cls, given: Mapping[str, Any]) -> bool:
+        """Whether preparing a new index's parameters from the index flags ``given`` encodes a sample of texts."""
+        return False
+
+    @classmethod
+    def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
+                            texts: TextSample = tuple, prune: Any = "none") -> Any:
+        """A new index's parameters from the index flags ``given`` (field -> value), None for the defaults;
+        ``encoder``, ``texts`` and ``prune`` measure what the flags leave to the encoder's weights."""
+        if cls.index_parameters is None:
+            if given:
+                raise ValueError(f"{given_flags(given, all_index_flags())} applies to another --vector-field, not "
+                                 f"{cls.type_name}")
+            return None
+        return cls.index_parameters.build(given) if given else None
+
+    def searching(self, parameters: Mapping[str, Any], filters: Sequence[dict] = ()) -> VectorField:
+        """The strategy for one search: ``parameters`` maps field types to their search-parameter dataclasses (any
+        other type's is an error); ``filters`` restrict the documents (the caller applies them as well)."""
+        others = sorted(set(parameters) - {self.type_name})
+        if others:
+            flags = ", ".join(flag.option for other in others
+                              for flag in VECTOR_FIELDS[other].search_parameters.flags)
+            raise ValueError(f"{flags}: {' and '.join(others)} search parameters, not for a {self.type_name} index")
+        return self.with_search(parameters.get(self.type_name), filters)
+
+    def with_search(self, parameters: Any, filters: Sequence[dict]) -> VectorField:
+        """This strategy with its own search parameters (None: defaults) and the search's filters."""
+        return self
+
+    def search_problem(self, *, two_phase: bool, neural_sparse: bool) -> str | None:
+        """Why a search two-phase here, or with neural-search's ``neural_sparse`` query, cannot run, or None."""
+        return None
+
     def field_mapping(self) -> dict:
         """The mapping of each vector field (``milco_en``, ``milco_m``, and their passage copies)."""
         return {"type": self.type_name}
@@ -47,13 +100,23 @@ class VectorField(ABC):
         """Every vector field of a document (its key scheme's fields) with its mapping."""
         return {name: self.field_mapping() for name in self.keys.fields}
 
-    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, window: int) -> dict | None:
-        """A ``rescore`` giving the top ``window`` hits of ``query`` their exact scores (None: already exact)."""
+    def vector_paths(self, passages: bool | None = None) -> list[str]:
+        """Where documents store the vectors: top level (``passages`` False), in passages (True), or both (None)."""
+        return [path for name in self.keys.fields for path in (
+            ([name] if passages is not True else []) + ([f"{PASSAGES_PATH}.{name}"] if passages is not False else []))]
+
+    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, size: int) -> dict | None:
+        """A ``rescore`` giving the top hits of ``query`` (at least ``size``) their exact scores (None: already
+        exact)."""
         return None
 
     def clipped(self, vector: SparseVector) -> bool:
         """True when the index cannot hold one of the vector's weights as it is (it is clipped)."""
         return False
+
+    def clipping_warning(self, count: int) -> str:
+        """What to tell when ``count`` documents hold weights the index clips."""
+        return f"{count} document(s) have weights the index clips"
 
     def index_settings(self) -> dict:
         """Index settings the field type needs (``index.`` prefix left out)."""
@@ -69,7 +132,7 @@ class VectorField(ABC):
         return True
 
     @abstractmethod
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         """A query scoring each document by the dot product of ``terms`` with its stored vector."""
 
     @classmethod
@@ -86,10 +149,9 @@ class RankFeatures(VectorField):
     """
 
     type_name = "rank_features"
+    summary = "every cluster (the default)"
 
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
-        if pruning_config is not None:
-            raise ValueError("token pruning (pruning_config) applies to sparse_vector fields only")
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         return {"bool": {"should": [
             {"rank_feature": {"field": f"{path_prefix}{t.field}.{t.key}", "boost": t.weight, "linear": {}}}
             for t in terms]}}
@@ -97,6 +159,27 @@ class RankFeatures(VectorField):
     @classmethod
     def unsupported_reason(cls, version: ClusterVersion) -> str | None:
         return None
+
+
+def parse_pruning(value: str) -> SparseVectorPruning:
+    """``RATIO:WEIGHT`` as Elasticsearch's token pruning thresholds."""
+    try:
+        ratio, weight = (float(part) for part in value.split(":"))
+    except ValueError:
+        raise ValueError(f"'{value}' is not RATIO:WEIGHT (e.g. 5:0.4)") from None
+    return SparseVectorPruning(ratio, weight)
+
+
+@dataclass(frozen=True)
+class SparseVectorPruning:
+    """Elasticsearch's query-time token pruning (``pruning_config``): scores then approximate the dot product."""
+
+    tokens_freq_ratio_threshold: float
+    tokens_weight_threshold: float
+
+    def pruning_config(self) -> dict:
+        return {"tokens_freq_ratio_threshold": self.tokens_freq_ratio_threshold,
+                "tokens_weight_threshold": self.tokens_weight_threshold, "only_score_pruned_tokens": False}
 
 
 class ElasticsearchSparseVector(VectorField):
@@ -109,6 +192,16 @@ class ElasticsearchSparseVector(VectorField):
     """
 
     type_name = "sparse_vector"
+    summary = "Elasticsearch 8.11+"
+    search_parameters = ParameterGroup(SparseVectorPruning, (
+        Flag("sparse-vector-pruning", "pruning", kind=str, parse=parse_pruning, metavar="RATIO:WEIGHT",
+             help="sparse_vector indices (Elasticsearch): prune query tokens with this pruning_config (scores then "
+                  "approximate the dot product)."),
+    ), builder=lambda given: given["pruning"])
+
+    def __init__(self, version: ClusterVersion, pruning: SparseVectorPruning | None = None) -> None:
+        super().__init__(version)
+        self.pruning = pruning
 
     @property
     def _has_sparse_vector_query(self) -> bool:
@@ -117,6 +210,12 @@ class ElasticsearchSparseVector(VectorField):
     @property
     def _leaves_vectors_out_of_source(self) -> bool:
         return self.version.major_minor >= (9, 1)
+
+    def with_search(self, parameters: SparseVectorPruning | None, filters: Sequence[dict]) -> VectorField:
+        if parameters is not None and not self._has_sparse_vector_query:
+            raise ValueError(f"token pruning needs the sparse_vector query (Elasticsearch 8.15+), "
+                             f"not {self.version.number}")
+        return ElasticsearchSparseVector(self.version, parameters)
 
     def field_mapping(self) -> dict:
         if self.version.major_minor >= (8, 19):
@@ -129,17 +228,14 @@ class ElasticsearchSparseVector(VectorField):
     def explain_source(self) -> bool | dict:
         return {"exclude_vectors": False} if self._leaves_vectors_out_of_source else True
 
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         if not self._has_sparse_vector_query:
-            if pruning_config is not None:
-                raise ValueError(f"token pruning needs the sparse_vector query (Elasticsearch 8.15+), "
-                                 f"not {self.version.number}")
             return {"bool": {"should": [
                 {"term": {f"{path_prefix}{t.field}": {"value": t.key, "boost": t.weight}}} for t in terms]}}
         by_field: dict[str, dict[str, float]] = {}
         for term in terms:
             by_field.setdefault(term.field, {})[term.key] = term.weight
-        pruning = {"prune": True, "pruning_config": pruning_config} if pruning_config is not None else {}
+        pruning = {"prune": True, "pruning_config": self.pruning.pruning_config()} if self.pruning else {}
         return {"bool": {"should": [
             {"sparse_vector": {"field": f"{path_prefix}{field}", "query_vector": vector, **pruning}}
             for field, vector in by_field.items()]}}
@@ -151,72 +247,6 @@ class ElasticsearchSparseVector(VectorField):
         return None
 
 
-@dataclass(frozen=True)
-class Ceilings:
-    """The largest document (``ingest``) and query (``search``) weight one view's fields quantise exactly."""
-
-    ingest: float = 3.0
-    search: float = 16.0
-
-    def __post_init__(self) -> None:
-        if self.ingest <= 0 or self.search <= 0:
-            raise ValueError(f"quantisation ceilings must be positive, not {self}")
-
-
-@dataclass(frozen=True)
-class SeismicIndex:
-    """Index-side SEISMIC parameters (neural-search's ``method.parameters``); None leaves neural-search's default.
-
-    Weights are quantised to one byte over [0, ceiling] on the approximate path, with ceilings
-    per view (English and LexEcho weights differ in range): a document weight above its
-    ingest ceiling, or a query weight above its search ceiling, counts as the ceiling there.
-    Segments smaller than ``approximate_threshold`` score exactly.
-    """
-
-    approximate_threshold: int = 100_000
-    n_postings: int | None = None
-    cluster_ratio: float | None = None
-    summary_prune_ratio: float | None = None
-    en_ceilings: Ceilings = Ceilings()
-    m_ceilings: Ceilings = Ceilings()
-
-    def method(self, ceilings: Ceilings) -> dict:
-        """The ``method`` of a field with ``ceilings``."""
-        parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
-        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": ceilings.ingest,
-                                                  "quantization_ceiling_search": ceilings.search}}
-
-    @classmethod
-    def from_methods(cls, en_method: dict, m_method: dict) -> SeismicIndex:
-        """The parameters of an index from the ``method`` of its English field and of a LexEcho band."""
-        parameters = en_method.get("parameters") or {}
-
-        def ceilings(method: dict) -> Ceilings:
-            given = method.get("parameters") or {}
-            return Ceilings(given.get("quantization_ceiling_ingest", Ceilings.ingest),
-                            given.get("quantization_ceiling_search", Ceilings.search))
-
-        return cls(**{name: parameters[name] for name in ALGORITHM_PARAMETERS if name in parameters},
-                   en_ceilings=ceilings(en_method), m_ceilings=ceilings(m_method))
-
-
-ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
-
-
-@dataclass(frozen=True)
-class SeismicSearch:
-    """Query-side SEISMIC parameters: candidates per field and segment (``k``), query terms that choose the
-    clusters to visit (``top_n``) and how eagerly clusters are skipped (``heap_factor``, higher visits more)."""
-
-    k: int = 100
-    top_n: int = 16
-    heap_factor: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.k < 1 or self.top_n < 1 or self.heap_factor <= 0:
-            raise ValueError(f"SEISMIC k and top_n must be >= 1 and heap_factor > 0, not {self}")
-
-
 class Seismic(VectorField):
     """OpenSearch's ``sparse_vector`` with the SEISMIC method (3.3+, neural-search): approximate retrieval.
 
@@ -225,11 +255,16 @@ class Seismic(VectorField):
     field its terms touch; the top hits are then rescored with the same clauses restricted
     to the first phase's candidates, which SEISMIC scores exactly from its forward index, so
     every returned score is the full dot product (to the byte quantisation) over all fields.
+    Its quantisation ceilings are measured with the encoder on a sample of texts unless given.
     """
 
     type_name = "seismic"
+    summary = "approximate search, OpenSearch 3.3+ with neural-search"
     keys = BandedIdKeys()
     holds_passages = False
+    approximate = True
+    index_parameters = seismic_parameters.INDEX_PARAMETERS
+    search_parameters = seismic_parameters.SEARCH_PARAMETERS
 
     def __init__(self, version: ClusterVersion, index: SeismicIndex = SeismicIndex(),
                  search: SeismicSearch = SeismicSearch(), filters: Sequence[dict] = ()) -> None:
@@ -242,12 +277,37 @@ class Seismic(VectorField):
         en, m = (properties.get(name) or {} for name in (EN_FIELD, BAND_FIELDS[0]))
         return cls(version, SeismicIndex.from_methods(en.get("method") or {}, m.get("method") or {}))
 
-    def searching(self, search: SeismicSearch, filters: Sequence[dict] = ()) -> Seismic:
-        """The same index's strategy with other query-side parameters; ``filters`` restrict the candidates
-        themselves (SEISMIC's own filter), so a narrow filter still finds k of them."""
-        return Seismic(self.version, self.index, search, filters)
+    @classmethod
+    def created(cls, version: ClusterVersion, parameters: SeismicIndex | None = None) -> Seismic:
+        return cls(version, parameters or SeismicIndex())
 
-    def field_mapping(self, ceilings: Ceilings | None = None) -> dict:
+    @classmethod
+    def needs_encoder(cls, given: Mapping[str, Any]) -> bool:
+        return "ceilings" not in given
+
+    @classmethod
+    def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
+                            texts: TextSample = tuple, prune: Any = "none") -> SeismicIndex:
+        parameters = SeismicIndex.from_flags(given)
+        if not cls.needs_encoder(given):
+            return parameters
+        if encoder is None:
+            raise ValueError("--vector-field seismic: give --model or --triton-url to measure the encoder's weights "
+                             "for the quantisation ceilings, or --quantization-ceilings INGEST:SEARCH")
+        return measured_ceilings(encoder, list(texts()), parameters, prune)
+
+    def with_search(self, parameters: SeismicSearch | None, filters: Sequence[dict]) -> Seismic:
+        # Filters restrict the candidates themselves (SEISMIC's own filter), so a narrow filter still finds k of them.
+        return Seismic(self.version, self.index, parameters or SeismicSearch(), filters)
+
+    def search_problem(self, *, two_phase: bool, neural_sparse: bool) -> str | None:
+        if two_phase:
+            return "SEISMIC retrieves approximately and rescores exactly already: leave out two-phase"
+        if neural_sparse:
+            return "SEISMIC indices are keyed by term id: leave the query style to the index (rank_feature)"
+        return None
+
+    def field_mapping(self, ceilings: seismic_parameters.Ceilings | None = None) -> dict:
         return {"type": "sparse_vector", "method": self.index.method(ceilings or self.index.en_ceilings)}
 
     def properties(self) -> dict[str, dict]:
@@ -268,9 +328,7 @@ class Seismic(VectorField):
             {"neural_sparse": {field: {"query_tokens": tokens, "method_parameters": method_parameters}}}
             for field, tokens in by_field.items()]}}
 
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
-        if pruning_config is not None:
-            raise ValueError("token pruning (pruning_config) is Elasticsearch's; SEISMIC prunes with top_n")
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         self._warn_above_search_ceilings(terms)
         search = self.search
         parameters: dict = {"k": search.k, "top_n": search.top_n, "heap_factor": search.heap_factor}
@@ -286,9 +344,10 @@ class Seismic(VectorField):
                 log.warning("query weight %.3g in %s is above the index's quantisation ceiling %s: approximate "
                             "search counts it as %s", heaviest, name, ceilings.search, ceilings.search)
 
-    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, window: int) -> dict | None:
+    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, size: int) -> dict | None:
         # A filter that matches at most k documents of a segment makes SEISMIC score them exactly; the
         # candidates are at most k per clause of the first phase.
+        window = max(self.search.k, size)
         fields_touched = len({term.field for term in terms})
         exact = self._clauses(terms, "", {"k": max(window, fields_touched * self.search.k), "filter": query})
         return {"window_size": window, "query": {"rescore_query": exact, "query_weight": 0.0,
@@ -297,6 +356,12 @@ class Seismic(VectorField):
     def clipped(self, vector: SparseVector) -> bool:
         return bool((vector.en_weights > self.index.en_ceilings.ingest).any()
                     or (vector.m_weights > self.index.m_ceilings.ingest).any())
+
+    def clipping_warning(self, count: int) -> str:
+        return (f"{count} document(s) have weights above the index's quantisation ceilings (English "
+                f"{self.index.en_ceilings.ingest}, LexEcho {self.index.m_ceilings.ingest}): approximate search "
+                "counts those weights as the ceiling; reindex into an index with higher --quantization-ceilings "
+                "to keep them")
 
     @classmethod
     def unsupported_reason(cls, version: ClusterVersion) -> str | None:
@@ -309,6 +374,24 @@ class Seismic(VectorField):
 VECTOR_FIELDS: dict[str, type[VectorField]] = {cls.type_name: cls
                                                for cls in (RankFeatures, ElasticsearchSparseVector, Seismic)}
 DEFAULT_VECTOR_FIELD = RankFeatures.type_name
+# Every field name any strategy stores a vector in: what a document re-encoded from another index drops.
+EVERY_VECTOR_FIELD = tuple(dict.fromkeys(name for cls in VECTOR_FIELDS.values() for name in cls.keys.fields))
+
+
+def every_vector_path() -> tuple[str, ...]:
+    """Every path any strategy stores a vector at, top level and in passages."""
+    return tuple(path for name in EVERY_VECTOR_FIELD for path in (name, f"{PASSAGES_PATH}.{name}"))
+
+
+def all_index_flags() -> dict[str, Flag]:
+    """Every field type's index flags by the dataclass field they fill."""
+    return {flag.field: flag for cls in VECTOR_FIELDS.values() if cls.index_parameters
+            for flag in cls.index_parameters.flags}
+
+
+def given_flags(given: Mapping[str, Any], flags: Mapping[str, Flag]) -> str:
+    """The flags named by the fields of ``given``, as typed (``--n-postings``)."""
+    return ", ".join(flags[name].option if name in flags else name for name in given)
 
 
 def vector_field_class(type_name: str, version: ClusterVersion) -> type[VectorField]:
@@ -322,7 +405,6 @@ def vector_field_class(type_name: str, version: ClusterVersion) -> type[VectorFi
     return cls
 
 
-def vector_field(type_name: str, version: ClusterVersion, seismic: SeismicIndex | None = None) -> VectorField:
-    """The strategy for a new index (``seismic``: its index-side parameters, when the type is seismic)."""
-    cls = vector_field_class(type_name, version)
-    return Seismic(version, seismic) if cls is Seismic and seismic is not None else cls(version)
+def vector_field(type_name: str, version: ClusterVersion, parameters: Any = None) -> VectorField:
+    """The strategy for a new index (``parameters``: its type's index-parameter dataclass, None for defaults)."""
+    return vector_field_class(type_name, version).created(version, parameters)

@@ -22,13 +22,12 @@ from milco_os.encoding.passages import split_passages
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector
 from milco_os.errors import MilcoOsError
-from milco_os.index.fields import EN_FIELD, M_FIELD, META_FIELD, PASSAGES_PATH, InvalidVectorError, check_vector
-from milco_os.index.id_bands import BAND_FIELDS
-from milco_os.index.vector_fields import VectorField
+from milco_os.index.fields import META_FIELD, PASSAGES_PATH, InvalidVectorError, check_vector
+from milco_os.index.vector_fields import EVERY_VECTOR_FIELD, VectorField
 from milco_os.pipeline.documents import Outcome, SourceDocument, SourceItem, UnreadableInput, refused
 
 # Every field any vector-field strategy writes: replaced whole, whichever strategy wrote the source.
-MILCO_FIELDS = (EN_FIELD, M_FIELD, *BAND_FIELDS, PASSAGES_PATH)
+MILCO_FIELDS = (*EVERY_VECTOR_FIELD, PASSAGES_PATH)
 MATCHING_META = ("model", "model_revision", "prune", "text_hash")
 # Looks up the stored milco_meta of documents by (id, routing); absent documents are left out (keyed by id).
 StoredMeta = Callable[[list[tuple[str, str | None]]], dict[str, dict]]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
 from milco_os.errors import ClusterUnavailableError, MilcoOsError
-from milco_os.index.fields import META_FIELD, PASSAGES_PATH
+from milco_os.index.fields import META_FIELD
 from milco_os.index.handle import (
     IndexHandle,
     chosen_vector_field,
@@ -32,7 +32,7 @@ from milco_os.index.handle import (
     stored_vectors_in_source,
 )
 from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body, pipelines_installed
-from milco_os.index.vector_fields import SeismicIndex, VectorField
+from milco_os.index.vector_fields import VectorField, every_vector_path
 from milco_os.pipeline.encode_stage import MILCO_FIELDS
 from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
@@ -42,9 +42,6 @@ from milco_os.pipeline.reindex_workers import WorkerPool, WorkerSetup, slice_gro
 
 PIT_KEEP_ALIVE = "30m"
 MAX_READ_BACKOFF_S = 5.0
-# Every path a vector field of any strategy has, alone or in a passage: source excludes of them are milco-os's.
-MILCO_VECTOR_PATHS = tuple(path for name in MILCO_FIELDS if name != PASSAGES_PATH
-                           for path in (name, f"{PASSAGES_PATH}.{name}"))
 COPIED_SETTINGS = ("analysis", "similarity", "mapping", "max_result_window", "number_of_shards", "refresh_interval")
 
 
@@ -66,7 +63,7 @@ def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool
     body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline,
                       vectors_in_source=vectors_in_source)
     own_excludes = [pattern for pattern in (mapping.get("_source") or {}).get("excludes") or ()
-                    if not any(fnmatchcase(path, pattern) for path in MILCO_VECTOR_PATHS)]
+                    if not any(fnmatchcase(path, pattern) for path in every_vector_path())]
     excludes = own_excludes + body["mappings"].get("_source", {}).get("excludes", [])
     own = {name: spec for name, spec in mapping.get("properties", {}).items() if name not in MILCO_FIELDS}
     problems = [p for p in incompatibilities({"properties": own}, body) if "missing" not in p]
@@ -252,7 +249,7 @@ class ReindexPlan:
     id_field: str | None = None
     vector_type: str | None = None
     in_place: bool = False
-    seismic: SeismicIndex | None = None
+    field_parameters: Any = None  # a new DEST's index parameters (its vector-field type's dataclass)
     vectors_in_source: bool | None = None  # for a new DEST; None: as in SOURCE
     workers: int = 1  # processes on this host that share the slices
 
@@ -331,7 +328,7 @@ class Reindexer:
         plan, engine = self.plan, self.engine
         exists = engine.client.indices.exists(index=plan.dest)
         field = chosen_vector_field(engine, stored_mapping(engine, plan.dest) if exists else None, plan.vector_type,
-                                    plan.seismic)
+                                    plan.field_parameters)
         if plan.in_place:
             ensure_milco_mapping(engine, plan.dest, field)
         elif not exists:

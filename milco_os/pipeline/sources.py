@@ -9,6 +9,7 @@ and ``UnreadableInput`` for what cannot be a document. A repeated id is reported
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -105,3 +106,18 @@ class DictSource:
             if isinstance(item, SourceDocument):
                 self.duplicates.check(item)
             yield item
+
+
+def first_texts(path: Path, text_field: str, lines: int) -> list[str]:
+    """The texts of the first ``lines`` lines of a JSONL file (lines that are not JSON objects with a string text
+    are passed over): a sample of what the file holds."""
+    texts = []
+    with path.open(encoding="utf-8", errors="replace") as stream:
+        for line in islice(stream, lines):
+            try:
+                value = json.loads(line).get(text_field)
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(value, str):
+                texts.append(value)
+    return texts

@@ -8,24 +8,13 @@ hybrids and filters around it. Pure functions: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
-from milco_os.index.fields import EN_FIELD, EN_VIEW, M_FIELD, M_VIEW, PASSAGES_PATH, NamedKeys, TermKeys
+from milco_os.index.fields import EN_FIELD, EN_VIEW, M_FIELD, M_VIEW, PASSAGES_PATH, NamedKeys, QueryTerm, TermKeys
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 
 # OpenSearch 2.x refuses bool queries over indices.query.bool.max_clause_count (1024).
 DEFAULT_MAX_CLAUSES = 1000
-
-
-@dataclass(frozen=True)
-class QueryTerm:
-    """One query term: its field and key in the index, its weight, and its readable name."""
-
-    field: str
-    key: str
-    weight: float
-    name: str
 
 
 def query_terms(
@@ -51,7 +40,7 @@ def query_terms(
 class TermScorer(Protocol):
     """What turns query terms into a query scoring the dot product: a ``VectorField``, or ``NeuralSparseTokens``."""
 
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         ...
 
 
@@ -59,9 +48,7 @@ class NeuralSparseTokens:
     """neural-search's ``neural_sparse`` query with the query's own tokens per view (``query_tokens``): the same
     dot product over ``rank_features`` fields, and the form the cluster's two-phase search pipeline rewrites."""
 
-    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "", pruning_config: dict | None = None) -> dict:
-        if pruning_config is not None:
-            raise ValueError("token pruning (pruning_config) applies to sparse_vector fields only")
+    def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
         tokens: dict[str, dict[str, float]] = {}
         for term in terms:
             tokens.setdefault(path_prefix + term.field, {})[term.key] = term.weight
@@ -80,32 +67,28 @@ def neural_sparse_text_query(text: str, model_ids: Mapping[str, str], *, echo: b
 
 
 def sparse_query(terms: Sequence[QueryTerm], field: TermScorer, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
-                 path_prefix: str = "", pruning_config: dict | None = None) -> dict:
+                 path_prefix: str = "") -> dict:
     """The exact dot product over the ``max_clauses`` heaviest terms (``terms`` come heaviest first)."""
     if not terms:
         return {"match_none": {}}
-    return field.query(terms[:max_clauses], path_prefix, pruning_config)
+    return field.query(terms[:max_clauses], path_prefix)
 
 
-def passages_query(terms: Sequence[QueryTerm], field: TermScorer, *, max_clauses: int = DEFAULT_MAX_CLAUSES,
-                   pruning_config: dict | None = None) -> dict:
+def passages_query(terms: Sequence[QueryTerm], field: TermScorer, *, max_clauses: int = DEFAULT_MAX_CLAUSES) -> dict:
     """A document scores as its best passage."""
     return {"nested": {"path": PASSAGES_PATH, "score_mode": "max",
-                       "query": sparse_query(terms, field, max_clauses=max_clauses, path_prefix=PASSAGES_PATH + ".",
-                                             pruning_config=pruning_config)}}
+                       "query": sparse_query(terms, field, max_clauses=max_clauses, path_prefix=PASSAGES_PATH + ".")}}
 
 
 def two_phase_body(terms: Sequence[QueryTerm], field: TermScorer, *, size: int, first_phase_terms: int,
-                   window: int, max_clauses: int = DEFAULT_MAX_CLAUSES, pruning_config: dict | None = None) -> dict:
+                   window: int, max_clauses: int = DEFAULT_MAX_CLAUSES) -> dict:
     """Heaviest terms retrieve; the rest rescore the top ``window`` so their scores are the full dot product."""
     head, tail = terms[:first_phase_terms], terms[first_phase_terms:max_clauses]
-    body: dict = {"size": size, "query": sparse_query(head, field, max_clauses=max_clauses,
-                                                      pruning_config=pruning_config)}
+    body: dict = {"size": size, "query": sparse_query(head, field, max_clauses=max_clauses)}
     if tail:
         body["rescore"] = {
             "window_size": max(window, size),
-            "query": {"rescore_query": sparse_query(tail, field, max_clauses=max_clauses,
-                                                    pruning_config=pruning_config),
+            "query": {"rescore_query": sparse_query(tail, field, max_clauses=max_clauses),
                       "query_weight": 1.0, "rescore_query_weight": 1.0, "score_mode": "total"},
         }
     return body

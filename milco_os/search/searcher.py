@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
-from milco_os.encoding.contract import SparseEncoder
+from milco_os.encoding.contract import QUERY_MAX_LENGTH, SparseEncoder
 from milco_os.encoding.sparse import TermVocabulary
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import TermKeys
 from milco_os.index.handle import IndexHandle
-from milco_os.index.vector_fields import Seismic, SeismicSearch, VectorField
+from milco_os.index.vector_fields import VectorField
 from milco_os.search import query_dsl as dsl
 
 RANK_FEATURE = "rank_feature"
@@ -29,7 +30,7 @@ class SearchOptions:
     echo: bool = True
     echo_weight: float = 1.0
     query_prune: str | None = None
-    query_max_length: int | None = 64
+    query_max_length: int | None = QUERY_MAX_LENGTH
     max_clauses: int = dsl.DEFAULT_MAX_CLAUSES
     two_phase: bool | None = None  # None: two-phase on indices of TWO_PHASE_FROM_DOCS documents or more
     first_phase_terms: int = 16
@@ -40,11 +41,12 @@ class SearchOptions:
     filters: tuple[dict, ...] = ()
     source: bool | list[str] = True
     explain: bool = False
-    pruning_config: dict | None = None
     query_style: str = RANK_FEATURE
     cluster_models: dict[str, str] | None = None
     search_pipeline: str | None = None
-    seismic: SeismicSearch = SeismicSearch()
+    # The index's own search parameters, by vector-field type (e.g. "seismic": SeismicSearch(k=200)); a type
+    # other than the index's is an error.
+    field_parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.two_phase and self.passages:
@@ -69,7 +71,7 @@ def chosen_two_phase(index: IndexHandle, options: SearchOptions) -> bool:
     document, terms known here, a field not approximate already) and the index is large enough to gain from it."""
     if options.two_phase is not None:
         return options.two_phase
-    if options.passages or options.query_style == NEURAL_SPARSE or isinstance(index.field, Seismic):
+    if options.passages or options.query_style == NEURAL_SPARSE or index.field.approximate:
         return False
     return index.document_count >= TWO_PHASE_FROM_DOCS
 
@@ -82,23 +84,18 @@ class SearchHit:
     terms: dict[str, float] = field(default_factory=dict)
 
 
-def seismic_problem(options: SearchOptions) -> str | None:
-    """Why ``options`` cannot search a SEISMIC index, or None."""
-    if options.two_phase:
-        return "SEISMIC retrieves approximately and rescores exactly already: leave out two-phase"
-    if options.query_style == NEURAL_SPARSE:
-        return "SEISMIC indices are keyed by term id: leave the query style to the index (rank_feature)"
-    return None
+def searching_field(field: VectorField, options: SearchOptions) -> VectorField:
+    """The index's strategy for one search with ``options``; a ValueError where it refuses them."""
+    problem = field.search_problem(two_phase=bool(options.two_phase), neural_sparse=options.query_style == NEURAL_SPARSE)
+    if problem:
+        raise ValueError(problem)
+    return field.searching(options.field_parameters, options.filters)
 
 
 def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, field: VectorField) -> dict:
     """The search request body for already-encoded query terms (none when the cluster encodes), in the index's
     vector-field strategy or as ``neural_sparse`` queries."""
-    if isinstance(field, Seismic):
-        problem = seismic_problem(options)
-        if problem:
-            raise ValueError(problem)
-        field = field.searching(options.seismic, options.filters)
+    field = searching_field(field, options)
     scorer: dsl.TermScorer = dsl.NeuralSparseTokens() if options.query_style == NEURAL_SPARSE else field
     rescore = None
     if options.cluster_models is not None:
@@ -106,17 +103,13 @@ def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, fi
             text, options.cluster_models, echo=options.echo, echo_weight=options.echo_weight)}
     elif options.two_phase:
         body = dsl.two_phase_body(terms, scorer, size=options.size, first_phase_terms=options.first_phase_terms,
-                                  window=options.window, max_clauses=options.max_clauses,
-                                  pruning_config=options.pruning_config)
+                                  window=options.window, max_clauses=options.max_clauses)
     elif options.passages:
-        body = {"size": options.size, "query": dsl.passages_query(terms, scorer, max_clauses=options.max_clauses,
-                                                                  pruning_config=options.pruning_config)}
+        body = {"size": options.size, "query": dsl.passages_query(terms, scorer, max_clauses=options.max_clauses)}
     else:
-        body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses,
-                                                                pruning_config=options.pruning_config)}
+        body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses)}
         if terms:
-            rescore = field.exact_rescore(terms[:options.max_clauses], body["query"],
-                                          window=max(options.seismic.k, options.size + options.from_))
+            rescore = field.exact_rescore(terms[:options.max_clauses], body["query"], options.size + options.from_)
     if options.bm25_weight > 0:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
                                          bm25_weight=options.bm25_weight)

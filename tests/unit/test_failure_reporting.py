@@ -17,7 +17,7 @@ from opensearchpy.exceptions import (
 from rich.console import Console
 
 from milco_os.cluster import cluster_error, redact_url
-from milco_os.commands.notices import NoticePrinter
+from milco_os.commands.job_files import NoticePrinter
 from milco_os.errors import ClusterUnavailableError, CredentialsError, TlsError
 from milco_os.index.fields import InvalidVectorError, check_vector
 from milco_os.pipeline.checkpoints import CheckpointMismatchError, FileCheckpoint

@@ -12,7 +12,8 @@ from milco_os.index.fields import KeyTables
 from milco_os.index.handle import stored_vectors_in_source
 from milco_os.index.id_bands import BAND_FIELDS
 from milco_os.index.setup import incompatibilities, index_body
-from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, SeismicIndex, vector_field
+from milco_os.index.seismic_parameters import SeismicIndex
+from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, vector_field
 
 ES_9_2 = ClusterVersion("elasticsearch", "9.2.4")
 OPENSEARCH = ClusterVersion("opensearch", "2.19.6")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import click
+from click.testing import CliRunner
 import numpy as np
 import pytest
 
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.engines import ClusterVersion
-from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures
+from milco_os.index.seismic_parameters import SeismicSearch
+from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, SparseVectorPruning
 from milco_os.search import query_dsl as dsl
 from milco_os.search.searcher import TWO_PHASE_FROM_DOCS, SearchOptions, build_body, chosen_two_phase
 
@@ -86,9 +88,13 @@ def test_sparse_vector_style_sends_one_query_vector_per_view() -> None:
     assert all("prune" not in c["sparse_vector"] for c in query["bool"]["should"])
 
 
+PRUNING = {"sparse_vector": SparseVectorPruning(5.0, 0.4)}
+CONFIG = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
+
+
 def test_sparse_vector_pruning_only_when_asked() -> None:
-    config = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
-    query = dsl.passages_query(dsl.query_terms(VECTOR, VOCABULARY), SPARSE_VECTOR, pruning_config=config)
+    config = CONFIG
+    query = dsl.passages_query(dsl.query_terms(VECTOR, VOCABULARY), SPARSE_VECTOR.searching(PRUNING))
     clauses = query["nested"]["query"]["bool"]["should"]
     assert {c["sparse_vector"]["field"] for c in clauses} == {"milco_passages.milco_en", "milco_passages.milco_m"}
     assert all(c["sparse_vector"]["prune"] is True and c["sparse_vector"]["pruning_config"] == config
@@ -100,20 +106,22 @@ def test_term_style_boosts_each_term_by_its_query_weight() -> None:
     assert query["bool"]["should"] == [{"term": {"milco_en": {"value": "berlin", "boost": 2.0}}},
                                        {"term": {"milco_m": {"value": "▁Berlin", "boost": 1.5}}}]
     with pytest.raises(ValueError, match="8.15"):
-        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), TERMS, pruning_config={"tokens_freq_ratio_threshold": 5})
+        TERMS.searching(PRUNING)
 
 
-def test_token_pruning_is_refused_on_rank_features() -> None:
-    with pytest.raises(ValueError, match="sparse_vector fields only"):
-        dsl.sparse_query(dsl.query_terms(VECTOR, VOCABULARY), RANK_FEATURES, pruning_config={})
+def test_another_field_types_search_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="--sparse-vector-pruning: sparse_vector search parameters, not for a "
+                                         "rank_features index"):
+        build_body("x", dsl.query_terms(VECTOR, VOCABULARY), SearchOptions(field_parameters=PRUNING), RANK_FEATURES)
+    with pytest.raises(ValueError, match="--seismic-k"):
+        SPARSE_VECTOR.searching({"seismic": SeismicSearch(k=5)})
 
 
 def test_two_phase_keeps_the_pruning_config_in_both_phases_and_refuses_passages() -> None:
-    config = {"tokens_freq_ratio_threshold": 5.0, "tokens_weight_threshold": 0.4, "only_score_pruned_tokens": False}
     body = build_body("Berlin", dsl.query_terms(VECTOR, VOCABULARY),
-                      SearchOptions(two_phase=True, first_phase_terms=2, pruning_config=config), SPARSE_VECTOR)
+                      SearchOptions(two_phase=True, first_phase_terms=2, field_parameters=PRUNING), SPARSE_VECTOR)
     phases = [body["query"], body["rescore"]["query"]["rescore_query"]]
-    assert all(c["sparse_vector"]["pruning_config"] == config for q in phases for c in q["bool"]["should"])
+    assert all(c["sparse_vector"]["pruning_config"] == CONFIG for q in phases for c in q["bool"]["should"])
     with pytest.raises(ValueError, match="cannot be combined"):
         SearchOptions(two_phase=True, passages=True)
 
@@ -169,7 +177,7 @@ class SizedIndex:
 
 
 def test_large_indices_search_in_two_phases_unless_told_or_unable() -> None:
-    from milco_os.commands.index import search_flags
+    from milco_os.commands.search import search
     from milco_os.index.vector_fields import Seismic
 
     small, large = SizedIndex(RANK_FEATURES, TWO_PHASE_FROM_DOCS - 1), SizedIndex(RANK_FEATURES, TWO_PHASE_FROM_DOCS)
@@ -182,18 +190,26 @@ def test_large_indices_search_in_two_phases_unless_told_or_unable() -> None:
     assert not chosen_two_phase(SizedIndex(seismic, 10 * TWO_PHASE_FROM_DOCS), SearchOptions())
     # build_body without a choice made scores exactly.
     assert "rescore" not in build_body("x", dsl.query_terms(VECTOR, VOCABULARY), SearchOptions(), RANK_FEATURES)
-    helps = [click.command()(flag(lambda **kwargs: None)).params[0].help for flag in search_flags]
+    helps = [param.help for param in search.params if isinstance(param, click.Option)]
     assert any(f"two-phase on indices of {TWO_PHASE_FROM_DOCS:,} documents" in (text or "") for text in helps)
 
 
 def test_the_two_phase_flags_reach_the_search_options() -> None:
-    from milco_os.commands.index import SEARCH_FLAGS, options_from_flags
+    from milco_os.commands.options import search_options
 
-    flags = {name: None for name in SEARCH_FLAGS}
-    flags.update(no_echo=False, echo_weight=1.0, query_prune="none", passages=False, bm25_weight=0.0,
-                 query_style="rank_feature", two_phase=True, first_phase_terms=8, window=500, seismic_k=100,
-                 seismic_top_n=16, seismic_heap_factor=2.0)
-    options = options_from_flags(None, 10, flags)
-    assert (options.two_phase, options.first_phase_terms, options.window) == (True, 8, 500)
-    body = build_body("x", dsl.query_terms(VECTOR, VOCABULARY), replace(options, first_phase_terms=1), RANK_FEATURES)
+    given = {}
+
+    @click.command()
+    @search_options
+    def probe(search_flags) -> None:
+        given["flags"] = search_flags
+
+    result = CliRunner().invoke(probe, ["--two-phase", "--first-phase-terms", "8", "--window", "500",
+                                        "--seismic-k", "50", "--no-echo"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    options = given["flags"].build(None, 10)
+    assert (options.two_phase, options.first_phase_terms, options.window, options.echo) == (True, 8, 500, False)
+    assert options.field_parameters == {"seismic": SeismicSearch(k=50)}
+    body = build_body("x", dsl.query_terms(VECTOR, VOCABULARY), replace(options, first_phase_terms=1, field_parameters={}),
+                      RANK_FEATURES)
     assert body["rescore"]["window_size"] == 500

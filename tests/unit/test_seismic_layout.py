@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from milco_os.commands.seismic import parse_ceilings, seismic_parameters
+from milco_os.commands.options import index_parameters
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
@@ -16,7 +16,8 @@ from milco_os.index.fields import EN_FIELD, M_FIELD, InvalidVectorError
 from milco_os.index.id_bands import BAND_FIELDS, BAND_WIDTH, BandedIdKeys
 from milco_os.index.seismic_ceilings import ceiling_for, measured_ceilings
 from milco_os.index.setup import index_body
-from milco_os.index.vector_fields import Ceilings, Seismic, SeismicIndex, SeismicSearch, vector_field
+from milco_os.index.seismic_parameters import Ceilings, SeismicIndex, SeismicSearch, parse_ceilings
+from milco_os.index.vector_fields import Seismic, vector_field
 from milco_os.search import query_dsl as dsl
 from milco_os.search.searcher import SearchOptions, build_body
 
@@ -81,7 +82,8 @@ def test_passages_and_other_engines_are_refused() -> None:
 def test_the_query_has_one_clause_per_field_and_an_exact_rescore_of_its_candidates() -> None:
     field = Seismic(OPENSEARCH)
     terms = dsl.query_terms(vector({7: 2.0, 9: 1.0}, {3: 1.5, 40_000: 0.5}), VOCABULARY, keys=field.keys)
-    body = build_body("q", terms, SearchOptions(size=10, seismic=SeismicSearch(k=50, top_n=8, heap_factor=3.0)),
+    body = build_body("q", terms, SearchOptions(
+        size=10, field_parameters={"seismic": SeismicSearch(k=50, top_n=8, heap_factor=3.0)}),
                       field)
     first = body["query"]
     tokens = {field: spec["query_tokens"] for clause in first["bool"]["should"]
@@ -137,24 +139,23 @@ def test_measured_ceilings_follow_each_view_and_keep_defaults_for_an_empty_one()
 
 
 def test_ceiling_flags() -> None:
-    assert parse_ceilings(None, None, "3:12") == (Ceilings(3.0, 12.0), Ceilings(3.0, 12.0))
-    assert parse_ceilings(None, None, "3:12:20:25") == (Ceilings(3.0, 12.0), Ceilings(20.0, 25.0))
+    assert parse_ceilings("3:12") == (Ceilings(3.0, 12.0), Ceilings(3.0, 12.0))
+    assert parse_ceilings("3:12:20:25") == (Ceilings(3.0, 12.0), Ceilings(20.0, 25.0))
     for bad in ("3", "3:x", "3:0", "1:2:3"):
-        with pytest.raises(click.BadParameter):
-            parse_ceilings(None, None, bad)
-    flags = {"approximate_threshold": 10, "n_postings": None, "cluster_ratio": None, "summary_prune_ratio": None,
-             "ceilings": None}
-    with pytest.raises(click.UsageError, match="--approximate-threshold applies to --vector-field seismic"):
-        seismic_parameters(flags, "rank_features", creating=True)
+        with pytest.raises(ValueError, match="INGEST:SEARCH"):
+            parse_ceilings(bad)
+    given = {"approximate_threshold": 10}
+    with pytest.raises(click.UsageError, match="--approximate-threshold applies to another --vector-field, not "
+                                               "rank_features"):
+        index_parameters("rank_features", given, creating=True)
     with pytest.raises(click.UsageError, match="--approximate-threshold applies when an index gets its MILCO"):
-        seismic_parameters(flags, "seismic", creating=False)
+        index_parameters("seismic", given, creating=False)
     with pytest.raises(click.UsageError, match="--quantization-ceilings"):
-        seismic_parameters(flags, "seismic", creating=True)
-    assert seismic_parameters({**flags, "ceilings": (Ceilings(1, 2), Ceilings(3, 4))}, "seismic", creating=True) == \
+        index_parameters("seismic", given, creating=True)
+    assert index_parameters("seismic", {**given, "ceilings": (Ceilings(1, 2), Ceilings(3, 4))}, creating=True) == \
         SeismicIndex(approximate_threshold=10, en_ceilings=Ceilings(1, 2), m_ceilings=Ceilings(3, 4))
-    unset = dict.fromkeys(flags)
-    assert seismic_parameters(unset, "seismic", creating=False) is None
-    assert seismic_parameters(unset, None, creating=True) is None
+    assert index_parameters("seismic", {}, creating=False) is None
+    assert index_parameters(None, {}, creating=True) is None
 
 
 def test_filters_restrict_the_candidates_themselves() -> None:

@@ -1,0 +1,121 @@
+"""SEISMIC's parameters: index side (neural-search's ``method.parameters``) and query side, with their flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from milco_os.parameters import Flag, ParameterGroup
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """The largest document (``ingest``) and query (``search``) weight one view's fields quantise exactly."""
+
+    ingest: float = 3.0
+    search: float = 16.0
+
+    def __post_init__(self) -> None:
+        if self.ingest <= 0 or self.search <= 0:
+            raise ValueError(f"quantisation ceilings must be positive, not {self}")
+
+
+def parse_ceilings(value: str) -> tuple[Ceilings, Ceilings]:
+    """``INGEST:SEARCH`` (both views) or ``INGEST:SEARCH:M_INGEST:M_SEARCH`` as the English and LexEcho ceilings."""
+    try:
+        numbers = [float(part) for part in value.split(":")]
+        if len(numbers) not in (2, 4):
+            raise ValueError(value)
+        en = Ceilings(*numbers[:2])
+        return en, Ceilings(*numbers[2:]) if len(numbers) == 4 else en
+    except ValueError:
+        raise ValueError(f"'{value}' is not INGEST:SEARCH or INGEST:SEARCH:M_INGEST:M_SEARCH with positive "
+                         "numbers (e.g. 3.5:12)") from None
+
+
+ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
+
+
+@dataclass(frozen=True)
+class SeismicIndex:
+    """Index-side SEISMIC parameters (neural-search's ``method.parameters``); None leaves neural-search's default.
+
+    Weights are quantised to one byte over [0, ceiling] on the approximate path, with ceilings
+    per view (English and LexEcho weights differ in range): a document weight above its
+    ingest ceiling, or a query weight above its search ceiling, counts as the ceiling there.
+    Segments smaller than ``approximate_threshold`` score exactly.
+    """
+
+    approximate_threshold: int = 100_000
+    n_postings: int | None = None
+    cluster_ratio: float | None = None
+    summary_prune_ratio: float | None = None
+    en_ceilings: Ceilings = Ceilings()
+    m_ceilings: Ceilings = Ceilings()
+
+    def method(self, ceilings: Ceilings) -> dict:
+        """The ``method`` of a field with ``ceilings``."""
+        parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
+        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": ceilings.ingest,
+                                                  "quantization_ceiling_search": ceilings.search}}
+
+    @classmethod
+    def from_methods(cls, en_method: dict, m_method: dict) -> SeismicIndex:
+        """The parameters of an index from the ``method`` of its English field and of a LexEcho band."""
+        parameters = en_method.get("parameters") or {}
+
+        def ceilings(method: dict) -> Ceilings:
+            given = method.get("parameters") or {}
+            return Ceilings(given.get("quantization_ceiling_ingest", Ceilings.ingest),
+                            given.get("quantization_ceiling_search", Ceilings.search))
+
+        return cls(**{name: parameters[name] for name in ALGORITHM_PARAMETERS if name in parameters},
+                   en_ceilings=ceilings(en_method), m_ceilings=ceilings(m_method))
+
+    @classmethod
+    def from_flags(cls, given: Mapping[str, Any]) -> SeismicIndex:
+        """The parameters the index flags give (``ceilings``: the English and LexEcho pair)."""
+        ceilings = given.get("ceilings")
+        parameters = {name: value for name, value in given.items() if name != "ceilings"}
+        return cls(**parameters, **({"en_ceilings": ceilings[0], "m_ceilings": ceilings[1]} if ceilings else {}))
+
+
+@dataclass(frozen=True)
+class SeismicSearch:
+    """Query-side SEISMIC parameters: candidates per field and segment (``k``), query terms that choose the
+    clusters to visit (``top_n``) and how eagerly clusters are skipped (``heap_factor``, higher visits more)."""
+
+    k: int = 100
+    top_n: int = 16
+    heap_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.top_n < 1 or self.heap_factor <= 0:
+            raise ValueError(f"SEISMIC k and top_n must be >= 1 and heap_factor > 0, not {self}")
+
+
+INDEX_PARAMETERS = ParameterGroup(SeismicIndex, (
+    Flag("approximate-threshold", "approximate_threshold", minimum=0,
+         help="seismic: segments with at least this many documents are searched approximately, smaller ones "
+              "exactly."),
+    Flag("n-postings", "n_postings", minimum=1,
+         help="seismic: documents kept per posting list [default: neural-search's, 0.0005 x segment documents, "
+              "at least 160]."),
+    Flag("cluster-ratio", "cluster_ratio", kind=float, minimum=0, maximum=1, min_open=True, max_open=True,
+         help="seismic: clusters per posting list, as a fraction of its documents [default: neural-search's, 0.1]."),
+    Flag("summary-prune-ratio", "summary_prune_ratio", kind=float, minimum=0, maximum=1, min_open=True,
+         help="seismic: share of weight kept in each cluster summary [default: neural-search's, 0.4]."),
+    Flag("quantization-ceilings", "ceilings", kind=str, parse=parse_ceilings,
+         metavar="INGEST:SEARCH[:M_INGEST:M_SEARCH]",
+         help="seismic: the largest document and query weights kept exactly (larger ones are clipped), for both "
+              "views or English then LexEcho [default: measured on the encoder with a sample of texts]."),
+), builder=SeismicIndex.from_flags)
+
+SEARCH_PARAMETERS = ParameterGroup(SeismicSearch, (
+    Flag("seismic-k", "k", minimum=1,
+         help="seismic: candidates per field and segment; the best of them get exact scores."),
+    Flag("seismic-top-n", "top_n", minimum=1,
+         help="seismic: heaviest query terms per field that choose the clusters to visit."),
+    Flag("seismic-heap-factor", "heap_factor", kind=float, minimum=0, min_open=True,
+         help="seismic: higher visits more clusters (slower, better recall)."),
+))
