@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from typing import Any, Callable, TypeVar
 
@@ -12,14 +13,20 @@ T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1,
-             detail: Callable[[], object] | None = None) -> T:
+             detail: Callable[[], object] | None = None, process: subprocess.Popen | None = None) -> T:
     """Poll ``condition`` until it returns a truthy value and return that value.
 
     Fails the test after ``timeout`` seconds, naming ``what`` was awaited and, when given,
-    what ``detail()`` says about the last state seen.
+    what ``detail()`` says about the last state seen. ``process``, when given, is the process
+    that is to bring the condition about: once it has exited the test fails at once, with its
+    exit status and what it wrote on standard error (when that is a pipe).
     """
     deadline = time.monotonic() + timeout
     while True:
+        if process is not None and process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr is not None else ""
+            pytest.fail(f"the process exited (status {process.returncode}) while waiting for {what}; "
+                        f"its stderr: {stderr}", pytrace=False)
         value = condition()
         if value:
             return value

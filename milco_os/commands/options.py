@@ -53,15 +53,25 @@ def param_name(flag: Flag) -> str:
     return flag.name.replace("-", "_")
 
 
-def click_option(flag: Flag, default: Any, *, given_only: bool = False, required: bool = False) -> Callable:
-    """``flag`` as a click option; ``given_only``: no default of its own (None unless given), the dataclass's
-    default named in the help."""
+class TableOption(click.Option):
+    """A click option made from a group's ``Flag``: it knows the dataclass it fills."""
+
+    def __init__(self, *args: Any, group: ParameterGroup, flag: Flag, given_only: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group, self.flag, self.given_only = group, flag, given_only
+
+
+def click_option(group: ParameterGroup, flag: Flag, *, given_only: bool = False, required: bool = False) -> Callable:
+    """``flag`` of ``group`` as a click option with the dataclass's default; ``given_only``: no default of its own
+    (None unless given), the dataclass's default named in the help."""
+    default = group.default(flag)
+    made = {"cls": TableOption, "group": group, "flag": flag, "given_only": given_only}
     shown = f" [default: {default}]" if given_only and default is not None and "[default" not in flag.help else ""
     declaration = f"{flag.option}/--{flag.off}" if flag.off else flag.option
     if flag.kind is bool:
         return click.option(declaration, param_name(flag), is_flag=True, help=flag.help + shown,
-                            default=None if given_only else default, show_default=flag.off is not None)
-    return click.option(declaration, param_name(flag), type=click_type(flag), callback=parsed(flag),
+                            default=None if given_only else default, show_default=flag.off is not None, **made)
+    return click.option(declaration, param_name(flag), type=click_type(flag), callback=parsed(flag), **made,
                         metavar=flag.metavar, required=required, help=flag.help + shown,
                         default=None if given_only or required else default,
                         show_default=not given_only and not required and default is not None)
@@ -83,7 +93,7 @@ def with_group(group: ParameterGroup, key: str, *, fields: tuple[str, ...] | Non
             return command(*args, **{key: {**kwargs.pop(key, {}), **values}}, **kwargs)
 
         for flag in reversed(flags):
-            with_values = click_option(flag, group.default(flag), given_only=given_only,
+            with_values = click_option(group, flag, given_only=given_only,
                                        required=flag.field in required)(with_values)
         return with_values
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from contextlib import ExitStack
 from typing import Iterator
@@ -37,6 +36,7 @@ from milco_os.serving.triton_repository import export_repository
 from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION, ML_VERSIONS
 from milco_os.services.temporary_node import temporary_node
 from milco_os.services.triton_server import TritonServer
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -64,14 +64,10 @@ def ml_node(request: pytest.FixtureRequest) -> Iterator[OpenSearch]:
         client.close()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=600)
-
-
 def install(client: OpenSearch, triton: TritonServer, *args: str) -> subprocess.CompletedProcess:
     url = client.transport.hosts[0]
-    return cli("opensearch-ml", "install", "--url", f"http://{url['host']}:{url['port']}", "--triton-url",
-               f"http://{triton.http_url}", *args)
+    return run_cli("opensearch-ml", "install", "--url", f"http://{url['host']}:{url['port']}", "--triton-url",
+                   f"http://{triton.http_url}", *args)
 
 
 def corpus() -> list[dict]:
@@ -190,16 +186,16 @@ def test_search_and_eval_let_the_cluster_encode_the_query(ml_node: OpenSearch, i
     url = ml_node.transport.hosts[0]
     common = ("--url", f"http://{url['host']}:{url['port']}", "--index", INDEX, "--cluster-encodes", NAME)
     text = queries()[0]
-    result = cli("search", *common, "--search-pipeline", whole_window_pipeline, "--format", "json", text)
+    result = run_cli("search", *common, "--search-pipeline", whole_window_pipeline, "--format", "json", text)
     assert result.returncode == 0, result.stderr
     library = search(open_index(ml_node, INDEX), None, text, SearchOptions(
         size=10, query_style=NEURAL_SPARSE, cluster_models=installed["model_ids"]))
     assert [hit["id"] for hit in json.loads(result.stdout)["hits"]] == [hit.id for hit in library]
-    scored = cli("eval", *common, "--queries", str(sample_dir() / "queries.jsonl"), "--qrels",
-                 str(sample_dir() / "qrels" / "test.tsv"), "--metrics", "recall@100")
+    scored = run_cli("eval", *common, "--queries", str(sample_dir() / "queries.jsonl"), "--qrels",
+                     str(sample_dir() / "qrels" / "test.tsv"), "--metrics", "recall@100")
     assert scored.returncode == 0, scored.stderr
     assert "R@100" in scored.stdout
-    unknown = cli("search", *common[:4], "--cluster-encodes", "nobody", text)
+    unknown = run_cli("search", *common[:4], "--cluster-encodes", "nobody", text)
     assert unknown.returncode == 1 and "The cluster has no model nobody-en" in unknown.stderr
 
 
@@ -242,8 +238,8 @@ def test_install_is_idempotent_and_uninstall_leaves_nothing(ml_node: OpenSearch,
     assert set(json.loads(again.stdout)["actions"].values()) == {"exists"}
     assert json.loads(again.stdout)["model_ids"] == json.loads(first.stdout)["model_ids"]
     url = ml_node.transport.hosts[0]
-    removed = cli("opensearch-ml", "uninstall", "--url", f"http://{url['host']}:{url['port']}", "--name",
-                  "milco-idem")
+    removed = run_cli("opensearch-ml", "uninstall", "--url", f"http://{url['host']}:{url['port']}", "--name",
+                      "milco-idem")
     assert removed.returncode == 0, removed.stderr
     outcomes = json.loads(removed.stdout)
     assert len(outcomes) == 7  # two pipelines, two models, two connectors, the model group
@@ -261,12 +257,12 @@ def test_install_is_idempotent_and_uninstall_leaves_nothing(ml_node: OpenSearch,
 def test_a_closed_port_and_a_bad_request_parameter_each_give_one_clear_error(ml_node: OpenSearch,
                                                                               triton: TritonServer) -> None:
     url = ml_node.transport.hosts[0]
-    closed = cli("opensearch-ml", "install", "--url", f"http://{url['host']}:{url['port']}", "--triton-url",
-                 "http://127.0.0.1:9", "--name", "milco-closed")
+    closed = run_cli("opensearch-ml", "install", "--url", f"http://{url['host']}:{url['port']}", "--triton-url",
+                     "http://127.0.0.1:9", "--name", "milco-closed")
     assert closed.returncode == 6
     assert "could not encode through Triton at http://127.0.0.1:9/v2/models/milco/infer" in closed.stderr
     assert "Traceback" not in closed.stderr
-    cli("opensearch-ml", "uninstall", "--url", f"http://{url['host']}:{url['port']}", "--name", "milco-closed")
+    run_cli("opensearch-ml", "uninstall", "--url", f"http://{url['host']}:{url['port']}", "--name", "milco-closed")
 
     ml = MlCommons(ml_node)
     installation = MlInstallation(triton_url=f"http://{triton.http_url}", name="milco-badview")
@@ -305,6 +301,6 @@ def test_writes_fail_naming_the_model_while_triton_is_down_and_succeed_again_aft
 
 
 def test_a_cluster_without_the_plugins_is_named_in_one_error(opensearch_url: str) -> None:
-    result = cli("opensearch-ml", "install", "--url", opensearch_url, "--triton-url", "http://127.0.0.1:9")
+    result = run_cli("opensearch-ml", "install", "--url", opensearch_url, "--triton-url", "http://127.0.0.1:9")
     assert result.returncode == 6
     assert "lacks the ml-commons plugin (opensearch-ml) and the neural-search plugin" in result.stderr

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from milco_os.model import MilcoEncoder
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_encode_command_prints_named_terms_in_input_order(tiny_checkpoint: Path) -> None:
     texts = ["Berlin ist die Hauptstadt", "東京タワー", ""]
-    result = subprocess.run(
-        [sys.executable, "-m", "milco_os", "encode", "--model", str(tiny_checkpoint), "--prune", "topk:5", *texts],
-        capture_output=True, text=True, timeout=120,
-    )
+    result = run_cli("encode", "--model", str(tiny_checkpoint), "--prune", "topk:5", *texts, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == texts
@@ -33,14 +29,12 @@ def test_encode_command_prints_named_terms_in_input_order(tiny_checkpoint: Path)
 
 
 def test_encode_command_refuses_a_bad_prune_spec(tiny_checkpoint: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "milco_os", "encode", "--model", str(tiny_checkpoint),
-                             "--prune", "topk:0", "x"], capture_output=True, text=True, timeout=120)
+    result = run_cli("encode", "--model", str(tiny_checkpoint), "--prune", "topk:0", "x", timeout=120)
     assert result.returncode == 2 and "topk:0 out of range" in result.stderr
 
 
 def test_demo_runs_end_to_end() -> None:
-    result = subprocess.run([sys.executable, "-m", "milco_os", "demo", "--query", "Hauptstadt", "--query", "東京"],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("demo", "--query", "Hauptstadt", "--query", "東京", timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Indexed 600 documents" in result.stdout
     assert "query: Hauptstadt" in result.stdout and "query: 東京" in result.stdout

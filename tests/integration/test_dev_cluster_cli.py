@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
+from functools import partial
 
 import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.services.ports import free_port, is_port_free
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def milco_os(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=timeout
-    )
+milco_os = partial(run_cli, timeout=300)  # a call may give its own timeout
 
 
 def test_start_status_stop_round_trip() -> None:

@@ -8,8 +8,6 @@ the CLI with the engine detected from the cluster.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import elasticsearch
@@ -29,6 +27,7 @@ from milco_os.encoding.pruning import PruneSpec
 from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.reindex import ReindexPlan, Reindexer
 from milco_os.search.searcher import SearchOptions, search
+from tests.commands import run_cli
 from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, corpus, exact_dot, queries
 
 pytestmark = pytest.mark.integration
@@ -136,9 +135,8 @@ def test_bad_input_through_the_cli_with_the_engine_detected(elasticsearch_target
                        + '{"id": "latin1", "text": "café"}\n'.encode("latin-1")
                        + b'{"id": "good-2", "text": "Paris est la capitale"}\n')
     dead = tmp_path / "dead.jsonl"
-    result = subprocess.run([sys.executable, "-m", "milco_os", "ingest", "--url", url, "--index", "bad-input",
-                             "--vector-field", vector_type, "--model", str(tiny_checkpoint), "--dead-letter", str(dead),
-                             str(source)], capture_output=True, text=True, timeout=300)
+    result = run_cli("ingest", "--url", url, "--index", "bad-input", "--vector-field", vector_type, "--model",
+                     str(tiny_checkpoint), "--dead-letter", str(dead), str(source), timeout=300)
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.sample_corpus import sample_dir
 from milco_os.encoding.pruning import PruneSpec
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +32,10 @@ def test_eval_scores_the_sample_corpus_and_writes_a_run(opensearch: OpenSearch, 
     assert summary.written == 600 and opensearch.exists(index=index_name, id="p05-ja-0")
 
     run_file = tmp_path / "run.trec"
-    result = subprocess.run(
-        [sys.executable, "-m", "milco_os", "eval", "--url", opensearch_url, "--index", index_name, "--model",
-         str(tiny_checkpoint), "--queries", str(SAMPLE / "queries.jsonl"), "--qrels",
-         str(SAMPLE / "qrels" / "test.tsv"), "--metrics", "ndcg@10,recall@100,mrr@10", "--depth", "20",
-         "--run-out", str(run_file)], capture_output=True, text=True, timeout=600)
+    result = run_cli("eval", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
+                     "--queries", str(SAMPLE / "queries.jsonl"), "--qrels", str(SAMPLE / "qrels" / "test.tsv"),
+                     "--metrics", "ndcg@10,recall@100,mrr@10", "--depth", "20", "--run-out", str(run_file),
+                     timeout=600)
     assert result.returncode == 0, result.stderr
     for name in ("nDCG@10", "R@100", "RR@10", "120 queries"):
         assert name in result.stdout

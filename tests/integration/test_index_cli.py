@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 from opensearchpy import OpenSearch
+
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "small_corpus.jsonl"
 
 
-def milco_os(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=300)
+milco_os = partial(run_cli, timeout=300)
 
 
 def test_setup_ingest_search_round_trip(opensearch_url: str, opensearch: OpenSearch, index_name: str,

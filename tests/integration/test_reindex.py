@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from milco_os.encoding.pruning import PruneSpec
 from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.reindex import ReindexError, ReindexPlan, Reindexer, move_alias
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
+from tests.commands import milco_os_command, run_cli
 from tests.waiting import settled_count, wait_for
 
 pytestmark = pytest.mark.integration
@@ -92,10 +92,9 @@ def test_reindex_with_three_slices_keeps_ids_fields_and_exact_vectors(opensearch
     source, dest = names
     make_source(opensearch, source)
     log = tmp_path / "progress.jsonl"
-    result = subprocess.run(
-        [sys.executable, "-m", "milco_os", "reindex", "--url", opensearch_url, "--source", source, "--dest", dest, "--text-field", "body", "--model", str(tiny_checkpoint),
-         "--slices", "3", "--prune", PRUNE, "--dead-letter", str(tmp_path / "dead.jsonl"), "--json-log", str(log)],
-        capture_output=True, text=True, timeout=600)
+    result = run_cli("reindex", "--url", opensearch_url, "--source", source, "--dest", dest, "--text-field", "body",
+                     "--model", str(tiny_checkpoint), "--slices", "3", "--prune", PRUNE,
+                     "--dead-letter", str(tmp_path / "dead.jsonl"), "--json-log", str(log), timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads([line for line in result.stderr.splitlines() if line.startswith("{")][-1])
     assert (summary["read"], summary["written"], summary["failed"]) == (DOCS, DOCS, 0)
@@ -125,9 +124,9 @@ def test_sigkill_then_resume_loses_nothing_and_encodes_nothing_twice(opensearch:
     make_source(opensearch, source)
     checkpoint_file = tmp_path / "dead.checkpoint.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "milco_os", "reindex", "--url", opensearch_url,
-         "--source", source, "--dest", dest, "--text-field", "body", "--model", str(tiny_checkpoint),
-         "--slices", "3", "--batch-size", "8", "--prune", PRUNE, "--dead-letter", str(tmp_path / "dead.jsonl")],
+        milco_os_command("reindex", "--url", opensearch_url, "--source", source, "--dest", dest, "--text-field", "body",
+                         "--model", str(tiny_checkpoint), "--slices", "3", "--batch-size", "8", "--prune", PRUNE,
+                         "--dead-letter", str(tmp_path / "dead.jsonl")),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def checkpointed() -> int:
@@ -218,15 +217,14 @@ def test_options_come_from_a_yaml_config_and_flags_win(opensearch: OpenSearch, o
     config = tmp_path / "milco.yaml"
     config.write_text(f"url: {opensearch_url}\nsource: {source}\ndest: {dest}\ntext-field: body\n"
                       f"model: {tiny_checkpoint}\nprune: topk:3\nslices: 2\n")
-    result = subprocess.run([sys.executable, "-m", "milco_os", "reindex", "--config", str(config), "--prune", "topk:5",
-                             "--dead-letter", str(tmp_path / "dead.jsonl")], capture_output=True, text=True, timeout=300)
+    result = run_cli("reindex", "--config", str(config), "--prune", "topk:5", "--dead-letter", str(tmp_path / "dead.jsonl"),
+                     timeout=300)
     assert result.returncode == 0, result.stderr
     stored = opensearch.get(index=dest, id="doc-1")["_source"]
     assert stored["milco_meta"]["prune"] == "topk:5" and len(stored["milco_en"]) + len(stored.get("milco_m", {})) == 5
 
     config.write_text("nonsense-option: 1\n")
-    bad = subprocess.run([sys.executable, "-m", "milco_os", "reindex", "--config", str(config)], capture_output=True,
-                         text=True, timeout=60)
+    bad = run_cli("reindex", "--config", str(config), timeout=60)
     assert bad.returncode == 2 and "unknown option(s) nonsense_option" in bad.stderr
 
 

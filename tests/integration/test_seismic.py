@@ -11,9 +11,7 @@ trained model's sparsity (random weights alone give nearly every piece a weight)
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import replace
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +25,7 @@ from milco_os.index.handle import open_index
 from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index
-from milco_os.index.vector_fields import SeismicIndex, SeismicSearch
+from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
 from milco_os.model import MilcoEncoder
 from milco_os.model.tiny import make_tiny_checkpoint
 from milco_os.pipeline.dead_letters import DeadLetters
@@ -39,6 +37,7 @@ from milco_os.sample_corpus import sample_dir
 from milco_os.search.query_dsl import QueryTerm
 from milco_os.search.searcher import SearchOptions, build_body, search
 from milco_os.services.search_node import SearchNode
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -110,8 +109,8 @@ def indices(node: OpenSearch, encoder: MilcoEncoder, measured: SeismicIndex) -> 
     documents = corpus()
     ingest(node, "plain", encoder, documents)
     ingest(node, "exact-seismic", encoder, documents, vector_type="seismic",
-           seismic=replace(measured, approximate_threshold=SeismicIndex.approximate_threshold))
-    ingest(node, "ann-seismic", encoder, documents, vector_type="seismic", seismic=measured)
+           parameters=replace(measured, approximate_threshold=SeismicIndex.approximate_threshold))
+    ingest(node, "ann-seismic", encoder, documents, vector_type="seismic", parameters=measured)
     return {"plain": "plain", "exact": "exact-seismic", "ann": "ann-seismic"}
 
 
@@ -170,7 +169,7 @@ def test_at_full_recall_settings_seismic_and_rank_features_give_the_same_top_10(
     for text in queries():
         scores = dict(exact_ranking(encoder, text, doc_vectors))
         expected = {hit.id for hit in search(plain, encoder, text, SearchOptions(size=10))}
-        got = {hit.id for hit in search(ann, encoder, text, SearchOptions(size=10, seismic=FULL_RECALL))}
+        got = {hit.id for hit in search(ann, encoder, text, SearchOptions(size=10, field_parameters={"seismic": FULL_RECALL}))}
         tenth = sorted(scores.values(), reverse=True)[9]
         assert all(abs(scores[doc_id] - tenth) <= NEAR_TIE * tenth for doc_id in got ^ expected), text
         same += got == expected
@@ -234,7 +233,7 @@ def lexecho_query(handle, *ids: int) -> list[str]:
 def boundary_index(node: OpenSearch) -> str:
     """Documents holding LexEcho ids just below and above 32,768 and 65,536, beside filler, in one
     segment past the approximate threshold."""
-    handle, _ = ensure_index(node, "boundaries", replicas=0, vector_type="seismic", seismic=APPROXIMATE)
+    handle, _ = ensure_index(node, "boundaries", replicas=0, vector_type="seismic", parameters=APPROXIMATE)
     special = {"low": lexecho_vector((5, 2.0)), "folded": lexecho_vector((65_541, 2.0)),
                "middle": lexecho_vector((40_000, 2.0)), "band-1": lexecho_vector((32_773, 2.0)),
                "top": lexecho_vector((250_001, 2.0))}
@@ -259,7 +258,7 @@ def test_lexecho_ids_past_16_bits_neither_fail_nor_collide(node: OpenSearch, bou
 
 def test_a_weight_above_the_ingest_ceiling_counts_as_the_ceiling_on_the_approximate_path(
         node: OpenSearch, encoder: MilcoEncoder) -> None:
-    handle, _ = ensure_index(node, "ceilings", replicas=0, vector_type="seismic", seismic=APPROXIMATE)
+    handle, _ = ensure_index(node, "ceilings", replicas=0, vector_type="seismic", parameters=APPROXIMATE)
     heavy, light = lexecho_vector((9, 5.0)), lexecho_vector((9, 1.5))
     helpers.bulk(node, [{"_index": handle.name, "_id": doc_id, "_source": KEYS.document_fields(vector, M_VOCABULARY)}
                         for doc_id, vector in (("heavy", heavy), ("light", light),
@@ -283,7 +282,7 @@ def test_enrich_in_place_needs_an_index_created_sparse(node: OpenSearch, encoder
     helpers.bulk(node, ({"_index": index, "_id": doc["id"], "_source": {"body": doc["text"]}} for doc in documents),
                  refresh=True)
     plan = ReindexPlan(index, index, IngestOptions(text_field="body", prune=PRUNE), vector_type="seismic",
-                       in_place=True, seismic=measured)
+                       in_place=True, field_parameters=measured)
     checkpoint = SliceCheckpoint.load_or_new(tmp_path / "c.json", index, index, 1, False)
     reindexer = Reindexer(node, encoder, plan, checkpoint, DeadLetters(None))
     if not sparse:
@@ -298,20 +297,16 @@ def test_enrich_in_place_needs_an_index_created_sparse(node: OpenSearch, encoder
         documents[0]["id"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=600)
-
-
 def test_reindex_between_rank_features_and_seismic_both_ways(node: OpenSearch, indices: dict[str, str],
                                                             sparse_checkpoint: Path, encoder: MilcoEncoder,
                                                             tmp_path: Path) -> None:
     url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
     common = ("--url", url, "--model", str(sparse_checkpoint), "--text-field", "text", "--prune", PRUNE)
-    to_seismic = cli("reindex", *common, "--source", indices["plain"], "--dest", "round-seismic",
-                     "--vector-field", "seismic", "--dead-letter", str(tmp_path / "to-seismic.jsonl"))
+    to_seismic = run_cli("reindex", *common, "--source", indices["plain"], "--dest", "round-seismic",
+                         "--vector-field", "seismic", "--dead-letter", str(tmp_path / "to-seismic.jsonl"))
     assert to_seismic.returncode == 0, to_seismic.stderr
-    back = cli("reindex", *common, "--source", "round-seismic", "--dest", "round-plain",
-               "--vector-field", "rank_features", "--dead-letter", str(tmp_path / "back.jsonl"))
+    back = run_cli("reindex", *common, "--source", "round-seismic", "--dest", "round-plain",
+                   "--vector-field", "rank_features", "--dead-letter", str(tmp_path / "back.jsonl"))
     assert back.returncode == 0, back.stderr
     seismic_mapping = node.indices.get_mapping(index="round-seismic")["round-seismic"]["mappings"]
     plain_mapping = node.indices.get_mapping(index="round-plain")["round-plain"]["mappings"]
@@ -340,14 +335,14 @@ def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Pa
     """setup measures the ceilings on the shipped sample corpus; ingest counts and reports what they clip."""
     url = f"http://{node.transport.hosts[0]['host']}:{node.transport.hosts[0]['port']}"
     model = ("--model", str(sparse_checkpoint))
-    unmeasured = cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic")
+    unmeasured = run_cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic")
     assert unmeasured.returncode == 2 and "--quantization-ceilings" in unmeasured.stderr
-    setup = cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic", *model,
-                "--approximate-threshold", "100", "--replicas", "0")
+    setup = run_cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic", *model,
+                    "--approximate-threshold", "100", "--replicas", "0")
     assert setup.returncode == 0, setup.stderr
     assert "index cli-seismic: created" in setup.stdout and "LexEcho" in setup.stdout
-    ingest = cli("ingest", "--url", url, "--index", "cli-seismic", *model, "--prune", PRUNE, "--id-field", "_id",
-                 "--dead-letter", str(tmp_path / "ingest.jsonl"), str(sample_dir() / "corpus.jsonl"))
+    ingest = run_cli("ingest", "--url", url, "--index", "cli-seismic", *model, "--prune", PRUNE, "--id-field", "_id",
+                     "--dead-letter", str(tmp_path / "ingest.jsonl"), str(sample_dir() / "corpus.jsonl"))
     assert ingest.returncode == 0, ingest.stderr
     summary = json.loads(next(line for line in ingest.stderr.splitlines() if line.startswith("{")))
     assert summary["written"] == len(corpus()), ingest.stderr
@@ -356,13 +351,13 @@ def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Pa
     clipped = sum(map(field.clipped, encoder.encode_documents([doc["text"] for doc in corpus()], prune=PRUNE)))
     assert summary.get("clipped", 0) == clipped
     assert (f"warning: {clipped} document(s) have weights above" in ingest.stderr) == bool(clipped)
-    found = cli("search", "--url", url, "--index", "cli-seismic", *model, "--format", "json", "--seismic-k", "50",
-                "--seismic-top-n", "8", "--explain", queries(1)[0])
+    found = run_cli("search", "--url", url, "--index", "cli-seismic", *model, "--format", "json", "--seismic-k", "50",
+                    "--seismic-top-n", "8", "--explain", queries(1)[0])
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)["hits"]
     assert len(hits) == 10 and all(hit["terms"] for hit in hits)
-    evaluated = cli("eval", "--url", url, "--index", "cli-seismic", *model, "--queries",
-                    str(sample_dir() / "queries.jsonl"), "--qrels", str(sample_dir() / "qrels" / "test.tsv"))
+    evaluated = run_cli("eval", "--url", url, "--index", "cli-seismic", *model, "--queries",
+                        str(sample_dir() / "queries.jsonl"), "--qrels", str(sample_dir() / "qrels" / "test.tsv"))
     assert evaluated.returncode == 0, evaluated.stderr
-    refused = cli("search", "--url", url, "--index", "cli-seismic", *model, "--two-phase", "Berlin")
+    refused = run_cli("search", "--url", url, "--index", "cli-seismic", *model, "--two-phase", "Berlin")
     assert refused.returncode == 2 and "two-phase" in refused.stderr

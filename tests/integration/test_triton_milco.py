@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
 from milco_os.serving.export_record import CHECKPOINT_PARAMETER, checkpoint_sha256, served_version
 from milco_os.serving.triton_repository import export_repository, model_config
+from tests.commands import run_cli
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -178,8 +177,7 @@ def test_sparse_json_refuses_an_unknown_view(milco_server: TritonServer) -> None
 
 def test_encode_command_prints_the_same_json_through_triton(milco_server: TritonServer, tiny_checkpoint: Path):
     def run(*encoder_args: str) -> list[dict]:
-        result = subprocess.run([sys.executable, "-m", "milco_os", "encode", *encoder_args, "--prune", "topk:6",
-                                 *TEXTS[:4]], capture_output=True, text=True, timeout=120)
+        result = run_cli("encode", *encoder_args, "--prune", "topk:6", *TEXTS[:4], timeout=120)
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines()]
 

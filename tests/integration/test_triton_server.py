@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import tritonclient.http as triton_http
 from milco_os.services.ports import free_port, is_port_free
 from milco_os.services.processes import wait_until
 from milco_os.services.triton_server import TritonServer
+from tests.commands import milco_os_command
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +68,6 @@ def test_infer_over_grpc(triton_server: TritonServer) -> None:
 def test_endpoints_bind_loopback_only(triton_server: TritonServer) -> None:
     assert triton_server.host == "127.0.0.1"
     assert not is_port_free(triton_server.http_port, "127.0.0.1")
-
-
-def milco_os_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "milco_os", *args]
 
 
 def test_serve_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +19,8 @@ from milco_os.services.ports import free_port, is_port_free
 from milco_os.services.processes import pid_alive
 from milco_os.services.search_node import SearchNode, dev_cluster_node
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
+from tests.commands import run_cli
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -43,12 +43,6 @@ class Row:
     @property
     def lost(self) -> int:
         return self.sent - self.stored - self.dead_lettered - self.left_for_rerun - self.superseded
-
-
-def milco_os(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it, in its own process."""
-    return subprocess.run([sys.executable, "-m", "milco_os", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
 
 
 def summary_of(stderr: str) -> dict:
@@ -132,15 +126,15 @@ class NodeHandle:
 
 def wait_for_progress(done: Callable[[], int], job: subprocess.Popen, at_least: int, timeout: float = 240) -> int:
     """What ``done()`` reports once it reaches ``at_least`` while ``job`` runs (the job is then mid-run)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if job.poll() is not None:
-            raise AssertionError(f"the job ended before the fault was injected: {job.stderr.read()}")
-        value = done()
-        if value >= at_least:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"the job did not get to {at_least} in {timeout:.0f} s")
+    seen: list[int] = []
+
+    def reached() -> int | None:
+        seen.append(done())
+        return seen[-1] if seen[-1] >= at_least else None
+
+    return wait_for(reached, timeout=timeout, interval=0.02, process=job,
+                    what=f"the job to get to {at_least} before the fault is injected",
+                    detail=lambda: f"it got to {seen[-1] if seen else 0}")
 
 
 def checkpoint_field(path: Path, read: Callable[[dict], int]) -> Callable[[], int]:
@@ -182,15 +176,15 @@ class DevCluster:
         self.url = ""
 
     def start(self) -> str:
-        started = milco_os("dev-cluster", "start", "--nodes", str(len(self.ports)), "--port", str(self.ports[0]),
-                           "--heap", self.heap)
+        started = run_cli("dev-cluster", "start", "--nodes", str(len(self.ports)), "--port", str(self.ports[0]),
+                          "--heap", self.heap)
         assert started.returncode == 0, started.stderr
         self.url = started.stdout.strip().splitlines()[-1]
         return started.stderr
 
     def stop(self) -> None:
         for port in self.ports:
-            milco_os("dev-cluster", "stop", "--port", str(port))
+            run_cli("dev-cluster", "stop", "--port", str(port))
             shutil.rmtree(dev_cluster_node(port).runtime_dir, ignore_errors=True)
 
     def client(self, port: int | None = None) -> OpenSearch:
@@ -209,19 +203,19 @@ class DevCluster:
         """SIGKILL the node on ``port`` (its whole process group), as a crash or the OOM killer would."""
         pid = dev_cluster_node(port).state().pid
         os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pid_alive(pid), f"node on port {port} survived SIGKILL"
+        wait_for(lambda: not pid_alive(pid), timeout=30, interval=0.05,
+                 what=f"the node on port {port} (pid {pid}) to die of SIGKILL")
 
     def wait_green(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        health: dict = {}
+
+        def green() -> bool:
+            nonlocal health
             try:
                 health = self.client().cluster.health()
             except Exception:
                 health = {}
-            if health.get("status") == "green" and health.get("number_of_nodes") == len(self.ports):
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"cluster not green with {len(self.ports)} nodes within {timeout:.0f} s: {health}")
+            return health.get("status") == "green" and health.get("number_of_nodes") == len(self.ports)
+
+        wait_for(green, timeout=timeout, interval=0.5, what=f"the cluster to be green with {len(self.ports)} nodes",
+                 detail=lambda: health)

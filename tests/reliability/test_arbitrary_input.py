@@ -13,6 +13,7 @@ import io
 import json
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,7 +47,6 @@ LINES = st.one_of(
     st.integers(1, 3000).map(lambda depth: b"[" * depth + b"]" * depth),
     JSON_VALUES.map(lambda value: json.dumps(value).encode("utf-8")),
 )
-TOTALS = {"sent": 0, "stored": 0, "dead": 0, "superseded": 0, "examples": 0}
 
 
 def expected_id(line: bytes) -> str:
@@ -59,11 +59,26 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("arbitrary")
 
 
+@pytest.fixture
+def totals(record) -> Iterator[dict[str, int]]:
+    """What the property test's examples sent and where it went, kept across its examples (hypothesis runs
+    them all under one set of function fixtures) and recorded as one row of the reliability matrix after them."""
+    counts = {"sent": 0, "stored": 0, "dead": 0, "superseded": 0, "examples": 0}
+    yield counts
+    assert counts["examples"] > 0, "no example of the property ran to its end"
+    record(Row("bad input", f"arbitrary bytes, JSON of any shape and depth, any code points, ids of any type and "
+                            f"length, refused values ({counts['examples']} generated files)", "Python API",
+               counts["sent"], counts["stored"], counts["dead"], 0, 0, "-",
+               "each line stored, dead-lettered with a reason, or superseded by a later line with its id",
+               superseded=counts["superseded"]))
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lines=st.lists(LINES, min_size=1, max_size=10))
 def test_every_line_is_stored_dead_lettered_or_superseded(lines: list[bytes], opensearch: OpenSearch,
-                                                           tiny_encoder: MilcoEncoder, folder: Path) -> None:
+                                                           tiny_encoder: MilcoEncoder, folder: Path,
+                                                           totals: dict[str, int]) -> None:
     path = folder / "input.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     index, _ = ensure_index(opensearch, f"arbitrary-{uuid.uuid4().hex[:10]}", replicas=0)
@@ -84,16 +99,6 @@ def test_every_line_is_stored_dead_lettered_or_superseded(lines: list[bytes], op
     kept_ids = [expected_id(lines[number - 1]) for number in kept]
     assert stored == set(kept_ids)
     assert (summary.read, summary.written + summary.failed) == (len(sent), len(sent))
-    TOTALS.update(sent=TOTALS["sent"] + len(sent), stored=TOTALS["stored"] + len(stored),
-                  dead=TOTALS["dead"] + len(dead), superseded=TOTALS["superseded"] + len(kept_ids) - len(stored),
-                  examples=TOTALS["examples"] + 1)
-
-
-def test_the_arbitrary_input_row(record) -> None:
-    """The property test's totals as one row of the reliability matrix."""
-    assert TOTALS["examples"] > 0, "the property test did not run first"
-    record(Row("bad input", f"arbitrary bytes, JSON of any shape and depth, any code points, ids of any type and "
-                            f"length, refused values ({TOTALS['examples']} generated files)", "Python API",
-               TOTALS["sent"], TOTALS["stored"], TOTALS["dead"], 0, 0, "-",
-               "each line stored, dead-lettered with a reason, or superseded by a later line with its id",
-               superseded=TOTALS["superseded"]))
+    totals.update(sent=totals["sent"] + len(sent), stored=totals["stored"] + len(stored),
+                  dead=totals["dead"] + len(dead), superseded=totals["superseded"] + len(kept_ids) - len(stored),
+                  examples=totals["examples"] + 1)

@@ -22,7 +22,8 @@ from milco_os.index.handle import open_index
 from milco_os.model import MilcoEncoder
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.encoding.sparse import SparseVector
-from tests.reliability.harness import Row, audit, expected_fields, milco_os, summary_of
+from tests.commands import run_cli
+from tests.reliability.harness import Row, audit, expected_fields, summary_of
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +65,10 @@ def test_every_kind_of_bad_line_through_the_cli(opensearch: OpenSearch, opensear
     source.write_bytes(b"\n".join(lines) + b"\n")
     dead = tmp_path / "dead.jsonl"
     common = ("--url", opensearch_url, "--index", index_name)
-    assert milco_os("setup", *common, "--replicas", "0").returncode == 0
+    assert run_cli("setup", *common, "--replicas", "0").returncode == 0
     opensearch.indices.put_mapping(index=index_name, body={"properties": {"year": {"type": "long"}}})
 
-    result = milco_os("ingest", *common, "--model", str(tiny_checkpoint), "--dead-letter", str(dead), str(source))
+    result = run_cli("ingest", *common, "--model", str(tiny_checkpoint), "--dead-letter", str(dead), str(source))
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -150,8 +151,8 @@ def test_a_destination_with_a_conflicting_mapping_is_refused_up_front(
     source = tmp_path / "docs.jsonl"
     source.write_text("".join(json.dumps({"id": str(i), "text": f"text {i}"}) + "\n" for i in range(10)))
 
-    result = milco_os("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
-                      str(source))
+    result = run_cli("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
+                     str(source))
 
     assert result.returncode == 6
     assert f"Index '{index_name}' exists but does not fit MILCO documents" in result.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -39,7 +38,6 @@ from tests.reliability.harness import (
     corpus,
     expected_fields,
     ingested_lines,
-    milco_os,
     reindexed_documents,
     summary_of,
     wait_for_progress,
@@ -53,6 +51,7 @@ from tests.integration.test_sparse_index import (
     queries,
 )
 from tests.integration.test_sparse_index import corpus as fidelity_corpus
+from tests.commands import milco_os_command, run_cli
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -72,8 +71,7 @@ def cluster() -> Iterator[DevCluster]:
 
 
 def start_job(command: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "milco_os", command, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(milco_os_command(command, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def source_index(cluster: DevCluster, name: str, documents: list[dict]) -> None:
@@ -99,12 +97,12 @@ def recovered_on_every_node(cluster: DevCluster, index: str, victim: int) -> int
 
 def test_ingest_rides_out_a_data_node_killed_mid_job(cluster: DevCluster, tiny_checkpoint: Path,
                                                      tiny_encoder: MilcoEncoder, tmp_path: Path, record) -> None:
-    status = milco_os("dev-cluster", "status")
+    status = run_cli("dev-cluster", "status")
     assert status.returncode == 0
     listed = [line for line in status.stdout.splitlines() if f"milco-os-dev-{cluster.ports[0]}" in line]
     assert len(listed) == NODES and all(" green " in line and f" {NODES} " in line for line in listed), status.stdout
     index = "ingest-node-killed"
-    setup = milco_os("setup", "--url", cluster.url, "--index", index, "--shards", str(NODES), "--replicas", "1")
+    setup = run_cli("setup", "--url", cluster.url, "--index", index, "--shards", str(NODES), "--replicas", "1")
     assert setup.returncode == 0, setup.stderr
     documents = corpus(DOCS)
     dead = tmp_path / "dead.jsonl"
@@ -259,7 +257,7 @@ def test_triton_fleet_loses_a_server_then_all_of_them(cluster: DevCluster, tiny_
         wait_for(lambda: all(is_port_free(port) for port in ports[1].values()), timeout=60,
                  what="the killed tritonserver's ports to be free")
         servers[1] = TritonServer(tmp_path / "repo", log_file=tmp_path / "triton-1b.log", **ports[1]).start()
-        resumed = milco_os("ingest", *args, "--resume")
+        resumed = run_cli("ingest", *args, "--resume")
     finally:
         for server in servers:
             server.stop()
@@ -307,9 +305,9 @@ def test_search_passages_and_eval_on_three_shards_score_the_exact_dot_product(
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in relevant.items()))
     run = tmp_path / "run.trec"
-    scored = milco_os("eval", "--url", cluster.url, "--index", "fidelity", "--model", str(tiny_checkpoint),
-                      "--queries", str(topics), "--qrels", str(qrels), "--metrics", "recall@10", "--depth", "10",
-                      "--run-out", str(run))
+    scored = run_cli("eval", "--url", cluster.url, "--index", "fidelity", "--model", str(tiny_checkpoint),
+                     "--queries", str(topics), "--qrels", str(qrels), "--metrics", "recall@10", "--depth", "10",
+                     "--run-out", str(run))
     assert scored.returncode == 0, scored.stderr
     top = {}
     for line in run.read_text().splitlines():

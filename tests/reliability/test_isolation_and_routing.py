@@ -24,7 +24,8 @@ from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, IngestSummary
 from milco_os.pipeline.reindex import ReindexPlan, Reindexer
-from tests.reliability.harness import Row, audit, expected_fields, milco_os, summary_of
+from tests.commands import run_cli
+from tests.reliability.harness import Row, audit, expected_fields, summary_of
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +45,8 @@ def test_a_batch_holding_poisoned_documents_writes_all_the_others(opensearch_url
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     dead = tmp_path / "dead.jsonl"
 
-    result = milco_os("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
-                      "--batch-size", "64", "--dead-letter", str(dead), str(source), timeout=300)
+    result = run_cli("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
+                     "--batch-size", "64", "--dead-letter", str(dead), str(source), timeout=300)
 
     assert result.returncode == 1, result.stderr
     summary = summary_of(result.stderr)
@@ -139,8 +140,8 @@ def test_ingest_routes_each_document_by_its_field(opensearch_url: str, opensearc
     source.write_text("".join(json.dumps(doc) + "\n" for doc in documents + [unrouted]), encoding="utf-8")
     dead = tmp_path / "dead.jsonl"
 
-    result = milco_os("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
-                      "--routing-field", "tenant", "--dead-letter", str(dead), str(source), timeout=300)
+    result = run_cli("ingest", "--url", opensearch_url, "--index", index_name, "--model", str(tiny_checkpoint),
+                     "--routing-field", "tenant", "--dead-letter", str(dead), str(source), timeout=300)
 
     assert result.returncode == 1, result.stderr
     assert summary_of(result.stderr)["written"] == len(documents)

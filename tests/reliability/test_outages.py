@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,10 +27,12 @@ from tests.reliability.harness import (
     audit,
     corpus,
     expected_fields,
-    milco_os,
+    ingested_lines,
     summary_of,
+    wait_for_progress,
     write_jsonl,
 )
+from tests.commands import milco_os_command, run_cli
 from tests.waiting import wait_for, wait_for_connection_attempt
 
 pytestmark = pytest.mark.integration
@@ -41,24 +41,8 @@ DOCS = 3000
 
 
 def start_ingest(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "milco_os", "ingest", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_checkpoint(checkpoint: Path, job: subprocess.Popen, timeout: float = 240) -> int:
-    """The line done once the job has written a quarter of the documents (it is then mid-run)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if job.poll() is not None:
-            pytest.fail(f"the job ended before the fault was injected: {job.stderr.read()}")
-        try:
-            line = json.loads(checkpoint.read_text())["line"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            line = 0
-        if line >= DOCS // 4:
-            return line
-        time.sleep(0.02)
-    pytest.fail("the job wrote nothing in time")
+    return subprocess.Popen(milco_os_command("ingest", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def test_node_restart_within_the_wait_window_is_ridden_out(own_node, tiny_checkpoint: Path,
@@ -69,7 +53,7 @@ def test_node_restart_within_the_wait_window_is_ridden_out(own_node, tiny_checkp
     dead = tmp_path / "dead.jsonl"
     job = start_ingest("--url", node.url, "--index", "outage", "--model", str(tiny_checkpoint), "--batch-size", "16",
                        "--unavailable-timeout", "180", "--dead-letter", str(dead), str(source))
-    line_at_fault = wait_for_checkpoint(dead.with_suffix(".checkpoint.json"), job)
+    line_at_fault = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job, DOCS // 4)
     node.stop()
     # Keep the node down until the job has come back to it, so that its writes wait for the restart.
     wait_for_connection_attempt(urlsplit(node.url).port, timeout=120, what="the job to retry the stopped node",
@@ -98,7 +82,7 @@ def test_node_down_longer_than_the_window_stops_with_a_checkpoint_then_resumes(
     args = ("--url", node.url, "--index", "outage", "--model", str(tiny_checkpoint), "--batch-size", "16",
             "--unavailable-timeout", "3", "--dead-letter", str(dead), str(source))
     job = start_ingest(*args)
-    wait_for_checkpoint(checkpoint, job)
+    wait_for_progress(ingested_lines(checkpoint), job, DOCS // 4)
     node.stop()
     _, stderr = job.communicate(timeout=300)
 
@@ -109,7 +93,7 @@ def test_node_down_longer_than_the_window_stops_with_a_checkpoint_then_resumes(
     assert 0 < done < DOCS
     node.start()
     left_over = node.client().count(index="outage")["count"]
-    resumed = milco_os("ingest", *args, "--resume")
+    resumed = run_cli("ingest", *args, "--resume")
 
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after line {done}" in resumed.stderr
@@ -164,7 +148,7 @@ def test_tritonserver_killed_and_restarted_mid_ingest(own_node, tiny_checkpoint:
     job = start_ingest("--url", node.url, "--index", "triton-outage", "--triton-url", server.grpc_url,
                        "--batch-size", "16", "--unavailable-timeout", "180", "--dead-letter", str(dead), str(source))
     try:
-        line_at_fault = wait_for_checkpoint(dead.with_suffix(".checkpoint.json"), job)
+        line_at_fault = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job, DOCS // 4)
         server.process.kill()
         server.stop()
         wait_for(lambda: all(is_port_free(port) for port in ports.values()), timeout=60,

@@ -18,8 +18,9 @@ from milco_os.commands.connection import INSECURE_WARNING
 from milco_os.model import MilcoEncoder
 from milco_os.services.ports import free_port
 from milco_os.services.triton_server import TritonServer
+from tests.commands import run_cli
 from tests.reliability.conftest import ADMIN, READER
-from tests.reliability.harness import NodeHandle, Row, audit, corpus, expected_fields, milco_os, write_jsonl
+from tests.reliability.harness import NodeHandle, Row, audit, corpus, expected_fields, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,8 @@ def test_ingest_and_search_over_tls_with_basic_auth(secure_node: NodeHandle, tin
     common = ("--url", secure_node.url, "--user", ADMIN.name, "--ca-certs", str(secure_node.node.ca_certs),
               "--index", "secured")
 
-    ingested = milco_os("ingest", *common, "--model", str(tiny_checkpoint), str(source), env=env)
-    found = milco_os("search", *common, "--model", str(tiny_checkpoint), "--format", "json", "Berlin", env=env)
+    ingested = run_cli("ingest", *common, "--model", str(tiny_checkpoint), str(source), env=env)
+    found = run_cli("search", *common, "--model", str(tiny_checkpoint), "--format", "json", "Berlin", env=env)
 
     assert ingested.returncode == 0, ingested.stderr
     assert found.returncode == 0 and json.loads(found.stdout)["hits"], found.stderr
@@ -54,8 +55,8 @@ def test_ingest_and_search_over_tls_with_basic_auth(secure_node: NodeHandle, tin
 
 def test_insecure_is_explicit_and_warns(secure_node: NodeHandle, tiny_checkpoint: Path, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "docs.jsonl", corpus(3))
-    result = milco_os("ingest", "--url", secure_node.url, "--user", ADMIN.name, "--insecure", "--index", "insecure",
-                      "--model", str(tiny_checkpoint), str(source), env={"MILCO_OS_PASSWORD": ADMIN.password})
+    result = run_cli("ingest", "--url", secure_node.url, "--user", ADMIN.name, "--insecure", "--index", "insecure",
+                     "--model", str(tiny_checkpoint), str(source), env={"MILCO_OS_PASSWORD": ADMIN.password})
     assert result.returncode == 0, result.stderr
     assert INSECURE_WARNING in result.stderr
 
@@ -95,7 +96,7 @@ def test_connection_failures_are_one_clear_line_and_never_leak_a_secret(
                          str(source)], ["search", "--index", "refused", "--model", str(tiny_checkpoint), "Berlin"]):
             if command[0] == "search" and "read-only" in case:
                 continue  # reading is what that user may do
-            result = milco_os(command[0], *connection, *command[1:], env=env, timeout=300)
+            result = run_cli(command[0], *connection, *command[1:], env=env, timeout=300)
             written += [result.stdout, result.stderr]
             assert result.returncode == code, (case, command[0], result.stderr)
             error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]

@@ -34,8 +34,10 @@ def test_wait_until_fails_fast_when_the_process_dies() -> None:
 
 
 def test_wait_until_returns_when_ready() -> None:
-    calls = iter([False, False, True])
-    assert wait_until(lambda: next(calls), timeout=5, what="x", interval=0.01) >= 0
+    answers = iter([False, False, True])
+    waited = wait_until(lambda: next(answers), timeout=5, what="x", interval=0.05)
+    assert next(answers, "no more") == "no more", "it returned before the condition held"
+    assert 2 * 0.05 <= waited < 5, f"{waited} s: not the seconds of the two waits between three polls"
 
 
 def test_port_helpers_see_a_listening_socket() -> None:

@@ -14,6 +14,7 @@ from milco_os.encoding.sparse import TermVocabulary
 from milco_os.encoding.triton_client import TritonEncoder, TritonRequestError, TritonUnavailableError, parse_urls
 from tests.unit.scripted_transport import DROP, TritonStub
 from tests.unit.test_triton_backoff import TEXTS, VOCABULARY, assert_vectors, toy_vectors
+from tests.waiting import wait_for
 
 
 def fleet(*stubs: TritonStub, unavailable_timeout_s: float = 5.0) -> TritonEncoder:
@@ -69,11 +70,13 @@ def test_a_server_down_at_start_is_used_once_it_comes_up(two_stubs: tuple[Triton
     early.listen()
     with fleet(late, early) as milco:
         late.listen()
-        deadline = time.monotonic() + 5
-        while late.count("infer") == 0 and time.monotonic() < deadline:
+
+        def late_served() -> bool:
             assert_vectors(milco.encode(TEXTS), TEXTS)
-            time.sleep(0.02)
-    assert late.count("infer") > 0, "the server that came up late never got a request"
+            return late.count("infer") > 0
+
+        wait_for(late_served, timeout=5, interval=0.02, what="the server that came up late to get a request",
+                 detail=lambda: f"requests to the early one: {early.count('infer')}")
 
 
 def test_every_server_down_gives_up_after_the_timeout_naming_them_all(
