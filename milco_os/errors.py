@@ -35,6 +35,10 @@ class ServiceError(MilcoOsError):
     exit_code = 4
 
 
+# Seconds a job waits for a cluster or Triton server that stops answering before it stops with its checkpoint.
+UNAVAILABLE_TIMEOUT_S = 120.0
+
+
 class ClusterUnavailableError(ServiceError):
     """The cluster cannot be reached, or stopped answering for longer than the job waits."""
 

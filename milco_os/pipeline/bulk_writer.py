@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from milco_os.engines import Engine, ErrorKind
 from milco_os.engines.base import UNAVAILABLE_STATUSES, one_line
-from milco_os.errors import ClusterUnavailableError
+from milco_os.errors import UNAVAILABLE_TIMEOUT_S, ClusterUnavailableError
 
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 20.0
@@ -62,7 +62,7 @@ class BulkWriter:
     An action is ``{"_index", "_id", "_source"}`` plus optional ``routing``, ``if_seq_no`` / ``if_primary_term``.
     """
 
-    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = 120.0, pipeline: str | None = None,
+    def __init__(self, engine: Engine, *, unavailable_timeout_s: float = UNAVAILABLE_TIMEOUT_S, pipeline: str | None = None,
                  max_bytes: int | None = None) -> None:
         self.engine = engine
         self.pipeline = pipeline  # instead of the index's default pipeline, when given

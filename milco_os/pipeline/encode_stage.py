@@ -21,7 +21,7 @@ from milco_os.encoding.contract import SparseEncoder
 from milco_os.encoding.passages import split_passages
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector
-from milco_os.errors import MilcoOsError
+from milco_os.errors import UNAVAILABLE_TIMEOUT_S, MilcoOsError
 from milco_os.index.fields import META_FIELD, PASSAGES_PATH, InvalidVectorError, check_vector
 from milco_os.index.vector_fields import EVERY_VECTOR_FIELD, VectorField
 from milco_os.pipeline.documents import Outcome, SourceDocument, SourceItem, UnreadableInput, refused
@@ -52,7 +52,7 @@ class IngestOptions:
     passage_tokens: int = 512
     passage_overlap: int = 0
     skip_existing: bool = False
-    unavailable_timeout_s: float = 120.0
+    unavailable_timeout_s: float = UNAVAILABLE_TIMEOUT_S
     bulk_concurrency: int = 2
     # The most bytes of one _bulk request's body (action and source lines as the client sends them): a batch over it
     # is written as several requests, one after another, and a document larger than it on its own goes alone (never

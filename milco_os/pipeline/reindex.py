@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import Engine, ErrorKind, engine_for, plain
-from milco_os.errors import ClusterUnavailableError, MilcoOsError
+from milco_os.errors import UNAVAILABLE_TIMEOUT_S, ClusterUnavailableError, MilcoOsError
 from milco_os.index.fields import META_FIELD
 from milco_os.index.handle import (
     IndexHandle,
@@ -135,7 +135,7 @@ class SliceReader:
 
     def __init__(self, engine: Engine, index: str, slice_id: int, slices: int, state: SliceState, page_size: int,
                  use_pit: bool, id_field: str | None = None, guard_writes: bool = False,
-                 unavailable_timeout_s: float = 120.0) -> None:
+                 unavailable_timeout_s: float = UNAVAILABLE_TIMEOUT_S) -> None:
         self.engine, self.client = engine, engine.client
         self.index, self.slice_id, self.slices = index, slice_id, slices
         self.state, self.page_size, self.use_pit, self.id_field = state, page_size, use_pit, id_field
