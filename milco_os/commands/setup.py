@@ -43,5 +43,6 @@ def setup(connection: Connection, index: str, passages: bool, shards: int, repli
                                    vector_type=vector_field, parameters=parameters,
                                    vectors_in_source=vectors_in_source)
     click.echo(f"index {index}: {outcome}")
-    if parameters is not None:
-        click.echo(f"{handle.field.type_name} parameters: {parameters}")
+    summary = handle.field.parameters_summary()
+    if parameters is not None and summary:
+        click.echo(summary)

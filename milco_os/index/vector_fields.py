@@ -114,6 +114,10 @@ class VectorField(ABC):
         """True when the index cannot hold one of the vector's weights as it is (it is clipped)."""
         return False
 
+    def parameters_summary(self) -> str | None:
+        """One line on the index parameters a new index was given, for setup to print (None: none to tell)."""
+        return None
+
     def clipping_warning(self, count: int) -> str:
         """What to tell when ``count`` documents hold weights the index clips."""
         return f"{count} document(s) have weights the index clips"
@@ -356,6 +360,11 @@ class Seismic(VectorField):
     def clipped(self, vector: SparseVector) -> bool:
         return bool((vector.en_weights > self.index.en_ceilings.ingest).any()
                     or (vector.m_weights > self.index.m_ceilings.ingest).any())
+
+    def parameters_summary(self) -> str | None:
+        en, m = self.index.en_ceilings, self.index.m_ceilings
+        return (f"seismic quantisation ceilings (ingest:search): English {en.ingest}:{en.search}, LexEcho "
+                f"{m.ingest}:{m.search}")
 
     def clipping_warning(self, count: int) -> str:
         return (f"{count} document(s) have weights above the index's quantisation ceilings (English "
