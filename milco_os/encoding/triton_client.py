@@ -29,7 +29,7 @@ from milco_os.encoding.contract import SparseEncoder, check_texts
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
-from milco_os.serving.export_record import served_version, version_mismatch
+from milco_os.encoding.served_model import served_version, version_mismatch
 
 MAX_BACKOFF_S = 5.0
 # gRPC status names, and the HTTP statuses of a server that is there but cannot serve now.

@@ -1,8 +1,8 @@
-"""What an exported model repository records about its making: the milco-os version and the checkpoint's hash.
+"""What an export writes into a model repository about its making: the milco-os version and the checkpoint's hash.
 
-Both are ``config.pbtxt`` parameters, so a client reads them through Triton's model-config
-API and ``triton serve`` reads them from the file; either warns when the model was
-exported by another milco-os version than its own.
+Both are ``config.pbtxt`` parameters (named in ``encoding/served_model``, where clients read
+them back); ``triton serve`` reads them from the file and warns when the model was exported
+by another milco-os version than its own.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import hashlib
 from pathlib import Path
 
 from milco_os import __version__
+from milco_os.encoding.served_model import CHECKPOINT_PARAMETER, VERSION_PARAMETER, served_version, version_mismatch
 
-VERSION_PARAMETER = "milco_os_version"
-CHECKPOINT_PARAMETER = "checkpoint_sha256"
 CHUNK = 1 << 20
 
 
@@ -31,20 +30,6 @@ def checkpoint_sha256(checkpoint: Path) -> str:
 
 def export_parameters(checkpoint: Path) -> dict[str, str]:
     return {VERSION_PARAMETER: __version__, CHECKPOINT_PARAMETER: checkpoint_sha256(checkpoint)}
-
-
-def version_mismatch(exported_with: str | None, where: str) -> str | None:
-    """A warning when ``where`` was exported by another milco-os version than this one (None when it matches)."""
-    if exported_with == __version__:
-        return None
-    made_by = f"milco-os {exported_with}" if exported_with else "a milco-os that recorded no version"
-    return (f"{where} was exported with {made_by}, and this is milco-os {__version__}: "
-            f"export the repository again with this version (milco-os triton export).")
-
-
-def served_version(config: dict) -> str | None:
-    """The version a model's configuration (Triton's model-config API, as JSON) records, or None."""
-    return (config.get("parameters", {}).get(VERSION_PARAMETER) or {}).get("string_value") or None
 
 
 def repository_warnings(model_repository: Path) -> list[str]:

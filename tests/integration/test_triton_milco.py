@@ -20,7 +20,8 @@ from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
-from milco_os.serving.export_record import CHECKPOINT_PARAMETER, checkpoint_sha256, served_version
+from milco_os.encoding.served_model import CHECKPOINT_PARAMETER, served_version
+from milco_os.serving.export_record import checkpoint_sha256
 from milco_os.serving.triton_repository import export_repository, model_config
 from tests.commands import run_cli
 from tests.waiting import wait_for

@@ -27,7 +27,7 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import vector_arrays
-from milco_os.serving.export_record import VERSION_PARAMETER
+from milco_os.encoding.served_model import VERSION_PARAMETER
 
 
 @dataclass(frozen=True)
