@@ -43,6 +43,12 @@ class ClusterUnavailableError(ServiceError):
     """The cluster cannot be reached, or stopped answering for longer than the job waits."""
 
 
+class ReindexError(MilcoOsError):
+    """A reindex or enrich that cannot go on as asked (a clashing mapping, an alias that cannot move)."""
+
+    exit_code = 8
+
+
 class CredentialsError(MilcoOsError):
     """The cluster refused the credentials (401) or the user's permissions (403)."""
 

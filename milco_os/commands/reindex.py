@@ -146,7 +146,7 @@ def run_reindex(job: ReindexJob) -> None:
         finish_share(engine.client, ledger, share, checkpoint.run,
                      ShareCounts(summary.read, summary.written, letters.count), alias, job.source, job.dest)
     elif alias:
-        from milco_os.pipeline.reindex import move_alias
+        from milco_os.pipeline.alias_swap import move_alias
 
         click.echo(move_alias(engine.client, alias, job.dest, job.source, letters.count), err=True)
     # A share's checkpoint records its run: a finished share resumed is recognised by the job's ledger.
@@ -156,7 +156,7 @@ def run_reindex(job: ReindexJob) -> None:
 def finish_share(client, ledger, share: Share, run: str, counts, alias: str | None, source: str, dest: str) -> None:
     """Record this share's ``run`` as done; once the job is complete, the share moves the alias (the one that
     completed it, or a finished share resumed: moving it again changes nothing)."""
-    from milco_os.pipeline.reindex import move_alias
+    from milco_os.pipeline.alias_swap import move_alias
 
     shares = ledger.record(share, counts, run)
     if shares is None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from milco_os.errors import MilcoOsError
+from milco_os.errors import ReindexError
 
 SHARE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
-class ShareError(MilcoOsError):
-    exit_code = 8
+class ShareError(ReindexError):
+    """A share that does not fit the job (more hosts than slices)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from milco_os.encoding.contract import SparseEncoder
 from milco_os.model import MilcoEncoder
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.pipeline.checkpoints import SliceCheckpoint
-from milco_os.pipeline.reindex import ReindexError, ReindexPlan, Reindexer, move_alias
+from milco_os.errors import ReindexError
+from milco_os.pipeline.alias_swap import move_alias
+from milco_os.pipeline.reindex import ReindexPlan, Reindexer
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
 from tests.commands import milco_os_command, run_cli
 from tests.waiting import settled_count, wait_for

@@ -31,7 +31,8 @@ from milco_os.model.tiny import make_tiny_checkpoint
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.ingest import IngestOptions, Ingestor
-from milco_os.pipeline.reindex import ReindexError, ReindexPlan, Reindexer
+from milco_os.errors import ReindexError
+from milco_os.pipeline.reindex import ReindexPlan, Reindexer
 from milco_os.pipeline.sources import DictSource
 from milco_os.sample_corpus import sample_dir
 from milco_os.search.query_dsl import QueryTerm

@@ -7,7 +7,9 @@ import pytest
 from milco_os.engines import engine_for
 from milco_os.errors import ClusterUnavailableError
 from milco_os.pipeline.checkpoints import SliceState
-from milco_os.pipeline.reindex import ReindexError, SliceReader, move_alias, supports_pit_reading
+from milco_os.errors import ReindexError
+from milco_os.pipeline.alias_swap import move_alias
+from milco_os.pipeline.slice_reader import SliceReader, supports_pit_reading
 from tests.unit.scripted_transport import Reply, Script, error_reply, opensearch_info, scripted_client
 
 NOT_FOUND = Reply(404)
