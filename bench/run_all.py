@@ -220,6 +220,35 @@ def seismic_sweep_section() -> str:
     return header + (kept.read_text() if kept.is_file() else "Not measured yet.\n")
 
 
+def plot_seismic_pareto(sweep: dict) -> str:
+    """Recall@10 against p95 of the product's SEISMIC query, one curve per ``n_postings`` over the query-side
+    settings, with exact search, BM25 and two-phase as points (``bench/seismic_sweep.py``)."""
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    curves: dict[str, list[dict]] = {}
+    for row in sweep["rows"]:
+        if row.get("kind") == "product":
+            curves.setdefault(str(row["n_postings"]), []).append(row)
+        elif row.get("kind"):
+            axis.scatter(row["took_p95"], row["recall_at_10"], s=50, marker="s", color="black")
+            axis.annotate(row["method"], (row["took_p95"], row["recall_at_10"]), fontsize=6, xytext=(4, -8),
+                          textcoords="offset points")
+    for n_postings, points in curves.items():
+        points.sort(key=lambda row: row["took_p95"])
+        axis.plot([r["took_p95"] for r in points], [r["recall_at_10"] for r in points], marker="o",
+                  label=f"n_postings {n_postings}")
+        for row in points:
+            k, top_n, heap_factor = row["setting"]
+            axis.annotate(f"k{k} n{top_n} h{heap_factor:g}", (row["took_p95"], row["recall_at_10"]), fontsize=5,
+                          xytext=(3, 3), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel("server took p95 (ms, log scale)")
+    axis.set_ylabel("recall@10 against the exact two-view top-10")
+    axis.legend(fontsize=7)
+    axis.set_title(f"SEISMIC, {sweep['docs']:,} documents: recall vs p95 per index setting ({sweep['machine']})",
+                   fontsize=8)
+    return save(figure, "seismic_recall_vs_p95.png")
+
+
 def plot_scale_latency(scale: dict) -> str:
     """Latency (server took p95) against recall@10 vs exact, one point per method of ``bench/scale.py``."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
@@ -301,6 +330,9 @@ def main() -> None:
     plots = [plot_index_size(query), plot_latency(query), plot_fidelity(query), plot_encode(encode, triton)]
     scale_md, scale_plots = scale_section()
     plots += scale_plots
+    sweep = RESULTS / "seismic_sweep.json"
+    if sweep.is_file() and any(row.get("kind") for row in json.loads(sweep.read_text())["rows"]):
+        plots.append(plot_seismic_pareto(json.loads(sweep.read_text())))
     command = "MILCO_OS_CACHE=.cache/milco-os .venv/bin/python bench/run_all.py"
     sections = [
         "# Benchmark results",

@@ -1,25 +1,27 @@
-"""SEISMIC on one collection: where its time and recall go, the engine alone against the product's queries.
+"""SEISMIC on one collection: where its time and recall go, over index-side and query-side settings.
 
 On ``--docs`` stand-in documents at P80 (``standin.py``), written through the product's ingest
-path into a ``rank_features`` index (the exact reference) and a SEISMIC index (the product's
-layout: the English view in ``milco_en``, LexEcho in 32,768-wide bands), each force-merged to
-one segment, every query is answered
+path into a ``rank_features`` index (the exact reference) and one SEISMIC index per
+``--n-postings`` value (the product's layout: English in SEISMIC's ``milco_en``, LexEcho in
+``rank_features``), each force-merged to one segment, every query is answered
 
-- exactly: the two-view dot product and the English view alone (``rank_features``), and the
-  English view alone on SEISMIC's own quantised vectors (a filter that every document
-  passes, with ``k`` the collection size, makes SEISMIC score every document exactly);
-- by the engine alone: one ``neural_sparse`` clause of the query's English terms on
-  ``milco_en``, no bands, no rescore, for each query-side setting of ``--settings``;
-- by the product's SEISMIC query as ``build_body`` makes it, and by its first phase alone
-  (the same body without its rescore), which splits its time into first phase and rescore;
-- by a first phase of one English clause whose best ``window`` hits are rescored exactly over
-  both views in a second request (a filter of their ids, which SEISMIC scores exactly).
+- exactly: the two-view dot product and the English view alone (``rank_features``), and, on
+  the first SEISMIC index, the English view alone on SEISMIC's own quantised vectors (a filter
+  that every document passes, with ``k`` the collection size, makes SEISMIC score them all);
+- by BM25 and the default two-phase search on the ``rank_features`` index (the baselines);
+- on each SEISMIC index and for each query-side setting (``k``, ``top_n``, ``heap_factor``):
+  by the engine alone (one ``neural_sparse`` clause of the query's English terms, no
+  rescore) and by the product's query as ``build_body`` makes it (that clause, its best
+  hits rescored with their LexEcho part); for the product's default setting also by its
+  first phase alone (the body without its rescore), which splits its time.
 
-Each row: the server's ``took`` p50/p95/p99 (summed over both requests where there are two),
-recall@10 against its reference, and target-found@10 (the stand-in's ``query_target`` in the
-top 10). With ``--url`` the indices of an earlier run of the same size are reused.
+Each row: the server's ``took`` p50/p95/p99, recall@10 against its reference, and
+target-found@10 (the stand-in's ``query_target`` in the top 10); each index: its ingest rate,
+bytes per document and force-merge (clustering) seconds. With ``--url`` the indices of an
+earlier run of the same size are reused.
 
-    python bench/seismic_sweep.py [--docs 100000] [--queries 200] [--url URL] [--out FILE] [--json-out FILE]
+    python bench/seismic_sweep.py [--docs 100000] [--queries 200] [--n-postings default,1000,2000,4000]
+                                  [--url URL] [--out FILE] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from common import machine, markdown_table
 from scale import cluster_on_every_core, ingest, percentile, settle, store_bytes
@@ -53,13 +55,10 @@ from milco_os.services.temporary_node import temporary_node
 
 LEVEL = LEVELS["P80"]
 RF_INDEX, SEISMIC_INDEX = "sweep-rf", "sweep-seismic"
-# Query-side settings (k, top_n, heap_factor) of the engine alone: neural-search's defaults, the product's, more.
-SETTINGS = ((10, 10, 1.0), (100, 16, 2.0), (100, 10, 1.0), (10, 16, 1.0), (10, 32, 1.0), (100, 32, 1.0),
-            (10, 8, 1.0), (10, 16, 1.5), (100, 16, 1.0))
-# First-phase settings whose best ``window`` hits are rescored exactly.
-FIRST_PHASES = ((100, 16, 2.0), (100, 10, 1.0), (100, 32, 1.0))
-# Query-side settings tried on the indices of each ``--n-postings``.
-POSTINGS_SETTINGS = ((10, 16, 1.0), (100, 16, 2.0), (100, 32, 2.0))
+DEFAULT = "default"  # neural-search's own n_postings
+# Query-side settings (k, top_n, heap_factor) tried on every SEISMIC index; the first is the product's default.
+SETTINGS = ((SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor), (50, 16, 2.0), (200, 16, 2.0),
+            (100, 16, 4.0), (100, 32, 2.0), (100, 8, 2.0))
 
 
 @dataclass
@@ -70,24 +69,14 @@ class Answers:
     rankings: list[list[str]]
 
 
-SecondRequest = Callable[[int, dict], "dict | None"]
-
-
-def answer_all(client, index: str, bodies: list[dict], then: SecondRequest = lambda number, response: None
-               ) -> Answers:
-    """Each body once, one after another, after a pass to warm up; ``then`` may give query ``number`` a second
-    request built from the first's response, whose time is added and whose hits are the answer."""
+def answer_all(client, index: str, bodies: list[dict]) -> Answers:
+    """Each body once, one after another, after a pass to warm up."""
     took, rankings = [], []
     for timed in (False, True):
-        for number, body in enumerate(bodies):
+        for body in bodies:
             response = client.search(index=index, body=body)
-            spent = response["took"]
-            second = then(number, response)
-            if second is not None:
-                response = client.search(index=index, body=second)
-                spent += response["took"]
             if timed:
-                took.append(float(spent))
+                took.append(float(response["took"]))
                 rankings.append([hit["_id"] for hit in response["hits"]["hits"]])
     return Answers(took, rankings)
 
@@ -105,45 +94,38 @@ def english(terms: list[QueryTerm]) -> list[QueryTerm]:
 
 
 def clause(terms: list[QueryTerm], parameters: dict) -> dict:
-    """One ``neural_sparse`` clause per field ``terms`` touch, with ``parameters`` (SEISMIC's method_parameters)."""
-    by_field: dict[str, dict[str, float]] = {}
-    for term in terms:
-        by_field.setdefault(term.field, {})[term.key] = term.weight
-    clauses = [{"neural_sparse": {name: {"query_tokens": tokens, "method_parameters": parameters}}}
-               for name, tokens in by_field.items()]
-    return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses}}
+    """One ``neural_sparse`` clause of the English ``terms`` with ``parameters`` (SEISMIC's method_parameters)."""
+    return {"neural_sparse": {EN_FIELD: {"query_tokens": {term.key: term.weight for term in english(terms)},
+                                         "method_parameters": parameters}}}
 
 
-def engine_alone(terms: list[QueryTerm], k: int, top_n: int, heap_factor: float, size: int = 10) -> dict:
-    return {"size": size, "_source": False,
-            "query": clause(english(terms), {"k": k, "top_n": top_n, "heap_factor": heap_factor})}
+def engine_alone(terms: list[QueryTerm], k: int, top_n: int, heap_factor: float) -> dict:
+    return {"size": 10, "_source": False, "query": clause(terms, {"k": k, "top_n": top_n, "heap_factor": heap_factor})}
 
 
-def exact_over(terms: list[QueryTerm], ids: list[str], size: int = 10) -> dict:
-    """Both views scored exactly on ``ids`` (a filter of at most ``k`` documents makes SEISMIC score exactly)."""
-    return {"size": size, "_source": False,
-            "query": clause(terms, {"k": max(len(ids), 1), "filter": ids_filter(ids)})}
+def product(terms: list[QueryTerm], index: IndexHandle, k: int, top_n: int, heap_factor: float) -> dict:
+    options = SearchOptions(source=False, field_parameters={"seismic": SeismicSearch(k, top_n, heap_factor)})
+    return build_body("", terms, options, index.field)
 
 
-def ids_filter(ids: list[str]) -> dict:
-    """The documents ``ids`` by their number ``n``: neural-search 3.6 builds its filter's weight without rewriting
-    it first, which queries on ``_id`` need."""
-    return {"terms": {"n": [int(doc_id[1:]) for doc_id in ids]}}
+def setting_label(k: int, top_n: int, heap_factor: float) -> str:
+    return f"k {k}, top_n {top_n}, heap_factor {heap_factor:g}"
 
 
-def postings_index(n_postings: int) -> str:
-    return f"{SEISMIC_INDEX}-np{n_postings}"
+def postings_index(n_postings: str) -> str:
+    return SEISMIC_INDEX if n_postings == DEFAULT else f"{SEISMIC_INDEX}-np{n_postings}"
 
 
-def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[int, ...]) -> dict:
+def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[str, ...]) -> dict:
     """The indices of ``docs`` documents (kept when they already hold them), force-merged; their figures: the
-    exact reference, SEISMIC with neural-search's index defaults, and one SEISMIC index per ``n_postings``."""
+    exact reference and one SEISMIC index per ``n_postings`` (``default``: neural-search's)."""
     figures = {}
     sample = [encoder.model.document_text(n) for n in range(0, docs, max(1, docs // 256))]
     parameters = measured_ceilings(encoder, sample, SeismicIndex(), LEVEL.prune)
     built = []
-    wanted = [(RF_INDEX, "rank_features", None), (SEISMIC_INDEX, "seismic", parameters)]
-    wanted += [(postings_index(n), "seismic", replace(parameters, n_postings=n)) for n in n_postings]
+    wanted = [(RF_INDEX, "rank_features", None)]
+    wanted += [(postings_index(n), "seismic", replace(parameters, n_postings=None if n == DEFAULT else int(n)))
+               for n in n_postings]
     for name, vector_type, index_parameters in wanted:
         if client.indices.exists(index=name):
             client.indices.refresh(index=name)
@@ -154,9 +136,8 @@ def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[int, ...
         summary = ingest(handle, encoder, docs, LEVEL.prune)
         figures[name] = {"docs_per_s": docs / summary.elapsed_s}
         built.append(name)
-    if built:
-        settle(client, built)
-    for name in built:
+    for name in built:  # one at a time: each force-merge clusters on every core
+        settle(client, [name])
         started = time.perf_counter()
         figures[name].update(bytes_per_doc=store_bytes(client, name) / docs, force_merge_s=time.perf_counter() - started)
         print(f"{name}: {json.dumps(figures[name])}", flush=True)
@@ -164,59 +145,45 @@ def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[int, ...
 
 
 def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], docs: int,
-         settings: tuple[tuple[int, int, float], ...], windows: tuple[int, ...], n_postings: tuple[int, ...]
-         ) -> list[dict]:
-    rf, seismic = open_index(client, RF_INDEX), open_index(client, SEISMIC_INDEX)
+         n_postings: tuple[str, ...]) -> list[dict]:
+    rf = open_index(client, RF_INDEX)
     vectors = encoder.encode_queries(texts)
     rf_terms = [dsl.query_terms(v, encoder.vocabulary, keys=rf.field.keys) for v in vectors]
-    terms = [dsl.query_terms(v, encoder.vocabulary, keys=seismic.field.keys) for v in vectors]
     exact = SearchOptions(source=False, two_phase=False)
-    measured: list[tuple[str, str, Answers]] = []
+    measured: list[tuple[str, str, dict, Answers]] = []
 
-    def run(name: str, reference: str, index: IndexHandle, bodies: list[dict],
-            then: SecondRequest = lambda number, response: None) -> None:
-        answers = answer_all(client, index.name, bodies, then)
-        measured.append((name, reference, answers))
+    def run(name: str, reference: str, index: IndexHandle, bodies: list[dict], **about) -> None:
+        answers = answer_all(client, index.name, bodies)
+        measured.append((name, reference, about, answers))
         print(f"{name}: took p50 {percentile(answers.took_ms, 0.5):.1f} ms", flush=True)
 
     full, en_only = "exact, both views (rank_features)", "exact, English only (rank_features)"
-    run(full, full, rf, [build_body("", t, exact, rf.field) for t in rf_terms])
+    run(full, full, rf, [build_body("", t, exact, rf.field) for t in rf_terms], kind="exact")
     run(en_only, en_only, rf, [build_body("", english(t), exact, rf.field) for t in rf_terms])
-    run("SEISMIC exact, English only (its quantised vectors)", en_only, seismic,
-        [{"size": 10, "_source": False, "query": clause(english(t), {"k": docs, "filter": {"match_all": {}}})}
-         for t in terms])
-    for k, top_n, heap_factor in settings:
-        run(f"engine alone: English clause, k {k}, top_n {top_n}, heap_factor {heap_factor:g}", en_only, seismic,
-            [engine_alone(t, k, top_n, heap_factor) for t in terms])
-    product = [build_body("", t, SearchOptions(source=False), seismic.field) for t in terms]
-    search = SeismicSearch()
-    label = f"k {search.k}, top_n {search.top_n}, heap_factor {search.heap_factor:g}"
-    run(f"product SEISMIC query ({label})", full, seismic, product)
-    run(f"product SEISMIC query, first phase only ({label})", full, seismic,
-        [{key: value for key, value in body.items() if key != "rescore"} for body in product])
-
-    def rescored(number: int, response: dict) -> dict:
-        return exact_over(terms[number], [hit["_id"] for hit in response["hits"]["hits"]])
-
-    for window in windows:
-        for k, top_n, heap_factor in FIRST_PHASES:
-            run(f"English first phase (k {max(k, window)}, top_n {top_n}, heap_factor {heap_factor:g}), "
-                f"window {window} rescored exactly", full, seismic,
-                [engine_alone(t, max(k, window), top_n, heap_factor, size=window) for t in terms], rescored)
-    for count in n_postings:
+    run("BM25", full, rf, [{"size": 10, "_source": False, "query": {"match": {"text": text}}} for text in texts],
+        kind="bm25")
+    run("two-phase (milco-os default: 16 terms, window 1000)", full, rf,
+        [build_body("", t, SearchOptions(source=False, two_phase=True), rf.field) for t in rf_terms], kind="two-phase")
+    for number, count in enumerate(n_postings):
         index = open_index(client, postings_index(count))
-        for k, top_n, heap_factor in POSTINGS_SETTINGS:
-            run(f"n_postings {count}: engine alone, k {k}, top_n {top_n}, heap_factor {heap_factor:g}", en_only, index,
-                [engine_alone(t, k, top_n, heap_factor) for t in terms])
-        bodies = [build_body("", t, SearchOptions(source=False), index.field) for t in terms]
-        run(f"n_postings {count}: product SEISMIC query ({label})", full, index, bodies)
-        run(f"n_postings {count}: product SEISMIC query, first phase only ({label})", full, index,
-            [{key: value for key, value in body.items() if key != "rescore"} for body in bodies])
-    answers = {name: a for name, _, a in measured}
-    return [{"method": name, "reference": reference,
+        terms = [dsl.query_terms(v, encoder.vocabulary, keys=index.field.keys) for v in vectors]
+        if number == 0:
+            run("SEISMIC exact, English only (its quantised vectors)", en_only, index,
+                [{"size": 10, "_source": False, "query": clause(t, {"k": docs, "filter": {"match_all": {}}})}
+                 for t in terms])
+        for setting in SETTINGS:
+            label = f"n_postings {count}: {{}} ({setting_label(*setting)})"
+            run(label.format("engine alone"), en_only, index, [engine_alone(t, *setting) for t in terms])
+            bodies = [product(t, index, *setting) for t in terms]
+            run(label.format("product"), full, index, bodies, kind="product", n_postings=count, setting=setting)
+            if setting == SETTINGS[0]:
+                run(label.format("product, first phase only"), full, index,
+                    [{key: value for key, value in body.items() if key != "rescore"} for body in bodies])
+    answers = {name: a for name, _, _, a in measured}
+    return [{"method": name, "reference": reference, **about,
              **{f"took_p{p}": percentile(a.took_ms, p / 100) for p in (50, 95, 99)},
              "recall_at_10": recall(a.rankings, answers[reference].rankings),
-             "target_found_at_10": found(a.rankings, targets)} for name, reference, a in measured]
+             "target_found_at_10": found(a.rankings, targets)} for name, reference, about, a in measured]
 
 
 def table(report: dict) -> str:
@@ -226,7 +193,8 @@ def table(report: dict) -> str:
     built = "; ".join(f"{name} {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} bytes/doc, force-merge "
                       f"{row['force_merge_s']:.0f} s" for name, row in report["built"].items())
     return (text + f"\n\n{report['queries']} stand-in queries on {report['docs']} documents at {LEVEL.name}, one "
-            f"force-merged segment per index, one local node ({report['machine']}). {built or 'Indices reused.'}\n"
+            f"force-merged segment per index, one local node with neural-search {report['neural_search']} "
+            f"({report['machine']}). {built or 'Indices reused.'}\n"
             f"\nMeasured on {report['date']} by `{report['command']}`.\n")
 
 
@@ -234,9 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--windows", default="100,200", help="rescore windows of the English first phase")
-    parser.add_argument("--n-postings", default="",
-                        help="comma-separated n_postings values, one more SEISMIC index each (default: none)")
+    parser.add_argument("--n-postings", default=f"{DEFAULT},1000,2000,4000",
+                        help=f"comma-separated n_postings values ('{DEFAULT}': neural-search's), one SEISMIC index each")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--url", default=None, help="a node with neural-search whose indices may be reused")
     parser.add_argument("--out", type=Path, default=None)
@@ -251,16 +218,22 @@ def main() -> None:
     with node(args.url, args.heap) as url:
         client = make_client(url, timeout=3600)
         cluster_on_every_core(client)
-        n_postings = tuple(int(n) for n in args.n_postings.split(",") if n)
+        report["neural_search"] = neural_search_version(client)
+        n_postings = tuple(n for n in args.n_postings.split(",") if n)
         report["built"] = build(client, encoder, args.docs, n_postings)
-        report["rows"] = rows(client, encoder, texts, targets, args.docs, SETTINGS,
-                              tuple(int(w) for w in args.windows.split(",")), n_postings)
+        report["rows"] = rows(client, encoder, texts, targets, args.docs, n_postings)
     text = table(report)
     print(text)
     if args.out:
         args.out.write_text(text)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1))
+
+
+def neural_search_version(client) -> str:
+    """The version of the node's neural-search plugin."""
+    plugins = client.cat.plugins(format="json")
+    return next((p["version"] for p in plugins if p["component"] == "opensearch-neural-search"), "none")
 
 
 @contextmanager

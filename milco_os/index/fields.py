@@ -3,7 +3,7 @@
 Two fields rather than one field with prefixed keys: a query can leave out or
 re-weight the LexEcho view by field, each view's keys stay short, and the two
 vocabularies can never collide whatever their pieces look like. ``TermKeys`` is the
-contract a key scheme fulfils (``NamedKeys`` here; term ids in ``id_bands``).
+contract a key scheme fulfils (``NamedKeys`` here; English term ids in ``seismic_keys``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """SEISMIC's quantisation ceilings chosen from the encoder's own weights on a sample of texts.
 
-SEISMIC stores each weight as one byte over [0, ceiling]: a ceiling far above the weights
-wastes resolution, one below them clips. Per view (English weights and LexEcho weights
-differ in range), the ceiling is the largest weight seen in the sample (documents for
-ingest, the same texts encoded as queries for search) plus 25 % headroom for texts the
-sample missed, rounded up to two significant digits.
+SEISMIC stores each English weight as one byte over [0, ceiling]: a ceiling far above the
+weights wastes resolution, one below them clips. The ceiling is the largest English weight
+seen in the sample (documents for ingest, the same texts encoded as queries for search)
+plus 25 % headroom for texts the sample missed, rounded up to two significant digits.
 """
 
 from __future__ import annotations
@@ -29,28 +28,21 @@ def ceiling_for(largest_weight: float) -> float:
     return math.ceil(value / scale - 1e-6) * scale  # float32 weights: 1.6 x 1.25 is 2.0, not 2.1
 
 
-def largest_weights(vectors: Sequence[SparseVector]) -> tuple[float, float]:
-    """The largest English and LexEcho weight of ``vectors`` (0 for a view without weights)."""
-    return (max((float(v.en_weights.max()) for v in vectors if len(v.en_weights)), default=0.0),
-            max((float(v.m_weights.max()) for v in vectors if len(v.m_weights)), default=0.0))
-
-
-def view_ceilings(document_weight: float, query_weight: float, given: Ceilings) -> Ceilings:
-    """Ceilings for one view from its largest weights (``given`` where the sample had none)."""
-    if document_weight <= 0 or query_weight <= 0:
-        return given
-    return Ceilings(round(ceiling_for(document_weight), 6), round(ceiling_for(query_weight), 6))
+def largest_english_weight(vectors: Sequence[SparseVector]) -> float:
+    """The largest English weight of ``vectors`` (0 when they have none)."""
+    return max((float(v.en_weights.max()) for v in vectors if len(v.en_weights)), default=0.0)
 
 
 def measured_ceilings(encoder: SparseEncoder, texts: Sequence[str], parameters: SeismicIndex,
                       prune: PruneSpec | str = "none") -> SeismicIndex:
-    """``parameters`` with the ceilings of both views measured on up to ``SAMPLE_TEXTS`` texts spread over
-    ``texts`` (as given for a view the sample has no weights in)."""
+    """``parameters`` with the English ceilings measured on up to ``SAMPLE_TEXTS`` texts spread over ``texts``
+    (as given when the sample has no English weights)."""
     texts = [text for text in texts if text.strip()]
     texts = texts[::-(-len(texts) // SAMPLE_TEXTS)] if texts else texts
     if not texts:
         return parameters
-    documents = largest_weights(encoder.encode_documents(texts, prune=prune))
-    queries = largest_weights(encoder.encode_queries(texts, max_length=QUERY_MAX_LENGTH))
-    return replace(parameters, en_ceilings=view_ceilings(documents[0], queries[0], parameters.en_ceilings),
-                   m_ceilings=view_ceilings(documents[1], queries[1], parameters.m_ceilings))
+    document = largest_english_weight(encoder.encode_documents(texts, prune=prune))
+    query = largest_english_weight(encoder.encode_queries(texts, max_length=QUERY_MAX_LENGTH))
+    if document <= 0 or query <= 0:
+        return parameters
+    return replace(parameters, ceilings=Ceilings(round(ceiling_for(document), 6), round(ceiling_for(query), 6)))

@@ -19,18 +19,19 @@ class Ceilings:
         if self.ingest <= 0 or self.search <= 0:
             raise ValueError(f"quantisation ceilings must be positive, not {self}")
 
+    def __str__(self) -> str:
+        return f"{self.ingest:g}:{self.search:g}"
 
-def parse_ceilings(value: str) -> tuple[Ceilings, Ceilings]:
-    """``INGEST:SEARCH`` (both views) or ``INGEST:SEARCH:M_INGEST:M_SEARCH`` as the English and LexEcho ceilings."""
+
+def parse_ceilings(value: str) -> Ceilings:
+    """``INGEST:SEARCH`` as the English view's ceilings."""
     try:
         numbers = [float(part) for part in value.split(":")]
-        if len(numbers) not in (2, 4):
+        if len(numbers) != 2:
             raise ValueError(value)
-        en = Ceilings(*numbers[:2])
-        return en, Ceilings(*numbers[2:]) if len(numbers) == 4 else en
+        return Ceilings(*numbers)
     except ValueError:
-        raise ValueError(f"'{value}' is not INGEST:SEARCH or INGEST:SEARCH:M_INGEST:M_SEARCH with positive "
-                         "numbers (e.g. 3.5:12)") from None
+        raise ValueError(f"'{value}' is not INGEST:SEARCH with positive numbers (e.g. 3.5:12)") from None
 
 
 ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
@@ -40,9 +41,9 @@ ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", 
 class SeismicIndex:
     """Index-side SEISMIC parameters (neural-search's ``method.parameters``); None leaves neural-search's default.
 
-    Weights are quantised to one byte over [0, ceiling] on the approximate path, with ceilings
-    per view (English and LexEcho weights differ in range): a document weight above its
-    ingest ceiling, or a query weight above its search ceiling, counts as the ceiling there.
+    English weights are quantised to one byte over [0, ceiling] on the approximate path: a
+    document weight above the ingest ceiling, or a query weight above the search ceiling,
+    counts as the ceiling there (LexEcho is a ``rank_features`` field, scored exactly).
     Segments smaller than ``approximate_threshold`` score exactly.
     """
 
@@ -50,34 +51,22 @@ class SeismicIndex:
     n_postings: int | None = None
     cluster_ratio: float | None = None
     summary_prune_ratio: float | None = None
-    en_ceilings: Ceilings = Ceilings()
-    m_ceilings: Ceilings = Ceilings()
+    ceilings: Ceilings = Ceilings()
 
-    def method(self, ceilings: Ceilings) -> dict:
-        """The ``method`` of a field with ``ceilings``."""
+    def method(self) -> dict:
+        """The ``method`` of the English field."""
         parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
-        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": ceilings.ingest,
-                                                  "quantization_ceiling_search": ceilings.search}}
+        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": self.ceilings.ingest,
+                                                  "quantization_ceiling_search": self.ceilings.search}}
 
     @classmethod
-    def from_methods(cls, en_method: dict, m_method: dict) -> SeismicIndex:
-        """The parameters of an index from the ``method`` of its English field and of a LexEcho band."""
-        parameters = en_method.get("parameters") or {}
-
-        def ceilings(method: dict) -> Ceilings:
-            given = method.get("parameters") or {}
-            return Ceilings(given.get("quantization_ceiling_ingest", Ceilings.ingest),
-                            given.get("quantization_ceiling_search", Ceilings.search))
-
+    def from_method(cls, method: dict) -> SeismicIndex:
+        """The parameters of an index from the ``method`` of its English field."""
+        parameters = method.get("parameters") or {}
+        ceilings = Ceilings(parameters.get("quantization_ceiling_ingest", Ceilings.ingest),
+                            parameters.get("quantization_ceiling_search", Ceilings.search))
         return cls(**{name: parameters[name] for name in ALGORITHM_PARAMETERS if name in parameters},
-                   en_ceilings=ceilings(en_method), m_ceilings=ceilings(m_method))
-
-    @classmethod
-    def from_flags(cls, given: Mapping[str, Any]) -> SeismicIndex:
-        """The parameters the index flags give (``ceilings``: the English and LexEcho pair)."""
-        ceilings = given.get("ceilings")
-        parameters = {name: value for name, value in given.items() if name != "ceilings"}
-        return cls(**parameters, **({"en_ceilings": ceilings[0], "m_ceilings": ceilings[1]} if ceilings else {}))
+                   ceilings=ceilings)
 
 
 @dataclass(frozen=True)
@@ -105,11 +94,10 @@ INDEX_PARAMETERS = ParameterGroup(SeismicIndex, (
          help="seismic: clusters per posting list, as a fraction of its documents [default: neural-search's, 0.1]."),
     Flag("summary-prune-ratio", "summary_prune_ratio", kind=float, minimum=0, maximum=1, min_open=True,
          help="seismic: share of weight kept in each cluster summary [default: neural-search's, 0.4]."),
-    Flag("quantization-ceilings", "ceilings", kind=str, parse=parse_ceilings,
-         metavar="INGEST:SEARCH[:M_INGEST:M_SEARCH]",
-         help="seismic: the largest document and query weights kept exactly (larger ones are clipped), for both "
-              "views or English then LexEcho [default: measured on the encoder with a sample of texts]."),
-), builder=SeismicIndex.from_flags)
+    Flag("quantization-ceilings", "ceilings", kind=str, parse=parse_ceilings, metavar="INGEST:SEARCH",
+         help="seismic: the largest English document and query weights kept exactly (larger ones are clipped); "
+              "unless given, measured on the encoder with a sample of texts, else [default: 3:16]."),
+))
 
 SEARCH_PARAMETERS = ParameterGroup(SeismicSearch, (
     Flag("seismic-k", "k", minimum=1,

@@ -48,9 +48,7 @@ def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int
     meta["vector_field_type"] = field.type_name
     if not vectors_in_source:
         body["mappings"]["_source"] = {"excludes": field.vector_paths(passages)}
-    if field.keys.fields != (EN_FIELD, M_FIELD):
-        meta["vector_fields"]["source"] = list(field.keys.fields[1:])
-        meta["key_codec"] = field.keys.codec
+    meta["key_codec"] = field.keys.codec
     return body
 
 

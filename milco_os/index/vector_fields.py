@@ -19,10 +19,10 @@ from milco_os.encoding.sparse import SparseVector
 from milco_os.engines import ClusterVersion
 from milco_os.errors import MilcoOsError
 from milco_os.index import seismic_parameters
-from milco_os.index.fields import EN_FIELD, PASSAGES_PATH, NamedKeys, QueryTerm, TermKeys
-from milco_os.index.id_bands import BAND_FIELDS, BandedIdKeys
+from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH, NamedKeys, QueryTerm, TermKeys
 from milco_os.index.seismic_ceilings import measured_ceilings
-from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
+from milco_os.index.seismic_keys import EnglishIdKeys
+from milco_os.index.seismic_parameters import ALGORITHM_PARAMETERS, SeismicIndex, SeismicSearch
 from milco_os.parameters import Flag, ParameterGroup
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ class VectorField(ABC):
         return [path for name in self.keys.fields for path in (
             ([name] if passages is not True else []) + ([f"{PASSAGES_PATH}.{name}"] if passages is not False else []))]
 
-    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, size: int) -> dict | None:
-        """A ``rescore`` giving the top hits of ``query`` (at least ``size``) their exact scores (None: already
+    def exact_rescore(self, terms: Sequence[QueryTerm], size: int) -> dict | None:
+        """A ``rescore`` adding to the score of the top hits of ``query(terms)`` (at least ``size``) the part of
+        their dot product with ``terms`` that the query leaves out, so that they get exact scores (None: already
         exact)."""
         return None
 
@@ -254,17 +255,18 @@ class ElasticsearchSparseVector(VectorField):
 class Seismic(VectorField):
     """OpenSearch's ``sparse_vector`` with the SEISMIC method (3.3+, neural-search): approximate retrieval.
 
-    Keys are term ids, the LexEcho view in 32,768-wide bands (``id_bands``): no id needs the
-    16 bits neural-search 3.6 folds them into. A query is one ``neural_sparse`` clause per
-    field its terms touch; the top hits are then rescored with the same clauses restricted
-    to the first phase's candidates, which SEISMIC scores exactly from its forward index, so
-    every returned score is the full dot product (to the byte quantisation) over all fields.
-    Its quantisation ceilings are measured with the encoder on a sample of texts unless given.
+    The English view is a SEISMIC field keyed by wordpiece id, LexEcho a ``rank_features``
+    field (``seismic_keys``). A query's first phase is one ``neural_sparse`` clause of its
+    English terms, which SEISMIC scores from its forward index with every English term (to
+    the byte quantisation); its best hits are then rescored by adding their LexEcho dot
+    product (``rank_feature`` clauses), so every returned score is the full two-view dot
+    product and the first phase runs once. Filters restrict SEISMIC's candidates themselves.
+    The quantisation ceilings are measured with the encoder on a sample of texts unless given.
     """
 
     type_name = "seismic"
     summary = "approximate search, OpenSearch 3.3+ with neural-search"
-    keys = BandedIdKeys()
+    keys = EnglishIdKeys()
     holds_passages = False
     approximate = True
     index_parameters = seismic_parameters.INDEX_PARAMETERS
@@ -278,8 +280,11 @@ class Seismic(VectorField):
     @classmethod
     def from_mapping(cls, version: ClusterVersion, mapping: dict) -> Seismic:
         properties = mapping.get("properties") or {}
-        en, m = (properties.get(name) or {} for name in (EN_FIELD, BAND_FIELDS[0]))
-        return cls(version, SeismicIndex.from_methods(en.get("method") or {}, m.get("method") or {}))
+        if (properties.get(M_FIELD) or {}).get("type") != "rank_features":
+            raise MilcoOsError("this SEISMIC index keeps LexEcho in another layout than milco-os searches "
+                               f"('{M_FIELD}' is not a rank_features field)",
+                               hint="reindex it into a new index made by milco-os setup --vector-field seismic.")
+        return cls(version, SeismicIndex.from_method((properties.get(EN_FIELD) or {}).get("method") or {}))
 
     @classmethod
     def created(cls, version: ClusterVersion, parameters: SeismicIndex | None = None) -> Seismic:
@@ -292,7 +297,7 @@ class Seismic(VectorField):
     @classmethod
     def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
                             texts: TextSample = tuple, prune: Any = "none") -> SeismicIndex:
-        parameters = SeismicIndex.from_flags(given)
+        parameters = SeismicIndex(**given)
         if not cls.needs_encoder(given):
             return parameters
         if encoder is None:
@@ -301,7 +306,6 @@ class Seismic(VectorField):
         return measured_ceilings(encoder, list(texts()), parameters, prune)
 
     def with_search(self, parameters: SeismicSearch | None, filters: Sequence[dict]) -> Seismic:
-        # Filters restrict the candidates themselves (SEISMIC's own filter), so a narrow filter still finds k of them.
         return Seismic(self.version, self.index, parameters or SeismicSearch(), filters)
 
     def search_problem(self, *, two_phase: bool, neural_sparse: bool) -> str | None:
@@ -311,12 +315,9 @@ class Seismic(VectorField):
             return "SEISMIC indices are keyed by term id: leave the query style to the index (rank_feature)"
         return None
 
-    def field_mapping(self, ceilings: seismic_parameters.Ceilings | None = None) -> dict:
-        return {"type": "sparse_vector", "method": self.index.method(ceilings or self.index.en_ceilings)}
-
     def properties(self) -> dict[str, dict]:
-        return {name: self.field_mapping(self.index.en_ceilings if name == EN_FIELD else self.index.m_ceilings)
-                for name in self.keys.fields}
+        return {EN_FIELD: {"type": "sparse_vector", "method": self.index.method()},
+                M_FIELD: RankFeatures(self.version).field_mapping()}
 
     def index_settings(self) -> dict:
         return {"sparse": True}
@@ -324,53 +325,46 @@ class Seismic(VectorField):
     def settings_needed_in_place(self) -> dict:
         return self.index_settings()
 
-    def _clauses(self, terms: Sequence[QueryTerm], path_prefix: str, method_parameters: dict) -> dict:
-        by_field: dict[str, dict[str, float]] = {}
-        for term in terms:
-            by_field.setdefault(path_prefix + term.field, {})[term.key] = term.weight
-        return {"bool": {"should": [
-            {"neural_sparse": {field: {"query_tokens": tokens, "method_parameters": method_parameters}}}
-            for field, tokens in by_field.items()]}}
-
     def query(self, terms: Sequence[QueryTerm], path_prefix: str = "") -> dict:
-        self._warn_above_search_ceilings(terms)
+        english = [term for term in terms if term.field == EN_FIELD]
+        if not english:  # nothing to search approximately: LexEcho alone, exactly
+            return RankFeatures(self.version).query(terms, path_prefix)
+        self._warn_above_search_ceiling(english)
         search = self.search
         parameters: dict = {"k": search.k, "top_n": search.top_n, "heap_factor": search.heap_factor}
         if self.filters:
             parameters["filter"] = {"bool": {"filter": list(self.filters)}}
-        return self._clauses(terms, path_prefix, parameters)
+        return {"neural_sparse": {path_prefix + EN_FIELD: {
+            "query_tokens": {term.key: term.weight for term in english}, "method_parameters": parameters}}}
 
-    def _warn_above_search_ceilings(self, terms: Sequence[QueryTerm]) -> None:
-        for english, name, ceilings in ((True, "English", self.index.en_ceilings),
-                                        (False, "LexEcho", self.index.m_ceilings)):
-            heaviest = max((t.weight for t in terms if (t.field == EN_FIELD) == english), default=0.0)
-            if heaviest > ceilings.search:
-                log.warning("query weight %.3g in %s is above the index's quantisation ceiling %s: approximate "
-                            "search counts it as %s", heaviest, name, ceilings.search, ceilings.search)
+    def _warn_above_search_ceiling(self, english: Sequence[QueryTerm]) -> None:
+        heaviest, ceiling = max(term.weight for term in english), self.index.ceilings.search
+        if heaviest > ceiling:
+            log.warning("query weight %.3g in English is above the index's quantisation ceiling %s: approximate "
+                        "search counts it as %s", heaviest, ceiling, ceiling)
 
-    def exact_rescore(self, terms: Sequence[QueryTerm], query: dict, size: int) -> dict | None:
-        # A filter that matches at most k documents of a segment makes SEISMIC score them exactly; the
-        # candidates are at most k per clause of the first phase.
-        window = max(self.search.k, size)
-        fields_touched = len({term.field for term in terms})
-        exact = self._clauses(terms, "", {"k": max(window, fields_touched * self.search.k), "filter": query})
-        return {"window_size": window, "query": {"rescore_query": exact, "query_weight": 0.0,
-                                                 "rescore_query_weight": 1.0, "score_mode": "total"}}
+    def exact_rescore(self, terms: Sequence[QueryTerm], size: int) -> dict | None:
+        # The first phase's scores are the English dot product already; its best hits gain their LexEcho part.
+        lexecho = [term for term in terms if term.field != EN_FIELD]
+        if not lexecho or len(lexecho) == len(terms):
+            return None
+        return {"window_size": max(self.search.k, size), "query": {
+            "rescore_query": RankFeatures(self.version).query(lexecho), "query_weight": 1.0,
+            "rescore_query_weight": 1.0, "score_mode": "total"}}
 
     def clipped(self, vector: SparseVector) -> bool:
-        return bool((vector.en_weights > self.index.en_ceilings.ingest).any()
-                    or (vector.m_weights > self.index.m_ceilings.ingest).any())
+        return bool((vector.en_weights > self.index.ceilings.ingest).any())
 
     def parameters_summary(self) -> str | None:
-        en, m = self.index.en_ceilings, self.index.m_ceilings
-        return (f"seismic quantisation ceilings (ingest:search): English {en.ingest}:{en.search}, LexEcho "
-                f"{m.ingest}:{m.search}")
+        ceilings = self.index.ceilings
+        summary = f"seismic quantisation ceilings (ingest:search): English {ceilings.ingest}:{ceilings.search}"
+        return summary + "".join(f", {name} {getattr(self.index, name)}" for name in ALGORITHM_PARAMETERS
+                                 if getattr(self.index, name) is not None)
 
     def clipping_warning(self, count: int) -> str:
-        return (f"{count} document(s) have weights above the index's quantisation ceilings (English "
-                f"{self.index.en_ceilings.ingest}, LexEcho {self.index.m_ceilings.ingest}): approximate search "
-                "counts those weights as the ceiling; reindex into an index with higher --quantization-ceilings "
-                "to keep them")
+        return (f"{count} document(s) have English weights above the index's quantisation ceiling "
+                f"{self.index.ceilings.ingest}: approximate search counts those weights as the ceiling; reindex "
+                "into an index with higher --quantization-ceilings to keep them")
 
     @classmethod
     def unsupported_reason(cls, version: ClusterVersion) -> str | None:

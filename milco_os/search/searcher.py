@@ -109,14 +109,10 @@ def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, fi
     else:
         body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses)}
         if terms:
-            rescore = field.exact_rescore(terms[:options.max_clauses], body["query"], options.size + options.from_)
+            rescore = field.exact_rescore(terms[:options.max_clauses], options.size + options.from_)
     if options.bm25_weight > 0:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
                                          bm25_weight=options.bm25_weight)
-        if rescore:
-            rescore["query"]["rescore_query"] = dsl.hybrid_query(
-                rescore["query"]["rescore_query"], text, text_fields=options.text_fields,
-                bm25_weight=options.bm25_weight)
     if rescore:
         body["rescore"] = rescore
     body["query"] = dsl.with_filters(body["query"], options.filters)

@@ -10,7 +10,6 @@ from milco_os.errors import MilcoOsError
 from milco_os.index.feature_names import encode_key
 from milco_os.index.fields import KeyTables
 from milco_os.index.handle import stored_vectors_in_source
-from milco_os.index.id_bands import BAND_FIELDS
 from milco_os.index.setup import incompatibilities, index_body
 from milco_os.index.seismic_parameters import SeismicIndex
 from milco_os.index.vector_fields import ElasticsearchSparseVector, RankFeatures, vector_field
@@ -91,7 +90,7 @@ def test_vectors_can_be_left_out_of_source_for_every_strategy(passages: bool) ->
         assert not stored_vectors_in_source(body["mappings"], field)
     seismic = vector_field("seismic", ClusterVersion("opensearch", "3.6.0"), SeismicIndex())
     excluded = index_body(seismic, passages=False, shards=1, replicas=1, vectors_in_source=False)
-    assert excluded["mappings"]["_source"]["excludes"] == ["milco_en", *BAND_FIELDS]
+    assert excluded["mappings"]["_source"]["excludes"] == ["milco_en", "milco_m"]
 
 
 @pytest.mark.parametrize("source, kept", [
