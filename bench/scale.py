@@ -166,6 +166,9 @@ def plain_index(client, name: str) -> IndexHandle:
 
 
 SEISMIC_THREADS = "plugins.neural_search.sparse.algo_param.index_thread_qty"
+# neural-search caches SEISMIC's postings and forward indices in the JVM heap, within this circuit breaker (10 % of the
+# heap unless raised): an index that does not fit is read around the cache, several-fold slower.
+SPARSE_CACHE_LIMIT = "plugins.neural_search.circuit_breaker.limit"
 BASELINE = "plain _bulk, no pipeline (baseline)"
 BASELINE_INDEX = "scale-bulk"
 INGEST_PATHS = (BASELINE, "plain _bulk through milco-stamp (other writers)",
@@ -264,6 +267,22 @@ def cluster_on_every_core(client) -> int:
     processors = min(node["os"]["allocated_processors"] for node in nodes)
     client.cluster.put_settings(body={"persistent": {SEISMIC_THREADS: processors}})
     return processors
+
+
+def sparse_cache_bytes(client) -> int:
+    """The bytes neural-search's circuit breaker counts on the node: SEISMIC's cached postings and forward index."""
+    nodes = client.nodes.stats(metric="breaker")["nodes"].values()
+    return sum(int(node["breakers"]["neural_search"]["estimated_size_in_bytes"]) for node in nodes)
+
+
+def warm_alone(client, index: str, others: list[str]) -> int:
+    """``index``'s postings and forward index loaded into neural-search's cache, every other SEISMIC index's cleared
+    (so no index is measured reading around a full cache); the bytes it takes."""
+    for name in others:
+        client.transport.perform_request("POST", f"/_plugins/_neural/clear_cache/{name}")
+    before = sparse_cache_bytes(client)
+    client.transport.perform_request("POST", f"/_plugins/_neural/warmup/{index}", params={"request_timeout": 3600})
+    return sparse_cache_bytes(client) - before
 
 
 def first_rate(marks: list[float], started: float, batches: int = 200) -> float:
@@ -465,6 +484,7 @@ def main() -> None:
         seismic_docs = min(args.seismic_docs, args.docs)
         if seismic_docs:
             report["seismic_threads"] = cluster_on_every_core(client)
+            client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: "60%"}})
         written = write_main_indices(client, encoder, args.docs, seismic_docs)
         # Every index at once: their retention leases catch up together.
         settle(client, [BASELINE_INDEX, *size_indices.values(), *written])
@@ -473,6 +493,8 @@ def main() -> None:
         report["sizes"] = measure_sizes(client, size_indices, size_docs)
         built = merge_main_indices(client, written)
         handles = {name: row.pop("handle") for name, row in built.items()}
+        if seismic_docs:
+            report["seismic_cache_bytes"] = warm_alone(client, "scale-seismic", [])
         report["main"], report["seismic_docs"] = built, seismic_docs
         report["queries"] = measure_queries(client, handles, encoder, texts, methods(args.docs, seismic_docs))
         report["query_vectors"] = query_profile(encoder, texts)

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Iterator
 
 from common import machine, markdown_table
-from scale import cluster_on_every_core, ingest, percentile, settle, store_bytes
+from realism import realism
+from scale import SPARSE_CACHE_LIMIT, cluster_on_every_core, ingest, percentile, settle, store_bytes, warm_alone
 from standin import LEVELS, StandInEncoder, StandInModel
 
 from milco_os.cluster import make_client
@@ -57,8 +58,8 @@ LEVEL = LEVELS["P80"]
 RF_INDEX, SEISMIC_INDEX = "sweep-rf", "sweep-seismic"
 DEFAULT = "default"  # neural-search's own n_postings
 # Query-side settings (k, top_n, heap_factor) tried on every SEISMIC index; the first is the product's default.
-SETTINGS = ((SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor), (50, 16, 2.0), (200, 16, 2.0),
-            (100, 16, 4.0), (100, 32, 2.0), (100, 8, 2.0))
+SETTINGS = ((SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor), (100, 16, 2.0), (400, 16, 2.0),
+            (200, 16, 4.0), (200, 8, 2.0), (200, 12, 2.0))
 
 
 @dataclass
@@ -145,7 +146,7 @@ def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[str, ...
 
 
 def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], docs: int,
-         n_postings: tuple[str, ...]) -> list[dict]:
+         n_postings: tuple[str, ...], cache: dict) -> list[dict]:
     rf = open_index(client, RF_INDEX)
     vectors = encoder.encode_queries(texts)
     rf_terms = [dsl.query_terms(v, encoder.vocabulary, keys=rf.field.keys) for v in vectors]
@@ -164,8 +165,10 @@ def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], 
         kind="bm25")
     run("two-phase (milco-os default: 16 terms, window 1000)", full, rf,
         [build_body("", t, SearchOptions(source=False, two_phase=True), rf.field) for t in rf_terms], kind="two-phase")
+    seismic_indices = [postings_index(count) for count in n_postings]
     for number, count in enumerate(n_postings):
         index = open_index(client, postings_index(count))
+        cache[index.name] = warm_alone(client, index.name, seismic_indices)
         terms = [dsl.query_terms(v, encoder.vocabulary, keys=index.field.keys) for v in vectors]
         if number == 0:
             run("SEISMIC exact, English only (its quantised vectors)", en_only, index,
@@ -192,9 +195,20 @@ def table(report: dict) -> str:
          f"{r['took_p50']:.1f} / {r['took_p95']:.1f} / {r['took_p99']:.1f}"] for r in report["rows"]])
     built = "; ".join(f"{name} {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} bytes/doc, force-merge "
                       f"{row['force_merge_s']:.0f} s" for name, row in report["built"].items())
+    cache = "; ".join(f"{name} {size / 2**20:.0f} MB ({size / report['docs']:.0f} bytes/doc)"
+                      for name, size in report["sparse_cache_bytes"].items())
+    figures = report["realism"]
+    text += "\n\nThe vectors' shape (means of unpruned vectors; `realism.py`):\n\n" + markdown_table(
+        ["vectors", "query L1 in heaviest 16", "document L1 in heaviest 64", "query L1 in LexEcho",
+         "document L1 in LexEcho", "terms per query / document"],
+        [[name, f"{f['query_top16_share']:.2f}", f"{f['document_top64_share']:.2f}", f"{f['query_lexecho_share']:.2f}",
+          f"{f['document_lexecho_share']:.2f}", f"{f['query_terms']:.0f} / {f['document_terms']:.0f}"]
+         for name, f in figures.items()])
     return (text + f"\n\n{report['queries']} stand-in queries on {report['docs']} documents at {LEVEL.name}, one "
             f"force-merged segment per index, one local node with neural-search {report['neural_search']} "
-            f"({report['machine']}). {built or 'Indices reused.'}\n"
+            f"({report['machine']}). {built or 'Indices reused.'}\n\nEach SEISMIC index is measured alone in neural-search's "
+            f"cache (the others cleared, it warmed up; limit {report['sparse_cache_limit']} of the heap), which it "
+            f"takes: {cache}.\n"
             f"\nMeasured on {report['date']} by `{report['command']}`.\n")
 
 
@@ -204,7 +218,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--n-postings", default=f"{DEFAULT},1000,2000,4000",
                         help=f"comma-separated n_postings values ('{DEFAULT}': neural-search's), one SEISMIC index each")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a MILCO checkpoint whose vectors' shape on the sample corpus is shown beside the stand-in's")
     parser.add_argument("--heap", default="4g")
+    parser.add_argument("--sparse-cache-limit", default="60%",
+                        help=f"{SPARSE_CACHE_LIMIT}: the share of the heap SEISMIC's cache may take")
     parser.add_argument("--url", default=None, help="a node with neural-search whose indices may be reused")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json-out", type=Path, default=None)
@@ -215,13 +233,23 @@ def main() -> None:
     targets = [f"d{model.query_target(n, args.docs)}" for n in range(args.queries)]
     report = {"docs": args.docs, "queries": args.queries, "machine": machine(),
               "date": datetime.date.today().isoformat(), "command": shlex.join(["bench/seismic_sweep.py", *sys.argv[1:]])}
+    report["realism"] = realism(encoder, args.docs, args.model)
     with node(args.url, args.heap) as url:
         client = make_client(url, timeout=3600)
         cluster_on_every_core(client)
+        client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: args.sparse_cache_limit}})
         report["neural_search"] = neural_search_version(client)
+        report["sparse_cache_limit"] = args.sparse_cache_limit
         n_postings = tuple(n for n in args.n_postings.split(",") if n)
-        report["built"] = build(client, encoder, args.docs, n_postings)
-        report["rows"] = rows(client, encoder, texts, targets, args.docs, n_postings)
+        built = build(client, encoder, args.docs, n_postings)
+        # An index reused keeps the figures of the run that built it, where that run's JSON is the one written now.
+        earlier = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.is_file() else {}
+        wanted = [RF_INDEX, *map(postings_index, n_postings)]
+        report["built"] = {name: (earlier.get("built") or {}).get(name) or built.get(name) for name in wanted
+                           if name in built or name in (earlier.get("built") or {})} if earlier.get("docs") == args.docs \
+            else built
+        report["sparse_cache_bytes"] = {}
+        report["rows"] = rows(client, encoder, texts, targets, args.docs, n_postings, report["sparse_cache_bytes"])
     text = table(report)
     print(text)
     if args.out:

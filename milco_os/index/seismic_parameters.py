@@ -35,6 +35,17 @@ def parse_ceilings(value: str) -> Ceilings:
 
 
 ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
+# Documents kept per posting list, from bench/seismic_sweep.py on MILCO-like vectors at P80: at 100,000 documents,
+# 2,000 (with k 200) gave recall@10 0.96 against the exact two-view top 10 at 16 ms p50, where neural-search's own
+# default (0.0005 x segment documents, at least 160) gave 0.68. A larger collection keeps more of each list.
+MEASURED_DOCUMENTS = 100_000
+MEASURED_N_POSTINGS = 2_000
+N_POSTINGS_GROWTH = 0.5  # n_postings ~ documents ** N_POSTINGS_GROWTH past MEASURED_DOCUMENTS
+
+
+def n_postings_for(documents: int) -> int:
+    """Documents to keep per posting list in an index expected to hold ``documents``."""
+    return round(MEASURED_N_POSTINGS * max(1.0, documents / MEASURED_DOCUMENTS) ** N_POSTINGS_GROWTH)
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class SeismicIndex:
     """
 
     approximate_threshold: int = 100_000
-    n_postings: int | None = None
+    n_postings: int | None = n_postings_for(MEASURED_DOCUMENTS)
     cluster_ratio: float | None = None
     summary_prune_ratio: float | None = None
     ceilings: Ceilings = Ceilings()
@@ -58,6 +69,15 @@ class SeismicIndex:
         parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
         return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": self.ceilings.ingest,
                                                   "quantization_ceiling_search": self.ceilings.search}}
+
+    @classmethod
+    def from_flags(cls, given: Mapping[str, Any]) -> SeismicIndex:
+        """The parameters the index flags give: ``expected_documents`` sets ``n_postings`` unless it is given."""
+        parameters = dict(given)
+        expected = parameters.pop("expected_documents", None)
+        if expected is not None and "n_postings" not in parameters:
+            parameters["n_postings"] = n_postings_for(expected)
+        return cls(**parameters)
 
     @classmethod
     def from_method(cls, method: dict) -> SeismicIndex:
@@ -71,10 +91,11 @@ class SeismicIndex:
 
 @dataclass(frozen=True)
 class SeismicSearch:
-    """Query-side SEISMIC parameters: candidates per field and segment (``k``), query terms that choose the
-    clusters to visit (``top_n``) and how eagerly clusters are skipped (``heap_factor``, higher visits more)."""
+    """Query-side SEISMIC parameters: English candidates per segment (``k``, also the rescore window), the heaviest
+    query terms whose posting lists are visited (``top_n``) and how eagerly clusters are skipped (``heap_factor``,
+    higher visits more). ``k`` 200 from bench/seismic_sweep.py: 100 left recall@10 at 0.94 at 100,000 documents."""
 
-    k: int = 100
+    k: int = 200
     top_n: int = 16
     heap_factor: float = 2.0
 
@@ -87,9 +108,12 @@ INDEX_PARAMETERS = ParameterGroup(SeismicIndex, (
     Flag("approximate-threshold", "approximate_threshold", minimum=0,
          help="seismic: segments with at least this many documents are searched approximately, smaller ones "
               "exactly."),
+    Flag("expected-documents", "expected_documents", minimum=1,
+         help="seismic: documents the index is expected to hold; --n-postings follows from it unless given (2,000 at "
+              "100,000 documents, growing as the square root of the collection)."),
     Flag("n-postings", "n_postings", minimum=1,
-         help="seismic: documents kept per posting list [default: neural-search's, 0.0005 x segment documents, "
-              "at least 160]."),
+         help="seismic: documents kept per posting list (neural-search's default: 0.0005 x segment documents, at "
+              "least 160, found too few in bench/seismic_sweep.py)."),
     Flag("cluster-ratio", "cluster_ratio", kind=float, minimum=0, maximum=1, min_open=True, max_open=True,
          help="seismic: clusters per posting list, as a fraction of its documents [default: neural-search's, 0.1]."),
     Flag("summary-prune-ratio", "summary_prune_ratio", kind=float, minimum=0, maximum=1, min_open=True,
@@ -97,13 +121,13 @@ INDEX_PARAMETERS = ParameterGroup(SeismicIndex, (
     Flag("quantization-ceilings", "ceilings", kind=str, parse=parse_ceilings, metavar="INGEST:SEARCH",
          help="seismic: the largest English document and query weights kept exactly (larger ones are clipped); "
               "unless given, measured on the encoder with a sample of texts, else [default: 3:16]."),
-))
+), builder=SeismicIndex.from_flags)
 
 SEARCH_PARAMETERS = ParameterGroup(SeismicSearch, (
     Flag("seismic-k", "k", minimum=1,
-         help="seismic: candidates per field and segment; the best of them get exact scores."),
+         help="seismic: English candidates per segment; the best of them get their LexEcho part added."),
     Flag("seismic-top-n", "top_n", minimum=1,
-         help="seismic: heaviest query terms per field that choose the clusters to visit."),
+         help="seismic: heaviest English query terms, whose posting lists are visited."),
     Flag("seismic-heap-factor", "heap_factor", kind=float, minimum=0, min_open=True,
          help="seismic: higher visits more clusters (slower, better recall)."),
 ))

@@ -297,7 +297,7 @@ class Seismic(VectorField):
     @classmethod
     def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
                             texts: TextSample = tuple, prune: Any = "none") -> SeismicIndex:
-        parameters = SeismicIndex(**given)
+        parameters = SeismicIndex.from_flags(given)
         if not cls.needs_encoder(given):
             return parameters
         if encoder is None:

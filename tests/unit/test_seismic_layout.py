@@ -16,7 +16,15 @@ from milco_os.index.fields import EN_FIELD, M_FIELD, InvalidVectorError
 from milco_os.index.seismic_keys import ID_LIMIT, EnglishIdKeys
 from milco_os.index.seismic_ceilings import ceiling_for, measured_ceilings
 from milco_os.index.setup import index_body
-from milco_os.index.seismic_parameters import Ceilings, SeismicIndex, SeismicSearch, parse_ceilings
+from milco_os.index.seismic_parameters import (
+    MEASURED_DOCUMENTS,
+    MEASURED_N_POSTINGS,
+    Ceilings,
+    SeismicIndex,
+    SeismicSearch,
+    n_postings_for,
+    parse_ceilings,
+)
 from milco_os.index.vector_fields import Seismic, vector_field
 from milco_os.search import query_dsl as dsl
 from milco_os.search.searcher import SearchOptions, build_body
@@ -116,8 +124,9 @@ def test_a_query_without_one_view_needs_no_rescore() -> None:
 
 def test_the_window_covers_the_page_asked_for() -> None:
     terms = dsl.query_terms(vector({7: 2.0}, {3: 1.0}), VOCABULARY, keys=KEYS)
-    body = build_body("q", terms, SearchOptions(size=100, from_=50), Seismic(OPENSEARCH))
-    assert body["rescore"]["window_size"] == 150
+    body = build_body("q", terms, SearchOptions(size=300, from_=50), Seismic(OPENSEARCH))
+    assert body["rescore"]["window_size"] == 350
+    assert build_body("q", terms, SearchOptions(), Seismic(OPENSEARCH))["rescore"]["window_size"] == SeismicSearch.k
 
 
 def test_two_phase_and_neural_sparse_styles_are_refused() -> None:
@@ -207,3 +216,18 @@ def test_a_bm25_hybrid_adds_bm25_once() -> None:
     first_milco, bm25 = body["query"]["bool"]["should"]
     assert "neural_sparse" in first_milco["bool"]["should"][0] and bm25["multi_match"]["boost"] == 0.5
     assert "multi_match" not in str(body["rescore"])  # the rescore adds LexEcho to a score that has BM25 already
+
+
+def test_n_postings_follow_the_expected_collection_unless_given() -> None:
+    assert SeismicIndex().n_postings == MEASURED_N_POSTINGS == n_postings_for(MEASURED_DOCUMENTS)
+    assert n_postings_for(10_000) == MEASURED_N_POSTINGS  # smaller segments are scored exactly anyway
+    sizes = [MEASURED_DOCUMENTS * factor for factor in (1, 3, 10, 100)]
+    assert all(a < b for a, b in zip(map(n_postings_for, sizes), map(n_postings_for, sizes[1:])))
+    ten_million = index_parameters("seismic", {"expected_documents": 10_000_000, "ceilings": Ceilings(1, 2)},
+                                   creating=True)
+    assert ten_million.n_postings == n_postings_for(10_000_000)
+    given = index_parameters("seismic", {"expected_documents": 10_000_000, "n_postings": 500,
+                                         "ceilings": Ceilings(1, 2)}, creating=True)
+    assert given.n_postings == 500
+    body = index_body(Seismic(OPENSEARCH, ten_million), passages=False, shards=1, replicas=0)
+    assert body["mappings"]["properties"][EN_FIELD]["method"]["parameters"]["n_postings"] == ten_million.n_postings
