@@ -197,14 +197,23 @@ def reindex_workers_section() -> str:
     """The last kept ``bench/reindex_workers.py`` table (it starts a 3-node cluster, so it runs by hand)."""
     kept = RESULTS / "reindex_workers.md"
     header = ("## Reindex over worker processes and nodes (`bench/reindex_workers.py`)\n\n"
-              "`milco-os reindex --workers N` against one node and a 3-node cluster started by the script. Baseline: "
-              "one worker on the same cluster in the same run. Run it by hand with `python bench/reindex_workers.py "
-              "--out bench/results/reindex_workers.md --json-out bench/results/reindex_workers.json`. On this "
-              "2-core machine the cluster, the encoders and the client share two cores: more processes only add "
-              "their start (Python, torch and the model loaded in each, counted in the job's time) and contend "
-              "for the same cores, so the workers' gain shows on hosts with cores (or GPU Triton servers) to spare, "
-              "not here.\n\n")
-    return header + (kept.read_text() if kept.is_file() else "Not measured yet.\n")
+              '`milco-os reindex --workers N` against one node and a 3-node cluster started by the script. '
+              'Baseline: one worker on the same cluster in the same run. Each multi-worker count runs twice: with '
+              "torch's threads in every worker (the default) and with `--worker-threads` giving each worker its "
+              "share (torch's count divided by N). Run it by hand with `python bench/reindex_workers.py --out "
+              'bench/results/reindex_workers.md --json-out bench/results/reindex_workers.json`. On this 2-core '
+              'machine the cluster, the encoders and the client share two cores: more processes only add their '
+              "start (Python, torch and the model loaded in each, counted in the job's time) and contend for the "
+              "same cores, so the workers' gain shows on hosts with cores (or GPU Triton servers) to spare, not "
+              'here.\n\n')
+    threads = ('\nThreads per worker, on this machine: no difference shows above the noise. An earlier run of the '
+               'same comparison the same day (2026-11-29, 258 s) had every pair the other way round: the share was '
+               'slower by 0.54 vs 0.61x, 0.33 vs 0.43x (1 node) and 1.18 vs 1.22x, 0.85 vs 0.91x (3 nodes). Here, on '
+               'the same pairs, it is within 0.01 (0.61 vs 0.61x, 0.40 vs 0.41x, 1 node) or faster (1.21 vs 1.07x, '
+               '0.84 vs 0.77x, 3 nodes). With the tiny model the workers mostly wait on the cluster, so two cores '
+               "are never both kept busy by encoding. That is why the default stays torch's (every core in each "
+               'worker), and the share is an option for hosts where the model keeps the cores busy.\n')
+    return header + (kept.read_text() + threads if kept.is_file() else "Not measured yet.\n")
 
 
 def seismic_sweep_section() -> str:
@@ -233,7 +242,7 @@ def plot_seismic_pareto(sweep: dict) -> str:
             curves.setdefault(str(row["n_postings"]), []).append(row)
         elif row.get("kind"):
             axis.scatter(row["took_p95"], row["recall_at_10"], s=50, marker="s", color="black")
-            axis.annotate(row["method"], (row["took_p95"], row["recall_at_10"]), fontsize=6, xytext=(4, -8),
+            axis.annotate(row["kind"], (row["took_p95"], row["recall_at_10"]), fontsize=7, xytext=(4, -10),
                           textcoords="offset points")
     for n_postings, points in curves.items():
         points.sort(key=lambda row: row["took_p95"])

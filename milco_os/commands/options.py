@@ -222,10 +222,10 @@ def vector_field_option(command: Callable) -> Callable:
 
 def index_parameters(vector_field: str | None, given: Mapping[str, Any], *, creating: bool,
                      encoder_for: Callable[[], Any] = lambda: None, texts: Callable = tuple,
-                     prune: Any = "none") -> Any:
+                     prune: Any = "none", documents: Callable[[], int | None] = lambda: None) -> Any:
     """The index parameters of an index about to get its MILCO fields (``creating``), from the index flags
-    ``given``, measured with the encoder ``encoder_for`` gives where the type needs it; None otherwise. Flags
-    that cannot apply are a usage error."""
+    ``given``, measured with the encoder ``encoder_for`` gives where the type needs it and sized by ``documents``
+    (those about to be written, where known); None otherwise. Flags that cannot apply are a usage error."""
     if given and not creating:
         raise click.UsageError(f"{given_flags(given, all_index_flags())} applies when an index gets its MILCO "
                                "fields; this one has them")
@@ -234,7 +234,7 @@ def index_parameters(vector_field: str | None, given: Mapping[str, Any], *, crea
     cls: type[VectorField] = VECTOR_FIELDS[vector_field or DEFAULT_VECTOR_FIELD]
     try:
         encoder = encoder_for() if cls.needs_encoder(given) else None
-        return cls.prepared_parameters(given, encoder, texts, prune)
+        return cls.prepared_parameters(given, encoder, texts, prune, documents)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -105,7 +105,8 @@ def run_reindex(job: ReindexJob) -> None:
     parameters = index_parameters(job.vector_field, job.index_flags,
                                   creating=not has_milco_fields(engine, job.dest), encoder_for=lambda: encoder,
                                   prune=options.prune, texts=lambda: index_texts(engine.client, job.source,
-                                                                                 options.text_field))
+                                                                                 options.text_field),
+                                  documents=lambda: engine.client.count(index=job.source)["count"])
     plan = ReindexPlan(job.source, job.dest, options, slices=slices, resume=job.resume, alias=job.alias,
                        id_field=job.id_field, vector_type=job.vector_field, in_place=job.in_place,
                        field_parameters=parameters, vectors_in_source=job.vectors_in_source, workers=job.workers)

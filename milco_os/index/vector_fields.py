@@ -28,6 +28,7 @@ from milco_os.parameters import Flag, ParameterGroup
 log = logging.getLogger(__name__)
 
 TextSample = Callable[[], Sequence[str]]
+DocumentCount = Callable[[], "int | None"]  # documents the new index is about to get, where known
 
 
 class VectorField(ABC):
@@ -64,9 +65,11 @@ class VectorField(ABC):
 
     @classmethod
     def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
-                            texts: TextSample = tuple, prune: Any = "none") -> Any:
+                            texts: TextSample = tuple, prune: Any = "none",
+                            documents: DocumentCount = lambda: None) -> Any:
         """A new index's parameters from the index flags ``given`` (field -> value), None for the defaults;
-        ``encoder``, ``texts`` and ``prune`` measure what the flags leave to the encoder's weights."""
+        ``encoder``, ``texts`` and ``prune`` measure what the flags leave to the encoder's weights, ``documents``
+        tells how many documents the index is about to get (a reindex's source) where the type sizes by it."""
         if cls.index_parameters is None:
             if given:
                 raise ValueError(f"{given_flags(given, all_index_flags())} applies to another --vector-field, not "
@@ -296,7 +299,11 @@ class Seismic(VectorField):
 
     @classmethod
     def prepared_parameters(cls, given: Mapping[str, Any], encoder: SparseEncoder | None = None,
-                            texts: TextSample = tuple, prune: Any = "none") -> SeismicIndex:
+                            texts: TextSample = tuple, prune: Any = "none",
+                            documents: DocumentCount = lambda: None) -> SeismicIndex:
+        if not {"expected_documents", "n_postings"} & set(given):
+            known = documents()
+            given = {**given, "expected_documents": known} if known else given
         parameters = SeismicIndex.from_flags(given)
         if not cls.needs_encoder(given):
             return parameters

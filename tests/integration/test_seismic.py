@@ -25,7 +25,7 @@ from milco_os.index.handle import open_index
 from milco_os.index.seismic_keys import EnglishIdKeys
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index
-from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
+from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch, n_postings_for
 from milco_os.model import MilcoEncoder
 from milco_os.model.tiny import make_tiny_checkpoint
 from milco_os.pipeline.dead_letters import DeadLetters
@@ -373,9 +373,11 @@ def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Pa
     unmeasured = run_cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic")
     assert unmeasured.returncode == 2 and "--quantization-ceilings" in unmeasured.stderr
     setup = run_cli("setup", "--url", url, "--index", "cli-seismic", "--vector-field", "seismic", *model,
-                    "--approximate-threshold", "100", "--replicas", "0")
+                    "--approximate-threshold", "100", "--expected-documents", "3000000", "--replicas", "0")
     assert setup.returncode == 0, setup.stderr
     assert "index cli-seismic: created" in setup.stdout and "quantisation ceilings" in setup.stdout
+    method = node.indices.get_mapping(index="cli-seismic")["cli-seismic"]["mappings"]["properties"][EN_FIELD]["method"]
+    assert method["parameters"]["n_postings"] == n_postings_for(3_000_000) > SeismicIndex().n_postings
     ingest = run_cli("ingest", "--url", url, "--index", "cli-seismic", *model, "--prune", PRUNE, "--id-field", "_id",
                      "--dead-letter", str(tmp_path / "ingest.jsonl"), str(sample_dir() / "corpus.jsonl"))
     assert ingest.returncode == 0, ingest.stderr

@@ -231,3 +231,15 @@ def test_n_postings_follow_the_expected_collection_unless_given() -> None:
     assert given.n_postings == 500
     body = index_body(Seismic(OPENSEARCH, ten_million), passages=False, shards=1, replicas=0)
     assert body["mappings"]["properties"][EN_FIELD]["method"]["parameters"]["n_postings"] == ten_million.n_postings
+
+
+def test_a_reindex_sizes_the_index_by_its_source_unless_told() -> None:
+    ceilings = {"ceilings": Ceilings(1, 2)}
+    sized = index_parameters("seismic", ceilings, creating=True, documents=lambda: 5_000_000)
+    assert sized.n_postings == n_postings_for(5_000_000)
+    told = index_parameters("seismic", {**ceilings, "expected_documents": 200_000}, creating=True,
+                            documents=lambda: 5_000_000)
+    assert told.n_postings == n_postings_for(200_000)
+    assert index_parameters("seismic", {**ceilings, "n_postings": 700}, creating=True,
+                            documents=lambda: 5_000_000).n_postings == 700
+    assert index_parameters("rank_features", {}, creating=True, documents=lambda: 5_000_000) is None
