@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from common import markdown_table
 from standin import StandInEncoder
 
 from milco_os.encoding.contract import QUERY_MAX_LENGTH, SparseEncoder
@@ -74,3 +75,13 @@ def realism(standin: StandInEncoder, documents: int, model: Path | None = None, 
             tiny = make_tiny_checkpoint(Path(scratch), seed=7, en_terms_per_text=100)
             figures["tiny random checkpoint"] = encoder_shape(MilcoEncoder.from_pretrained(tiny, device="cpu"))
     return figures
+
+
+def realism_table(figures: dict[str, dict]) -> str:
+    """``realism``'s figures as a table, one row per encoder."""
+    return markdown_table(
+        ["vectors", f"query L1 in heaviest {QUERY_HEAD}", f"document L1 in heaviest {DOCUMENT_HEAD}",
+         "query L1 in LexEcho", "document L1 in LexEcho", "terms per query / document"],
+        [[name, f"{f['query_top16_share']:.2f}", f"{f['document_top64_share']:.2f}", f"{f['query_lexecho_share']:.2f}",
+          f"{f['document_lexecho_share']:.2f}", f"{f['query_terms']:.0f} / {f['document_terms']:.0f}"]
+         for name, f in figures.items()])

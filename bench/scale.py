@@ -1,4 +1,4 @@
-"""A million documents: ingest rate, index size and query latency of every MILCO search method next to BM25.
+"""Every MILCO search method next to BM25 as the collection grows to a million documents; ingest rate and index size.
 
 Vectors come from the MILCO-like stand-in of ``standin.py`` (terms per document at the
 paper's pruning levels, Zipfian document frequencies, the model's weight ranges), written
@@ -9,12 +9,19 @@ place, onto one local node (ml-commons and neural-search, 4 GB heap unless ``--h
   documents (same stand-in, same fields, no pipeline) on the first ``--baseline-docs``.
 - **Index size**: bytes per document after a force-merge for every pruning level, on
   ``--size-docs`` documents each, next to the paper's index sizes.
-- **Queries**: p50/p95/p99 of the server's ``took`` and of the client's wall time, QPS at
-  1 and 4 client threads, and recall@10 against the exact top-10, for each method:
-  exact ``rank_features``, query pruning, milco-os two-phase, neural-search's two-phase
-  processor, SEISMIC and BM25 (on the same collection: a document's text is its pieces).
+- **Queries, at each of ``--sizes``**: a ``rank_features`` index and a SEISMIC index (the
+  product's defaults) grow by the next documents and are force-merged; the same queries get,
+  per method, p50/p95/p99 of the server's ``took`` and of the client's wall time, QPS at 1
+  and 4 client threads, recall@10 against the exact top 10 and target-found@10: exact
+  ``rank_features`` (both views, and English only), query pruning, milco-os two-phase,
+  neural-search's two-phase processor, the product's SEISMIC query (and its first phase
+  alone), SEISMIC's engine alone (one ``neural_sparse`` clause of the English terms) and BM25
+  (on the same collection: a document's text is its pieces). Then each method's exponent b of
+  p50 ~ N^b. SEISMIC goes on to the next size only while the run, as estimated from its
+  last step, ends within ``--budget-minutes``; the report says where it stopped.
 
-    python bench/scale.py [--docs 1000000] [--queries 200] [--heap 4g] [--url URL] [--out FILE] [--json-out FILE]
+    python bench/scale.py [--sizes 100000,300000,1000000] [--queries 200] [--budget-minutes 60]
+                          [--model CHECKPOINT] [--heap 4g] [--url URL] [--out FILE] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import re
 import shlex
 import statistics
@@ -37,14 +45,16 @@ import numpy as np
 
 from common import machine, markdown_table
 from opensearchpy import helpers
+from realism import realism, realism_table
 from standin import LEVELS, StandInEncoder, StandInModel
 
 from milco_os.cluster import make_client
 from milco_os.cluster_ml.bodies import search_pipeline_body
+from milco_os.index.fields import EN_FIELD, QueryTerm
 from milco_os.index.handle import IndexHandle
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index, index_body
-from milco_os.index.seismic_parameters import SeismicIndex
+from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, IngestSummary, Ingestor
 from milco_os.pipeline.sources import DictSource
@@ -62,17 +72,27 @@ PAPER_SIZES = [{"level": "P0", "terms": 570, "bytes_per_doc": 61e9 / 32e6},
                {"level": "P60", "terms": 229, "bytes_per_doc": 12e9 / 32e6}]
 
 
+RF_INDEX, SEISMIC_INDEX = "scale-rf", "scale-seismic"
+# How a method's request is made from the query: the product's body (build_body), the same on the English terms only,
+# the product's body without its rescore (its first phase), one plain neural_sparse clause of the English terms (the
+# engine alone), or a BM25 match on the query's text.
+PRODUCT, ENGLISH, FIRST_PHASE, ENGINE, BM25 = "product", "english", "first phase", "engine", "bm25"
+EXACT, EXACT_ENGLISH = "exact rank_features", "exact rank_features, English only"
+TWO_PHASE_DEFAULT = "milco-os two-phase 16 terms, window 1000 (default)"
+SEISMIC_PRODUCT, SEISMIC_ENGINE = "SEISMIC, milco-os", "SEISMIC, engine alone"
+
+
 @dataclass(frozen=True)
 class Method:
-    """One way to answer the queries: on which index, with which options (``bm25``: a ``match`` on the text)."""
+    """One way to answer the queries: on which index, with which request and options."""
 
     name: str
     index: str
     options: SearchOptions = SearchOptions()
+    shape: str = PRODUCT
     query_prune: str | None = None
-    bm25: bool = False
     pipeline: str | None = None
-    reference: str = "exact rank_features"  # whose top-10 its recall is measured against
+    reference: str = EXACT  # whose top-10 its recall is measured against
 
 
 @dataclass
@@ -93,11 +113,11 @@ def documents(model: StandInModel, count: int, start: int = 0) -> Iterator[dict]
 
 
 def ingest(handle: IndexHandle, encoder: StandInEncoder, count: int, prune: str,
-           on_progress: Callable[[int], None] = lambda n: None) -> IngestSummary:
-    """The product's ingest path, the stand-in in the encoder's place."""
+           on_progress: Callable[[int], None] = lambda n: None, start: int = 0) -> IngestSummary:
+    """The product's ingest path, the stand-in in the encoder's place: documents ``start`` to ``start + count``."""
     options = IngestOptions(batch_size=BATCH, prune=prune, model_name=encoder.name)
     ingestor = Ingestor(handle, encoder, options, DeadLetters(None), on_progress=on_progress)
-    summary = ingestor.run(DictSource(documents(encoder.model, count)))
+    summary = ingestor.run(DictSource(documents(encoder.model, count, start)))
     if summary.written != count:
         raise RuntimeError(f"{handle.name}: {summary.written} of {count} documents written: {summary.as_dict()}")
     return summary
@@ -169,6 +189,7 @@ SEISMIC_THREADS = "plugins.neural_search.sparse.algo_param.index_thread_qty"
 # neural-search caches SEISMIC's postings and forward indices in the JVM heap, within this circuit breaker (10 % of the
 # heap unless raised): an index that does not fit is read around the cache, several-fold slower.
 SPARSE_CACHE_LIMIT = "plugins.neural_search.circuit_breaker.limit"
+SPARSE_CACHE_SHARE = "60%"
 BASELINE = "plain _bulk, no pipeline (baseline)"
 BASELINE_INDEX = "scale-bulk"
 INGEST_PATHS = (BASELINE, "plain _bulk through milco-stamp (other writers)",
@@ -230,34 +251,57 @@ def measure_sizes(client, names: dict[tuple[str, bool], str], count: int) -> lis
     return rows
 
 
-def write_main_indices(client, encoder: StandInEncoder, count: int, seismic_count: int) -> dict[str, dict]:
-    """The rank_features index of ``count`` documents and the SEISMIC index of the first ``seismic_count``, at the
-    main level, with their ingest rates."""
-    prune, written = LEVELS[MAIN_LEVEL].prune, {}
-    sample = [encoder.model.document_text(n) for n in range(0, count, max(1, count // 256))]
-    seismic = measured_ceilings(encoder, sample, SeismicIndex(), prune)
-    for name, vector_type, count, parameters in (("scale-rf", "rank_features", count, None),
-                                                 ("scale-seismic", "seismic", seismic_count, seismic)):
-        if not count:
-            continue
-        handle, _ = ensure_index(client, name, replicas=0, vector_type=vector_type, parameters=parameters)
-        marks: list[float] = []
+@dataclass
+class Growing:
+    """A main index grown collection size by collection size: what it holds and its figures at each size."""
+
+    handle: IndexHandle
+    docs: int = 0
+    ingest_s: float = 0.0
+    at: dict[int, dict] = field(default_factory=dict)
+
+    def grow(self, encoder: StandInEncoder, size: int) -> None:
+        """Documents up to ``size`` written (the next ones after those it holds)."""
+        summary = ingest(self.handle, encoder, size - self.docs, LEVELS[MAIN_LEVEL].prune, start=self.docs)
+        self.ingest_s += summary.elapsed_s
+        self.docs = size
+
+    def merge(self, client) -> dict:
+        """Force-merged to one segment (SEISMIC clusters its postings then; ``settle`` first): its figures."""
         started = time.perf_counter()
-        summary = ingest(handle, encoder, count, prune, on_progress=lambda n: marks.append(time.perf_counter()))
-        written[name] = {"handle": handle, "docs": count, "docs_per_s": count / summary.elapsed_s,
-                         "ingest_s": summary.elapsed_s, "first_batches_docs_per_s": first_rate(marks, started)}
-    return written
+        size = store_bytes(client, self.handle.name)
+        self.at[self.docs] = {"docs": self.docs, "docs_per_s": self.docs / self.ingest_s,
+                              "bytes_per_doc": size / self.docs, "force_merge_s": time.perf_counter() - started}
+        print(f"{self.handle.name}: {json.dumps(self.at[self.docs])}", flush=True)
+        return self.at[self.docs]
+
+    def step_estimate_s(self, size: int) -> float:
+        """Seconds to grow to ``size`` and merge, from its last size: ingest at its rate so far, the merge in
+        proportion to the documents (SEISMIC's clustering grew a little slower than that from 100,000 to 300,000)."""
+        last = self.at[self.docs]
+        return (size - self.docs) * self.ingest_s / self.docs + last["force_merge_s"] * size / self.docs
 
 
-def merge_main_indices(client, written: dict[str, dict]) -> dict[str, dict]:
-    """The main indices force-merged (SEISMIC clusters its postings then; ``settle`` first), with their sizes."""
-    built = {}
-    for name, row in written.items():
-        merge_started = time.perf_counter()
-        size = store_bytes(client, name)
-        built[name] = {**row, "bytes_per_doc": size / row["docs"], "force_merge_s": time.perf_counter() - merge_started}
-        print(f"{name}: {json.dumps({k: v for k, v in built[name].items() if k != 'handle'})}", flush=True)
-    return built
+def main_indices(client, encoder: StandInEncoder, sizes: list[int]) -> dict[str, Growing]:
+    """The empty ``rank_features`` and SEISMIC indices at the main level, SEISMIC with the product's defaults and the
+    quantisation ceilings measured on a sample of the largest collection."""
+    sample = [encoder.model.document_text(n) for n in range(0, sizes[-1], max(1, sizes[-1] // 256))]
+    seismic = measured_ceilings(encoder, sample, SeismicIndex(), LEVELS[MAIN_LEVEL].prune)
+    return {name: Growing(ensure_index(client, name, replicas=0, vector_type=vector_type, parameters=parameters)[0])
+            for name, vector_type, parameters in ((RF_INDEX, "rank_features", None),
+                                                  (SEISMIC_INDEX, "seismic", seismic))}
+
+
+def seismic_stop(seismic: Growing, rf: Growing, size: int, sizes: list[int], elapsed_s: float,
+                 budget_s: float) -> dict | None:
+    """Why SEISMIC stops before ``size`` (None: it goes on): when growing it there, with the rank_features index still
+    to grow to the largest size, would take the run past its budget."""
+    needed = seismic.step_estimate_s(size) + (sizes[-1] - rf.docs) * rf.ingest_s / rf.docs
+    if elapsed_s + needed <= budget_s:
+        return None
+    return {"docs": size, "estimated_s": seismic.step_estimate_s(size), "last_docs": seismic.docs,
+            "last_force_merge_s": seismic.at[seismic.docs]["force_merge_s"], "budget_s": budget_s,
+            "elapsed_s": elapsed_s}
 
 
 def cluster_on_every_core(client) -> int:
@@ -285,20 +329,35 @@ def warm_alone(client, index: str, others: list[str]) -> int:
     return sparse_cache_bytes(client) - before
 
 
-def first_rate(marks: list[float], started: float, batches: int = 200) -> float:
-    """Docs/s over the first ``batches`` batches (the baseline's share of the run)."""
-    upto = marks[: batches][-1] if marks else started
-    return min(batches, len(marks)) * BATCH / max(upto - started, 1e-9)
+def english(terms: list[QueryTerm]) -> list[QueryTerm]:
+    return [term for term in terms if term.field == EN_FIELD]
 
 
-def request_bodies(method: Method, handles: dict[str, IndexHandle], encoder: StandInEncoder,
-                   texts: list[str]) -> list[dict]:
-    if method.bm25:
+def clause(terms: list[QueryTerm], parameters: dict) -> dict:
+    """One ``neural_sparse`` clause of the English ``terms`` with ``parameters`` (SEISMIC's method_parameters)."""
+    return {"neural_sparse": {EN_FIELD: {"query_tokens": {term.key: term.weight for term in english(terms)},
+                                         "method_parameters": parameters}}}
+
+
+def engine_alone(terms: list[QueryTerm], k: int, top_n: int, heap_factor: float) -> dict:
+    """SEISMIC as neural-search documents it: one clause of the English terms, no rescore."""
+    return {"size": 10, "_source": False, "query": clause(terms, {"k": k, "top_n": top_n, "heap_factor": heap_factor})}
+
+
+def request_bodies(method: Method, handle: IndexHandle, encoder: StandInEncoder, texts: list[str]) -> list[dict]:
+    if method.shape == BM25:
         return [{"size": 10, "query": {"match": {"text": text}}, "_source": False} for text in texts]
-    handle = handles[method.index]
     vectors = encoder.encode_queries(texts, prune=method.query_prune)
-    return [build_body(text, dsl.query_terms(vector, encoder.vocabulary, keys=handle.field.keys), method.options,
-                       handle.field) for text, vector in zip(texts, vectors)]
+    terms = [dsl.query_terms(vector, encoder.vocabulary, keys=handle.field.keys) for vector in vectors]
+    if method.shape == ENGINE:
+        search = SeismicSearch()
+        return [engine_alone(t, search.k, search.top_n, search.heap_factor) for t in terms]
+    if method.shape == ENGLISH:
+        terms = [english(t) for t in terms]
+    bodies = [build_body(text, t, method.options, handle.field) for text, t in zip(texts, terms)]
+    if method.shape == FIRST_PHASE:
+        return [{key: value for key, value in body.items() if key != "rescore"} for body in bodies]
+    return bodies
 
 
 def run_queries(client, method: Method, bodies: list[dict], threads: int) -> tuple[Timings, float]:
@@ -347,38 +406,36 @@ def profile_summary(client, method: Method, body: dict, top: int = 3) -> dict:
             "costliest_own_ms": {kind: round(ms, 1) for kind, ms in costliest}}
 
 
-def methods(docs: int, seismic_docs: int) -> list[Method]:
-    """Every method; SEISMIC against the exact top-10 of the documents its index holds."""
-    seismic_reference = "exact rank_features"
-    subset: list[Method] = []
-    if 0 < seismic_docs < docs:
-        seismic_reference = f"exact rank_features, first {seismic_docs} documents"
-        subset = [Method(seismic_reference, "scale-rf",
-                         SearchOptions(source=False, two_phase=False,
-                                       filters=({"range": {"n": {"lt": seismic_docs}}},)),
-                         reference=seismic_reference)]
-    seismic = [Method(f"SEISMIC (k 100, top_n 16, heap_factor 2){', ' + str(seismic_docs) + ' documents' if subset else ''}",
-                      "scale-seismic", SearchOptions(source=False), reference=seismic_reference)] if seismic_docs else []
-    return [
-        Method("BM25 (baseline)", "scale-rf", bm25=True),
-        Method("exact rank_features", "scale-rf", SearchOptions(source=False, two_phase=False)),
-        Method("query pruning e=topk:12,m=topk:4", "scale-rf", SearchOptions(source=False, two_phase=False),
-               query_prune="e=topk:12,m=topk:4"),
-        Method("milco-os two-phase 16 terms, window 100", "scale-rf",
+def methods(seismic: bool) -> list[Method]:
+    """Every method (those on the SEISMIC index when ``seismic``); the first is the baseline."""
+    exact = SearchOptions(source=False, two_phase=False)
+    chosen = [
+        Method("BM25 (baseline)", RF_INDEX, shape=BM25),
+        Method(EXACT, RF_INDEX, exact),
+        Method(EXACT_ENGLISH, RF_INDEX, exact, shape=ENGLISH, reference=EXACT_ENGLISH),
+        Method("query pruning e=topk:12,m=topk:4", RF_INDEX, exact, query_prune="e=topk:12,m=topk:4"),
+        Method("milco-os two-phase 16 terms, window 100", RF_INDEX,
                SearchOptions(source=False, two_phase=True, first_phase_terms=16, window=100)),
-        Method("milco-os two-phase 16 terms, window 1000", "scale-rf",
-               SearchOptions(source=False, two_phase=True, first_phase_terms=16, window=1000)),
-        Method("neural-search two-phase processor", "scale-rf", SearchOptions(source=False, query_style=NEURAL_SPARSE),
+        Method(TWO_PHASE_DEFAULT, RF_INDEX, SearchOptions(source=False, two_phase=True)),
+        Method("neural-search two-phase processor", RF_INDEX, SearchOptions(source=False, query_style=NEURAL_SPARSE),
                pipeline=TWO_PHASE_PIPELINE),
-    ] + subset + seismic
+    ]
+    if seismic:
+        search = SeismicSearch()
+        setting = f"k {search.k}, top_n {search.top_n}, heap_factor {search.heap_factor:g}"
+        chosen += [Method(f"{SEISMIC_PRODUCT} ({setting})", SEISMIC_INDEX, SearchOptions(source=False)),
+                   Method(f"{SEISMIC_PRODUCT}, first phase only", SEISMIC_INDEX, SearchOptions(source=False),
+                          shape=FIRST_PHASE),
+                   Method(f"{SEISMIC_ENGINE} ({setting})", SEISMIC_INDEX, shape=ENGINE, reference=EXACT_ENGLISH)]
+    return chosen
 
 
 def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEncoder, texts: list[str],
-                    chosen: list[Method]) -> list[dict]:
+                    targets: list[str], chosen: list[Method]) -> list[dict]:
     client.transport.perform_request("PUT", f"/_search/pipeline/{TWO_PHASE_PIPELINE}", body=search_pipeline_body())
     rows, rankings = [], {}
     for method in chosen:
-        bodies = request_bodies(method, handles, encoder, texts)
+        bodies = request_bodies(method, handles[method.index], encoder, texts)
         run_queries(client, method, bodies, 4)  # a whole pass first: caches, connections, the JIT of its code path
         single, qps_1 = run_queries(client, method, bodies, 1)
         _, qps_4 = run_queries(client, method, bodies, 4)
@@ -387,6 +444,7 @@ def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEnc
         row = {"method": method.name, "reference": method.reference, "qps_1": qps_1, "qps_4": qps_4,
                **{f"took_p{p}": percentile(single.took_ms, p / 100) for p in (50, 95, 99)},
                **{f"wall_p{p}": percentile(single.wall_ms, p / 100) for p in (50, 95, 99)},
+               "target_found_at_10": statistics.mean(t in r for r, t in zip(single.rankings, targets)),
                "slowest_profile": profile_summary(client, method, slowest)}
         rows.append(row)
         print(f"{method.name}: took p50/p95/p99 {row['took_p50']:.0f}/{row['took_p95']:.0f}/{row['took_p99']:.0f} ms, "
@@ -395,6 +453,28 @@ def measure_queries(client, handles: dict[str, IndexHandle], encoder: StandInEnc
         pairs = zip(rankings[row["method"]], rankings[row["reference"]])
         row["recall_at_10"] = statistics.mean(len(set(got) & set(exact)) / max(1, len(exact)) for got, exact in pairs)
     return rows
+
+
+def exponent(small: tuple[int, float], large: tuple[int, float]) -> float:
+    """b of p50 ~ N^b between two (documents, p50 ms) points; ``took`` counts whole milliseconds, so a p50 of 0
+    counts as half of one."""
+    (n_small, t_small), (n_large, t_large) = small, large
+    return math.log(max(t_large, 0.5) / max(t_small, 0.5)) / math.log(n_large / n_small)
+
+
+def scaling(collections: list[dict]) -> list[dict]:
+    """Per method: its took p50 / p95 and recall@10 at each size it ran at, and the exponent b of its p50 between the
+    smallest and the largest of them."""
+    by_method: dict[str, dict] = {}
+    for collection in collections:
+        for row in collection["queries"]:
+            entry = by_method.setdefault(row["method"], {"method": row["method"], "at": {}})
+            entry["at"][collection["docs"]] = {key: row[key] for key in ("took_p50", "took_p95", "recall_at_10")}
+    for entry in by_method.values():
+        points = sorted(entry["at"].items())
+        entry["b"] = exponent((points[0][0], points[0][1]["took_p50"]), (points[-1][0], points[-1][1]["took_p50"])) \
+            if len(points) > 1 else None
+    return list(by_method.values())
 
 
 def query_profile(encoder: StandInEncoder, texts: list[str], head: int = 16) -> dict:
@@ -414,6 +494,57 @@ def profile_note(profile: dict) -> str:
     return f"query {profile['query_ms']:.0f} ms ({costliest}){rescore}"
 
 
+def method_table(rows: list[dict]) -> str:
+    bm25 = rows[0]
+    header = ["method", "recall@10 vs its reference", "target found@10", "took p50 / p95 / p99 ms",
+              "wall p50 / p95 / p99 ms", "QPS 1 thread", "QPS 4 threads", "p95 vs BM25", "slowest query, profiled"]
+    return markdown_table(header, [
+        [r["method"], f"{r['recall_at_10']:.3f}" + ("" if r["reference"] == EXACT else " (English)"),
+         f"{r['target_found_at_10']:.3f}", f"{r['took_p50']:.0f} / {r['took_p95']:.0f} / {r['took_p99']:.0f}",
+         f"{r['wall_p50']:.1f} / {r['wall_p95']:.1f} / {r['wall_p99']:.1f}", f"{r['qps_1']:.1f}", f"{r['qps_4']:.1f}",
+         f"{r['took_p95'] / max(bm25['took_p95'], 1):.1f}x", profile_note(r["slowest_profile"])] for r in rows])
+
+
+def scaling_table(entries: list[dict], sizes: list[int]) -> str:
+    def cell(entry: dict, size: int, key: str, form: str) -> str:
+        return format(entry["at"][size][key], form) if size in entry["at"] else "-"
+    header = (["method"] + [f"p50 ms, {size:,}" for size in sizes] + [f"p95 ms, {size:,}" for size in sizes]
+              + [f"recall@10, {size:,}" for size in sizes] + ["b of p50"])
+    return markdown_table(header, [
+        [e["method"]] + [cell(e, n, "took_p50", ".0f") for n in sizes] + [cell(e, n, "took_p95", ".0f") for n in sizes]
+        + [cell(e, n, "recall_at_10", ".3f") for n in sizes] + ["-" if e["b"] is None else f"{e['b']:.2f}"]
+        for e in entries])
+
+
+def verdict(collections: list[dict]) -> str:
+    """The largest collection SEISMIC ran on: the product's SEISMIC query against BM25, the default two-phase,
+    exact search and the engine alone."""
+    measured = [c for c in collections if any(r["method"].startswith(SEISMIC_PRODUCT) for r in c["queries"])]
+    if not measured:
+        return ""
+    rows = {row["method"]: row for row in measured[-1]["queries"]}
+    product = next(row for name, row in rows.items() if name.startswith(SEISMIC_PRODUCT) and "first phase" not in name)
+    engine = next(row for name, row in rows.items() if name.startswith(SEISMIC_ENGINE))
+    bm25, two_phase, exact = rows["BM25 (baseline)"], rows[TWO_PHASE_DEFAULT], rows[EXACT]
+    return (f"At {measured[-1]['docs']:,} documents (the largest SEISMIC ran on) the product's SEISMIC query takes "
+            f"p95 {product['took_p95']:.0f} ms: {product['took_p95'] / max(bm25['took_p95'], 1):.2f}x BM25's and "
+            f"{product['took_p95'] / max(two_phase['took_p95'], 1):.2f}x the default two-phase's, at recall@10 "
+            f"{product['recall_at_10']:.3f} and target found@10 {product['target_found_at_10']:.3f} (exact search's "
+            f"{exact['target_found_at_10']:.3f}); the engine alone takes p95 {engine['took_p95']:.0f} ms at recall@10 "
+            f"{engine['recall_at_10']:.3f} of the English top 10, the product "
+            f"{product['took_p95'] / max(engine['took_p95'], 1):.2f}x its time.\n")
+
+
+def stop_note(stopped: dict | None) -> str:
+    if not stopped:
+        return ""
+    return (f"SEISMIC stopped before {stopped['docs']:,} documents: growing its index there and clustering it "
+            f"would take about {stopped['estimated_s'] / 60:.0f} minutes (its force-merge took "
+            f"{stopped['last_force_merge_s']:.0f} s at {stopped['last_docs']:,}), past the run's budget of "
+            f"{stopped['budget_s'] / 60:.0f} minutes with {stopped['elapsed_s'] / 60:.0f} spent; `--budget-minutes` "
+            "gives it more.\n\n")
+
+
 def tables(report: dict) -> str:
     ingest_rows = report["ingest"]["rows"]
     base = ingest_rows[BASELINE]["docs_per_s"]
@@ -430,73 +561,93 @@ def tables(report: dict) -> str:
     text += (f"\n\n{report['size_docs']} documents per level, force-merged to one segment. The paper's SEISMIC "
              "indices of 32M MIRACL-en passages: " + ", ".join(f"{p['level']} {p['bytes_per_doc']:.0f} bytes/doc"
                                                              for p in PAPER_SIZES) + ".\n\n")
-    bm25 = report["queries"][0]
-    header = ["method", "recall@10 vs exact", "took p50 / p95 / p99 ms", "wall p50 / p95 / p99 ms", "QPS 1 thread",
-              "QPS 4 threads", "p95 vs BM25", "slowest query, profiled"]
-    text += markdown_table(header, [
-        [r["method"], f"{r['recall_at_10']:.3f}", f"{r['took_p50']:.0f} / {r['took_p95']:.0f} / {r['took_p99']:.0f}",
-         f"{r['wall_p50']:.1f} / {r['wall_p95']:.1f} / {r['wall_p99']:.1f}", f"{r['qps_1']:.1f}", f"{r['qps_4']:.1f}",
-         f"{r['took_p95'] / max(bm25['took_p95'], 1):.1f}x", profile_note(r["slowest_profile"])]
-        for r in report["queries"]])
-    main = report["main"]
+    sizes = [c["docs"] for c in report["collections"]]
+    text += "How each method's latency grows with the collection (server took; b: p50 ~ N^b):\n\n"
+    text += scaling_table(report["scaling"], sizes) + "\n\n" + verdict(report["collections"]) + "\n"
+    text += stop_note(report.get("seismic_stopped"))
     shape = report["query_vectors"]
-    text += (f"\n\n{report['queries_count']} queries (stand-in: {shape['en_terms']:.0f} English + "
+    text += (f"{report['queries_count']} queries (stand-in: {shape['en_terms']:.0f} English + "
              f"{shape['m_terms']:.1f} LexEcho terms, {shape['weight_share_top_16']:.0%} of their weight in the 16 "
-             f"heaviest) on {report['docs']} "
-             f"documents at {MAIN_LEVEL} ({LEVELS[MAIN_LEVEL].en_terms} + {LEVELS[MAIN_LEVEL].m_terms} terms), one "
-             f"force-merged segment per index, one local node (heap {report['heap']}; {machine()}). Indices: "
-             + "; ".join(f"{name} {row['docs']} documents, {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} "
-                         f"bytes/doc, force-merge "
-                         f"{row['force_merge_s']:.0f} s" for name, row in main.items()) + ". The slowest query of "
-             "each method is run again with `profile: true` (which slows it several-fold); in brackets, the query "
-             "types that spent the most of that time themselves, in ms.\n")
-    text += (f"\nMeasured on {report['date']} by `{report['command']}`; the whole run took "
+             f"heaviest), each about one of the first {sizes[0]:,} documents (its target), the same at every size, "
+             f"on documents at {MAIN_LEVEL} ({LEVELS[MAIN_LEVEL].en_terms} + {LEVELS[MAIN_LEVEL].m_terms} terms). "
+             f"The collection grows by the next documents, each index force-merged to one segment at each size; one "
+             f"local node with neural-search {report['neural_search']} (heap {report['heap']}, SEISMIC clustering "
+             f"on {report['seismic_threads']} threads, its cache limited to {SPARSE_CACHE_SHARE} of the heap; "
+             f"{report['machine']}). The SEISMIC index has the product's defaults ({report['seismic_method']}). "
+             f"Recall is against the exact two-view top 10 ({EXACT}), or the exact English-only one where marked; "
+             "the first-phase-only row is the product's SEISMIC body without its rescore, which splits its time. "
+             "The slowest query of each method is run again with `profile: true` (which slows it several-fold); in "
+             "brackets, the query types that spent the most of that time themselves, in ms.\n\n")
+    text += "The vectors' shape (means of unpruned vectors; `realism.py`):\n\n" + realism_table(report["realism"])
+    for collection in report["collections"]:
+        indices = "; ".join(f"{name} {row['docs_per_s']:.0f} docs/s, {row['bytes_per_doc']:.0f} bytes/doc, "
+                            f"force-merge {row['force_merge_s']:.0f} s" for name, row in collection["indices"].items())
+        cache = (f"; SEISMIC's cache {collection['seismic_cache_bytes'] / collection['docs']:.0f} bytes/doc of heap"
+                 if "seismic_cache_bytes" in collection else "")
+        text += (f"\n\n### {collection['docs']:,} documents\n\n" + method_table(collection["queries"])
+                 + f"\n\nIndices: {indices}{cache}.")
+    text += (f"\n\nMeasured on {report['date']} by `{report['command']}`; the whole run took "
              f"{report['elapsed_s'] / 60:.0f} minutes.\n")
     return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--sizes", default="100000,300000,1000000",
+                        help="comma-separated collection sizes, ascending: the collection grows to each in turn")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--baseline-docs", type=int, default=50_000)
-    parser.add_argument("--size-docs", type=int, default=20_000)
-    parser.add_argument("--seismic-docs", type=int, default=100_000,
-                        help="documents in the SEISMIC index, the first of --docs (0 leaves SEISMIC out): it clusters "
-                             "its postings at force-merge, ~4 ms of a core per document")
+    parser.add_argument("--size-docs", type=int, default=10_000)
+    parser.add_argument("--budget-minutes", type=float, default=60,
+                        help="SEISMIC grows to the next size only if the run, as estimated, still ends within this")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a MILCO checkpoint whose vectors' shape on the sample corpus is shown beside the stand-in's")
     parser.add_argument("--heap", default="4g")
     parser.add_argument("--url", default=None, help="existing cluster with neural-search (default: a local node)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     started = time.perf_counter()
+    sizes = sorted(int(size) for size in args.sizes.split(",") if size)
     model = StandInModel()
     encoder = StandInEncoder(model)
-    texts = [model.query_text(n, args.docs) for n in range(args.queries)]
+    texts = [model.query_text(n, sizes[0]) for n in range(args.queries)]
+    targets = [f"d{model.query_target(n, sizes[0])}" for n in range(args.queries)]
+    report = {"queries_count": args.queries, "heap": args.heap, "size_docs": args.size_docs, "machine": machine(),
+              "paper_sizes": PAPER_SIZES, "date": datetime.date.today().isoformat(),
+              "command": shlex.join(["bench/scale.py", *sys.argv[1:]]), "realism": realism(encoder, sizes[0], args.model)}
     with node(args.url, args.heap) as url:
-        client = make_client(url, timeout=600)
-        report = {"docs": args.docs, "queries_count": args.queries, "heap": args.heap, "size_docs": args.size_docs,
-                  "machine": machine(), "paper_sizes": PAPER_SIZES, "date": datetime.date.today().isoformat(),
-                  "command": shlex.join(["bench/scale.py", *sys.argv[1:]])}
-        measured = measure_ingest(client, encoder, min(args.docs, args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
-        size_docs = min(args.docs, args.size_docs)
+        client = make_client(url, timeout=3600)
+        report["neural_search"] = neural_search_version(client)
+        report["seismic_threads"] = cluster_on_every_core(client)
+        client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: SPARSE_CACHE_SHARE}})
+        measured = measure_ingest(client, encoder, min(sizes[0], args.baseline_docs), LEVELS[MAIN_LEVEL].prune)
+        size_docs = min(sizes[0], args.size_docs)
         size_indices = write_size_indices(client, encoder, size_docs)
-        seismic_docs = min(args.seismic_docs, args.docs)
-        if seismic_docs:
-            report["seismic_threads"] = cluster_on_every_core(client)
-            client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: "60%"}})
-        written = write_main_indices(client, encoder, args.docs, seismic_docs)
-        # Every index at once: their retention leases catch up together.
-        settle(client, [BASELINE_INDEX, *size_indices.values(), *written])
+        settle(client, [BASELINE_INDEX, *size_indices.values()])  # their retention leases catch up together
         report["ingest"] = add_store_rate(client, measured)
-        print(json.dumps(report["ingest"]), flush=True)
         report["sizes"] = measure_sizes(client, size_indices, size_docs)
-        built = merge_main_indices(client, written)
-        handles = {name: row.pop("handle") for name, row in built.items()}
-        if seismic_docs:
-            report["seismic_cache_bytes"] = warm_alone(client, "scale-seismic", [])
-        report["main"], report["seismic_docs"] = built, seismic_docs
-        report["queries"] = measure_queries(client, handles, encoder, texts, methods(args.docs, seismic_docs))
+        growing = main_indices(client, encoder, sizes)
+        report["seismic_method"] = json.dumps(growing[SEISMIC_INDEX].handle.field.index.method()["parameters"])
+        report["collections"] = []
+        for size in sizes:
+            if SEISMIC_INDEX in growing and size != sizes[0]:
+                report["seismic_stopped"] = seismic_stop(growing[SEISMIC_INDEX], growing[RF_INDEX], size, sizes,
+                                                         time.perf_counter() - started, args.budget_minutes * 60)
+                if report["seismic_stopped"]:
+                    client.indices.delete(index=SEISMIC_INDEX)  # its cache and heap left to the others
+                    del growing[SEISMIC_INDEX]
+            for index in growing.values():
+                index.grow(encoder, size)
+            settle(client, list(growing))
+            collection = {"docs": size, "indices": {name: index.merge(client) for name, index in growing.items()}}
+            if SEISMIC_INDEX in growing:
+                collection["seismic_cache_bytes"] = warm_alone(client, SEISMIC_INDEX, [])
+            handles = {name: index.handle for name, index in growing.items()}
+            collection["queries"] = measure_queries(client, handles, encoder, texts, targets,
+                                                    methods(SEISMIC_INDEX in growing))
+            report["collections"].append(collection)
+        report["scaling"] = scaling(report["collections"])
         report["query_vectors"] = query_profile(encoder, texts)
     report["elapsed_s"] = time.perf_counter() - started
     text = tables(report)
@@ -505,6 +656,12 @@ def main() -> None:
         args.out.write_text(text)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1))
+
+
+def neural_search_version(client) -> str:
+    """The version of the node's neural-search plugin."""
+    plugins = client.cat.plugins(format="json")
+    return next((p["version"] for p in plugins if p["component"] == "opensearch-neural-search"), "none")
 
 
 @contextmanager

@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Iterator
 
 from common import machine, markdown_table
-from realism import realism
-from scale import SPARSE_CACHE_LIMIT, cluster_on_every_core, ingest, percentile, settle, store_bytes, warm_alone
+from realism import realism, realism_table
+from scale import (SPARSE_CACHE_LIMIT, clause, cluster_on_every_core, engine_alone, english, ingest, neural_search_version,
+                   percentile, settle, store_bytes, warm_alone)
 from standin import LEVELS, StandInEncoder, StandInModel
 
 from milco_os.cluster import make_client
-from milco_os.index.fields import EN_FIELD, QueryTerm
+from milco_os.index.fields import QueryTerm
 from milco_os.index.handle import IndexHandle, open_index
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
@@ -88,20 +89,6 @@ def recall(got: list[list[str]], reference: list[list[str]]) -> float:
 
 def found(got: list[list[str]], targets: list[str]) -> float:
     return statistics.mean(target in ranking for ranking, target in zip(got, targets))
-
-
-def english(terms: list[QueryTerm]) -> list[QueryTerm]:
-    return [term for term in terms if term.field == EN_FIELD]
-
-
-def clause(terms: list[QueryTerm], parameters: dict) -> dict:
-    """One ``neural_sparse`` clause of the English ``terms`` with ``parameters`` (SEISMIC's method_parameters)."""
-    return {"neural_sparse": {EN_FIELD: {"query_tokens": {term.key: term.weight for term in english(terms)},
-                                         "method_parameters": parameters}}}
-
-
-def engine_alone(terms: list[QueryTerm], k: int, top_n: int, heap_factor: float) -> dict:
-    return {"size": 10, "_source": False, "query": clause(terms, {"k": k, "top_n": top_n, "heap_factor": heap_factor})}
 
 
 def product(terms: list[QueryTerm], index: IndexHandle, k: int, top_n: int, heap_factor: float) -> dict:
@@ -197,13 +184,7 @@ def table(report: dict) -> str:
                       f"{row['force_merge_s']:.0f} s" for name, row in report["built"].items())
     cache = "; ".join(f"{name} {size / 2**20:.0f} MB ({size / report['docs']:.0f} bytes/doc)"
                       for name, size in report["sparse_cache_bytes"].items())
-    figures = report["realism"]
-    text += "\n\nThe vectors' shape (means of unpruned vectors; `realism.py`):\n\n" + markdown_table(
-        ["vectors", "query L1 in heaviest 16", "document L1 in heaviest 64", "query L1 in LexEcho",
-         "document L1 in LexEcho", "terms per query / document"],
-        [[name, f"{f['query_top16_share']:.2f}", f"{f['document_top64_share']:.2f}", f"{f['query_lexecho_share']:.2f}",
-          f"{f['document_lexecho_share']:.2f}", f"{f['query_terms']:.0f} / {f['document_terms']:.0f}"]
-         for name, f in figures.items()])
+    text += "\n\nThe vectors' shape (means of unpruned vectors; `realism.py`):\n\n" + realism_table(report["realism"])
     return (text + f"\n\n{report['queries']} stand-in queries on {report['docs']} documents at {LEVEL.name}, one "
             f"force-merged segment per index, one local node with neural-search {report['neural_search']} "
             f"({report['machine']}). {built or 'Indices reused.'}\n\nEach SEISMIC index is measured alone in neural-search's "
@@ -256,12 +237,6 @@ def main() -> None:
         args.out.write_text(text)
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1))
-
-
-def neural_search_version(client) -> str:
-    """The version of the node's neural-search plugin."""
-    plugins = client.cat.plugins(format="json")
-    return next((p["version"] for p in plugins if p["component"] == "opensearch-neural-search"), "none")
 
 
 @contextmanager
