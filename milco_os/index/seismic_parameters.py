@@ -35,6 +35,10 @@ def parse_ceilings(value: str) -> Ceilings:
 
 
 ALGORITHM_PARAMETERS = ("approximate_threshold", "n_postings", "cluster_ratio", "summary_prune_ratio")
+# neural-search's engines for a SEISMIC field (``method.engine``, OpenSearch 3.9+): its Lucene codec, with the clustered
+# postings cached in the JVM heap, or its native engine, off heap.
+ENGINES = ("lucene", "native")
+ENGINES_SINCE = (3, 9)
 # Documents kept per posting list, from bench/seismic_sweep.py on MILCO-like vectors at P80: at 100,000 documents,
 # 2,000 (with k 200) gave recall@10 0.96 against the exact two-view top 10 at 16 ms p50, where neural-search's own
 # default (0.0005 x segment documents, at least 160) gave 0.68. At 300,000 documents the same 2,000 gave 0.91: to
@@ -65,12 +69,15 @@ class SeismicIndex:
     cluster_ratio: float | None = None
     summary_prune_ratio: float | None = None
     ceilings: Ceilings = Ceilings()
+    engine: str | None = None  # neural-search's default (lucene) unless given
 
     def method(self) -> dict:
         """The ``method`` of the English field."""
         parameters = {name: getattr(self, name) for name in ALGORITHM_PARAMETERS if getattr(self, name) is not None}
-        return {"name": "seismic", "parameters": {**parameters, "quantization_ceiling_ingest": self.ceilings.ingest,
-                                                  "quantization_ceiling_search": self.ceilings.search}}
+        engine = {"engine": self.engine} if self.engine else {}
+        return {"name": "seismic", **engine,
+                "parameters": {**parameters, "quantization_ceiling_ingest": self.ceilings.ingest,
+                               "quantization_ceiling_search": self.ceilings.search}}
 
     @classmethod
     def from_flags(cls, given: Mapping[str, Any]) -> SeismicIndex:
@@ -88,7 +95,7 @@ class SeismicIndex:
         ceilings = Ceilings(parameters.get("quantization_ceiling_ingest", Ceilings.ingest),
                             parameters.get("quantization_ceiling_search", Ceilings.search))
         return cls(**{name: parameters[name] for name in ALGORITHM_PARAMETERS if name in parameters},
-                   ceilings=ceilings)
+                   ceilings=ceilings, engine=method.get("engine"))
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,9 @@ INDEX_PARAMETERS = ParameterGroup(SeismicIndex, (
          help="seismic: clusters per posting list, as a fraction of its documents [default: neural-search's, 0.1]."),
     Flag("summary-prune-ratio", "summary_prune_ratio", kind=float, minimum=0, maximum=1, min_open=True,
          help="seismic: share of weight kept in each cluster summary [default: neural-search's, 0.4]."),
+    Flag("seismic-engine", "engine", kind=str, choices=ENGINES,
+         help="seismic: neural-search's engine for the field (OpenSearch 3.9+): lucene keeps the clustered postings "
+              "in a JVM heap cache, native off heap [default: neural-search's, lucene]."),
     Flag("quantization-ceilings", "ceilings", kind=str, parse=parse_ceilings, metavar="INGEST:SEARCH",
          help="seismic: the largest English document and query weights kept exactly (larger ones are clipped); "
               "unless given, measured on the encoder with a sample of texts, else [default: 3:16]."),

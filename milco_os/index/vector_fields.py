@@ -291,7 +291,13 @@ class Seismic(VectorField):
 
     @classmethod
     def created(cls, version: ClusterVersion, parameters: SeismicIndex | None = None) -> Seismic:
-        return cls(version, parameters or SeismicIndex())
+        parameters = parameters or SeismicIndex()
+        since = seismic_parameters.ENGINES_SINCE
+        if parameters.engine and version.major_minor < since:
+            raise MilcoOsError(f"--seismic-engine needs OpenSearch {since[0]}.{since[1]}+ with neural-search, not "
+                               f"{version.engine} {version.number}",
+                               hint="leave --seismic-engine out: the cluster's only SEISMIC engine is its default.")
+        return cls(version, parameters)
 
     @classmethod
     def needs_encoder(cls, given: Mapping[str, Any]) -> bool:
@@ -365,7 +371,7 @@ class Seismic(VectorField):
     def parameters_summary(self) -> str | None:
         ceilings = self.index.ceilings
         summary = f"seismic quantisation ceilings (ingest:search): English {ceilings.ingest}:{ceilings.search}"
-        return summary + "".join(f", {name} {getattr(self.index, name)}" for name in ALGORITHM_PARAMETERS
+        return summary + "".join(f", {name} {getattr(self.index, name)}" for name in (*ALGORITHM_PARAMETERS, "engine")
                                  if getattr(self.index, name) is not None)
 
     def clipping_warning(self, count: int) -> str:

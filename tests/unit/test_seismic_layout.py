@@ -79,6 +79,20 @@ def test_the_index_body_has_a_seismic_english_field_and_rank_features_lexecho() 
     assert Seismic.from_mapping(OPENSEARCH, body["mappings"]).index == parameters
 
 
+def test_an_engine_is_asked_for_from_opensearch_3_9_on_and_read_back() -> None:
+    native = SeismicIndex(engine="native")
+    newer = ClusterVersion("opensearch", "3.9.0")
+    body = index_body(vector_field("seismic", newer, native), passages=False, shards=1, replicas=0)
+    method = body["mappings"]["properties"][EN_FIELD]["method"]
+    assert method["name"] == "seismic" and method["engine"] == "native"
+    assert Seismic.from_mapping(newer, body["mappings"]).index == native
+    assert "engine" not in SeismicIndex().method()  # neural-search's default, on every version
+    with pytest.raises(MilcoOsError, match="--seismic-engine needs OpenSearch 3.9"):
+        vector_field("seismic", OPENSEARCH, native)
+    given = {"engine": "native", "ceilings": Ceilings(1, 2)}
+    assert index_parameters("seismic", given, creating=True) == SeismicIndex(engine="native", ceilings=Ceilings(1, 2))
+
+
 def test_an_index_with_another_lexecho_layout_is_refused() -> None:
     banded = {"properties": {EN_FIELD: {"type": "sparse_vector"}, "milco_m_b0": {"type": "sparse_vector"}}}
     with pytest.raises(MilcoOsError, match="reindex"):
