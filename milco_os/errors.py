@@ -43,6 +43,13 @@ class ClusterUnavailableError(ServiceError):
     """The cluster cannot be reached, or stopped answering for longer than the job waits."""
 
 
+class IndexUnavailableError(MilcoOsError):
+    """The index refused every write for longer than the job waits: a block, a closed or missing index, a missing
+    permission, a mapping without the product's fields. Nothing of it was dead-lettered."""
+
+    exit_code = 11
+
+
 class ReindexError(MilcoOsError):
     """A reindex or enrich that cannot go on as asked (a clashing mapping, an alias that cannot move)."""
 

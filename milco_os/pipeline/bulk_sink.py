@@ -45,8 +45,10 @@ class BulkSink:
         detail = f"{reason}" + (f": {caused_by}" if caused_by else "")
         refusal = "it could not be sent" if result.status is None else \
             f"the cluster refused it (status {result.status}" + (f", field '{field}'" if field else "") + ")"
+        kind = error.get("type", "error") if isinstance(error, dict) else type(error).__name__
+        cause = f"status {result.status}, {kind}" + (f", field '{field}'" if field else "")
         return Outcome("refused", doc.line, doc.doc_id, reason=f"{doc.where()}: {refusal}: {detail}", field=field,
-                       record=written_source)
+                       record=written_source, cause=cause)
 
 
 def stored_meta(index: IndexHandle, keys: list[tuple[str, str | None]]) -> dict[str, dict]:

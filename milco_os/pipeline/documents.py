@@ -47,7 +47,8 @@ OutcomeKind = Literal["written", "skipped", "conflict", "refused"]
 class Outcome:
     """What became of one input: written (``no_text`` when without MILCO terms), skipped, a conflict, or refused.
 
-    A refused input carries the dead-letter entry: its reason, the field at fault and the record.
+    A refused input carries the dead-letter entry: its reason, the field at fault and the record; one the cluster
+    refused, its ``cause`` too (status, error type and field, the same for every document refused alike).
     """
 
     kind: OutcomeKind
@@ -57,6 +58,7 @@ class Outcome:
     reason: str | None = None
     field: str | None = None
     record: object = None
+    cause: str | None = None
 
 
 def refused(item: SourceItem, reason: str, field: str | None = None) -> Outcome:

@@ -26,6 +26,7 @@ from milco_os.pipeline.bulk_writer import BulkWriter
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import Outcome, SourceItem
 from milco_os.pipeline.encode_stage import EncodeStage, IngestOptions, PreparedBatch
+from milco_os.pipeline.refusal_window import RefusalWindow
 
 __all__ = ["BatchReport", "IngestOptions", "IngestSummary", "Ingestor"]
 
@@ -65,6 +66,7 @@ class IngestSummary:
     duplicate_ids: int = 0
     rejected_429: int = 0
     unavailable_retries: int = 0
+    index_fault_retries: int = 0  # documents sent again while the index refused writes (a block, a permission)
     clipped: int = 0
     elapsed_s: float = 0.0
     encode_s: float = 0.0
@@ -76,14 +78,15 @@ class IngestSummary:
 
     def merge(self, other: IngestSummary) -> None:
         """Add another run's figures (elapsed time excepted)."""
-        for name in (*BATCH_COUNTS, "duplicate_ids", "rejected_429", "unavailable_retries", "clipped", "encode_s",
-                     "bulk_s"):
+        for name in (*BATCH_COUNTS, "duplicate_ids", "rejected_429", "unavailable_retries", "index_fault_retries",
+                     "clipped", "encode_s", "bulk_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, float]:
         return {"read": self.read, "written": self.written, "skipped": self.skipped, "no_text": self.no_text,
                 "failed": self.failed, "conflicts": self.conflicts, "duplicate_ids": self.duplicate_ids,
                 "rejected_429_retried": self.rejected_429, "unavailable_retries": self.unavailable_retries,
+                **({"index_fault_retries": self.index_fault_retries} if self.index_fault_retries else {}),
                 **({"clipped": self.clipped} if self.clipped else {}), "elapsed_s": round(self.elapsed_s, 3),
                 "encode_s": round(self.encode_s, 3), "bulk_s": round(self.bulk_s, 3)}
 
@@ -107,6 +110,7 @@ class Ingestor:
         self.on_progress = on_progress
         self.on_batch_done = on_batch_done
         self.summary = IngestSummary()
+        self.refusals = RefusalWindow()
 
     def run(self, source: Iterable[SourceItem]) -> IngestSummary:
         started = time.perf_counter()
@@ -126,12 +130,14 @@ class Ingestor:
             self.summary.duplicate_ids = getattr(getattr(source, "duplicates", None), "count", 0)
             self.summary.rejected_429 = self.writer.counters.rejected_429
             self.summary.unavailable_retries = self.writer.counters.unavailable_retries
+            self.summary.index_fault_retries = self.writer.counters.index_fault_retries
             self.summary.elapsed_s = time.perf_counter() - started
         return self.summary
 
     def _finish(self, prepared: PreparedBatch, write: Future) -> None:
         """Record a batch once its write returned: dead letters, summary, progress, then the checkpoint."""
         written, bulk_s = write.result()
+        self.refusals.check(written)  # a systematic refusal stops the job before its documents are dead-lettered
         outcomes = prepared.settled + written
         for outcome in outcomes:
             if outcome.kind == "refused":

@@ -179,19 +179,21 @@ BULK_ITEM_ERRORS = {
 }
 
 
-def bulk_items(statuses: Mapping[str, Sequence[int]], default: int = 201) -> Responder:
-    """A ``_bulk`` responder: each document's next status from ``statuses`` (by ``_id``), then ``default``."""
+def bulk_items(statuses: Mapping[str, Sequence[int | tuple[int, str, str]]], default: int = 201) -> Responder:
+    """A ``_bulk`` responder: each document's next status from ``statuses`` (by ``_id``), then ``default``; a status
+    given as ``(status, error type, reason)`` fails the item with that error."""
     queues = {doc_id: deque(sequence) for doc_id, sequence in statuses.items()}
 
     def respond(request: Request) -> Reply:
         items = []
         for operation, meta, _ in request.bulk_operations():
             doc_id = str(meta["_id"])
-            status = queues[doc_id].popleft() if queues.get(doc_id) else default
+            outcome = queues[doc_id].popleft() if queues.get(doc_id) else default
+            status, error = (outcome[0], outcome[1:]) if isinstance(outcome, tuple) else (outcome, None)
             item: dict[str, Any] = {"_index": meta.get("_index", "scripted"), "_id": doc_id, "status": status}
             if status >= 300:
-                error_type, reason = BULK_ITEM_ERRORS.get(status, ("exception", f"status {status}"))
-                item["error"] = {"type": error_type, "reason": f"[{doc_id}]: {reason}"}
+                error_type, reason = error or BULK_ITEM_ERRORS.get(status, ("exception", f"status {status}"))
+                item["error"] = {"type": error_type, "reason": reason if error else f"[{doc_id}]: {reason}"}
             items.append({operation: item})
         return Reply(200, {"took": 1, "errors": any(i[o]["status"] >= 300 for i in items for o in i), "items": items})
 

@@ -8,7 +8,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.engines import engine_for
-from milco_os.errors import ClusterUnavailableError
+from milco_os.errors import ClusterUnavailableError, IndexUnavailableError
 from milco_os.pipeline import bulk_writer
 from milco_os.pipeline.bulk_writer import BulkResult, BulkWriter, request_bytes, request_slices
 from tests.unit.scripted_transport import DROP, Script, ScriptedConnection, bulk_items, error_reply, scripted_client
@@ -183,3 +183,67 @@ def test_a_write_goes_in_requests_within_max_bytes_and_a_larger_document_goes_al
 ])
 def test_request_slices_fill_each_request_up_to_max_bytes(sizes: list[int], parts: list[tuple[int, int]]) -> None:
     assert [(part.start, part.stop) for part in request_slices(sizes, 10)] == parts
+
+
+WRITE_BLOCK = (403, "cluster_block_exception", "index [books] blocked by: [FORBIDDEN/8/index write (api)];")
+CLOSED = (400, "index_closed_exception", "closed")
+STRICT_ON_META = (400, "strict_dynamic_mapping_exception",
+                  "mapping set to strict, dynamic introduction of [milco_meta] within [_doc] is not allowed")
+STRICT_ON_TITLE = (400, "strict_dynamic_mapping_exception",
+                   "mapping set to strict, dynamic introduction of [subtitle] within [_doc] is not allowed")
+
+
+@pytest.mark.parametrize("fault", [WRITE_BLOCK, CLOSED, STRICT_ON_META,
+                                   (404, "index_not_found_exception", "no such index [books]"),
+                                   (403, "security_exception", "no permissions for [indices:data/write/bulk[s]]"),
+                                   (400, "illegal_argument_exception",
+                                    "no write index is defined for alias [books]. The write index may be explicitly "
+                                    "disabled using is_write_index=false")])
+def test_an_index_refusing_writes_for_a_while_is_waited_out_and_nothing_is_refused(
+        fault: tuple, caplog: pytest.LogCaptureFixture) -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({doc_id: [fault] * 3 for doc_id in DOC_IDS}))
+    bulk = writer(script)
+
+    results = bulk.write(actions(*DOC_IDS))
+
+    assert all(result.ok for result in results) and len(results) == len(DOC_IDS)
+    assert len(script.sent("POST", "/_bulk")) == 4
+    assert bulk.counters.index_fault_retries == 3 * len(DOC_IDS) and bulk.counters.rejected_429 == 0
+    waits = [record.getMessage() for record in caplog.records if "refuses writes" in record.getMessage()]
+    assert len(waits) == 1 and fault[1] in waits[0]  # named once, not once per retry
+
+
+def test_an_index_refusing_writes_past_the_timeout_stops_the_writer_with_its_cause(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_writer, "MAX_BACKOFF_S", 0.02)
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [WRITE_BLOCK] * 10_000}))
+    bulk = writer(script, unavailable_timeout_s=0.2)
+
+    with pytest.raises(IndexUnavailableError, match=r"refused writes for 0\.2 s \(1 document\(s\) waiting\): "
+                                                    r"cluster_block_exception: index \[books\] blocked") as stopped:
+        bulk.write(actions("a", "b"))
+
+    assert stopped.value.exit_code == 11 and "--resume" in stopped.value.hint
+    assert sent_ids(script)[0] == ["a", "b"] and set(map(tuple, sent_ids(script)[1:])) == {("b",)}
+
+
+def test_a_whole_request_denied_403_is_waited_for_as_the_index_s_fault() -> None:
+    denied = error_reply(403, "security_exception", "no permissions for [indices:data/write/bulk]")
+    script = Script().expect("POST", "/_bulk", denied).respond("POST", "/_bulk", bulk_items({}))
+    bulk = writer(script)
+
+    results = bulk.write(actions(*DOC_IDS))
+
+    assert all(result.ok for result in results) and len(script.sent("POST", "/_bulk")) == 2
+    assert bulk.counters.index_fault_retries == len(DOC_IDS)
+
+
+def test_a_strict_mapping_refusing_the_document_s_own_field_is_the_document_s_fault() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({"b": [STRICT_ON_TITLE]}))
+    bulk = writer(script)
+
+    results = by_id(bulk.write(actions(*DOC_IDS)))
+
+    assert len(script.sent("POST", "/_bulk")) == 1 and bulk.counters.index_fault_retries == 0
+    assert (results["b"].ok, results["b"].status) == (False, 400)
+    assert results["b"].error["type"] == "strict_dynamic_mapping_exception"

@@ -21,6 +21,7 @@ from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import SourceDocument
 from milco_os.pipeline.encode_stage import text_hash
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, Ingestor
+from milco_os.pipeline.refusal_window import SystematicRefusalError
 from milco_os.pipeline.sources import DictSource
 from tests.unit.scripted_transport import DROP, Reply, Request, Script, bulk_items, error_reply, scripted_client
 
@@ -315,3 +316,32 @@ def test_a_batch_is_checkpointed_only_once_all_of_its_requests_are_taken() -> No
 def test_bulk_max_bytes_must_be_positive() -> None:
     with pytest.raises(ValueError, match="bulk_max_bytes must be at least 1, not 0"):
         IngestOptions(bulk_max_bytes=0)
+
+
+def test_one_cause_refusing_most_of_a_window_stops_the_job_before_its_documents_are_dead_lettered() -> None:
+    script = Script().respond("POST", "/_bulk", bulk_items({str(n): [400] * 50 for n in range(1, 301) if n % 20}))
+    stream, reports = io.StringIO(), []
+    documents = [{"id": str(n), "text": "Berlin"} for n in range(1, 301)]
+    ingestor = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=10, bulk_concurrency=1),
+                        DeadLetters(stream), on_batch_done=reports.append)
+
+    with pytest.raises(SystematicRefusalError, match=r"refused 95 of the last 100 documents for the same cause "
+                                                     r"\(status 400, mapper_parsing_exception, field 'year'\)"):
+        ingestor.run(DictSource(documents))
+
+    # The tenth batch fills the window: it is neither dead-lettered nor checkpointed, nor anything after it.
+    assert [report.last_position for report in reports] == list(range(10, 100, 10))
+    assert len(entries(stream)) == 9 * 10 - 4 and ingestor.summary.written == 4
+
+
+def test_refusals_for_several_causes_or_under_the_share_are_dead_lettered_as_usual() -> None:
+    causes = {str(n): [400] * 50 if n % 2 else [409] for n in range(1, 301)}  # half mapping errors, half conflicts
+    script = Script().respond("POST", "/_bulk", bulk_items(causes))
+    stream = io.StringIO()
+    documents = [{"id": str(n), "text": "Berlin"} for n in range(1, 301)]
+
+    summary = Ingestor(books(script), ToyEncoder(), IngestOptions(batch_size=10), DeadLetters(stream)).run(
+        DictSource(documents))
+
+    assert (summary.failed, summary.conflicts, summary.written) == (150, 150, 0)
+    assert len(entries(stream)) == 150
