@@ -1,6 +1,6 @@
 """The encoding contract: what ingest, reindex, search and eval need of an encoder, in-process or remote.
 
-An encoder has a ``name`` (recorded in ``milco_meta``), a ``vocabulary`` naming its term
+An encoder has a ``name`` and a ``fingerprint`` (both recorded in ``milco_meta``), a ``vocabulary`` naming its term
 ids, an optional ``tokenizer`` (a Hugging Face tokenizer, needed to split passages
 locally; ``None`` for remote encoders), and two entry points: documents and queries.
 MILCO encodes both with the same network, so both default to ``encode``; an encoder
@@ -24,6 +24,7 @@ class SparseEncoder(ABC):
     name: str
     vocabulary: TermVocabulary
     tokenizer: Any = None
+    fingerprint: str | None = None  # the checkpoint's digest (encoding/fingerprint), None when unknown
 
     @abstractmethod
     def encode(self, texts: Sequence[str], *, max_length: int | None = None, prune: str | PruneSpec | None = None,

@@ -22,6 +22,11 @@ def version_mismatch(exported_with: str | None, where: str) -> str | None:
             f"export the repository again with this version (milco-os triton export).")
 
 
+def served_checkpoint(config: dict) -> str | None:
+    """The checkpoint digest (``encoding/fingerprint``) a model's configuration records, or None."""
+    return (config.get("parameters", {}).get(CHECKPOINT_PARAMETER) or {}).get("string_value") or None
+
+
 def served_version(config: dict) -> str | None:
     """The version a model's configuration (Triton's model-config API, as JSON) records, or None."""
     return (config.get("parameters", {}).get(VERSION_PARAMETER) or {}).get("string_value") or None

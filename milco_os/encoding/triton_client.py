@@ -29,7 +29,7 @@ from milco_os.encoding.contract import SparseEncoder, check_texts
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.encoding.sparse import SparseVector, TermVocabulary
 from milco_os.encoding.triton_wire import VECTOR_OUTPUTS, VOCAB_OUTPUTS, vectors_from_arrays
-from milco_os.encoding.served_model import served_version, version_mismatch
+from milco_os.encoding.served_model import served_checkpoint, served_version, version_mismatch
 
 MAX_BACKOFF_S = 5.0
 # gRPC status names, and the HTTP statuses of a server that is there but cannot serve now.
@@ -306,7 +306,8 @@ class TritonEncoder(SparseEncoder):
         self._warn_on_other_version(server)
 
     def _warn_on_other_version(self, server: TritonServerSlot) -> None:
-        """A warning when ``server``'s model was exported by another milco-os version than this client's."""
+        """A warning when ``server``'s model was exported by another milco-os version than this client's; the
+        checkpoint digest its export recorded is the encoder's fingerprint."""
         client = self._client(server)
         try:
             config = client.get_model_config(self.model, as_json=True).get("config", {}) \
@@ -314,6 +315,7 @@ class TritonEncoder(SparseEncoder):
         except (InferenceServerException, OSError, HTTPException) as exc:
             logger.debug("Triton at %s: no model configuration (%s)", server.url, exc)
             return
+        self.fingerprint = self.fingerprint or served_checkpoint(config)
         warning = version_mismatch(served_version(config), f"the model '{self.model}' served by Triton at {server.url}")
         if warning:
             logger.warning(warning)

@@ -19,6 +19,7 @@ from milco_os.model.checkpoint import (
 )
 from milco_os.model.network import MilcoNetwork
 from milco_os.encoding.contract import SparseEncoder, check_texts
+from milco_os.encoding.fingerprint import fingerprint
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.model.device_pruning import BatchTerms, positive_terms, pruned_counts, summed_terms
 from milco_os.model.host_copy import vectors_on_host
@@ -113,7 +114,9 @@ class MilcoEncoder(SparseEncoder):
                 f"{en_vocabulary_path(directory)} has {len(vocabulary.en_pieces)} pieces; "
                 f"the checkpoint's English head has {network.en_vocab_size}."
             )
-        return cls(network, tokenizer, vocabulary, name=directory.name, **options)
+        encoder = cls(network, tokenizer, vocabulary, name=directory.name, **options)
+        encoder.fingerprint = fingerprint(directory)
+        return encoder
 
     def encode(
         self,

@@ -7,29 +7,15 @@ by another milco-os version than its own.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from milco_os import __version__
+from milco_os.encoding.fingerprint import fingerprint
 from milco_os.encoding.served_model import CHECKPOINT_PARAMETER, VERSION_PARAMETER, served_version, version_mismatch
-
-CHUNK = 1 << 20
-
-
-def checkpoint_sha256(checkpoint: Path) -> str:
-    """One SHA-256 over the checkpoint folder's files (names and contents, in name order)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in checkpoint.iterdir() if p.is_file()):
-        digest.update(path.name.encode("utf-8") + b"\0")
-        with path.open("rb") as file:
-            while chunk := file.read(CHUNK):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 def export_parameters(checkpoint: Path) -> dict[str, str]:
-    return {VERSION_PARAMETER: __version__, CHECKPOINT_PARAMETER: checkpoint_sha256(checkpoint)}
+    return {VERSION_PARAMETER: __version__, CHECKPOINT_PARAMETER: fingerprint(checkpoint)}
 
 
 def repository_warnings(model_repository: Path) -> list[str]:

@@ -21,7 +21,7 @@ from milco_os.model import MilcoEncoder
 from milco_os.services.triton_server import TritonServer
 from milco_os.encoding.triton_client import TritonEncoder, TritonUnavailableError
 from milco_os.encoding.served_model import CHECKPOINT_PARAMETER, served_version
-from milco_os.serving.export_record import checkpoint_sha256
+from milco_os.encoding.fingerprint import checkpoint_sha256
 from milco_os.serving.triton_repository import export_repository, model_config
 from tests.commands import run_cli
 from tests.waiting import wait_for
@@ -96,6 +96,7 @@ def test_triton_equals_in_process(milco_server: TritonServer, tiny_encoder: Milc
     url = milco_server.grpc_url if protocol == "grpc" else milco_server.http_url
     remote = TritonEncoder(url, protocol=protocol, texts_per_request=4)
     assert remote.vocabulary == tiny_encoder.vocabulary
+    assert remote.fingerprint == tiny_encoder.fingerprint and len(remote.fingerprint) == 64  # one model, both ways
     for a, b in zip(remote.encode(TEXTS, **settings), tiny_encoder.encode(TEXTS, **settings)):
         assert_same(a, b)
 

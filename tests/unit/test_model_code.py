@@ -11,7 +11,8 @@ import pytest
 
 from milco_os import __version__
 from milco_os.encoding.served_model import CHECKPOINT_PARAMETER, VERSION_PARAMETER, version_mismatch
-from milco_os.serving.export_record import checkpoint_sha256, repository_warnings
+from milco_os.encoding.fingerprint import checkpoint_sha256
+from milco_os.serving.export_record import repository_warnings
 from milco_os.serving.model_code import REQUIREMENTS, copy_runtime_code, imported_modules, runtime_modules
 from milco_os.serving.triton_entry import TritonPythonModel, read_requirements, unmet_requirements
 from milco_os.serving.triton_repository import model_config

@@ -1,0 +1,144 @@
+"""Index-level faults mid-ingest (a write block, the flood-stage block, a closed index): waited for, never
+dead-lettered; one that outlasts ``--unavailable-timeout`` stops the job with exit code 11, and ``--resume``
+stores the rest.
+
+Every test ends by auditing the index: each document present exactly once with the vector the
+in-process encoder gives its text.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from opensearchpy import OpenSearch
+
+from milco_os.model import MilcoEncoder
+from tests.commands import milco_os_command, run_cli
+from tests.reliability.harness import Row, audit, corpus, expected_fields, ingested_lines, summary_of, \
+    wait_for_progress, write_jsonl
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+DOCS = 1500
+WAITING = "the index refuses writes"
+
+
+def write_block(client: OpenSearch, index: str, on: bool) -> None:
+    client.indices.put_settings(index=index, body={"index.blocks.write": True if on else None})
+
+
+def flood_stage_block(client: OpenSearch, index: str, on: bool) -> None:
+    client.indices.put_settings(index=index, body={"index.blocks.read_only_allow_delete": True if on else None})
+
+
+def closed(client: OpenSearch, index: str, on: bool) -> None:
+    if on:
+        client.indices.close(index=index)
+    else:
+        client.indices.open(index=index, params={"wait_for_active_shards": "1"})
+
+
+FAULTS: dict[str, tuple[Callable[[OpenSearch, str, bool], None], str]] = {
+    "write block (index.blocks.write)": (write_block, "cluster_block_exception"),
+    "flood-stage block (index.blocks.read_only_allow_delete)": (flood_stage_block, "cluster_block_exception"),
+    "index closed": (closed, "index_closed_exception"),
+}
+
+
+class Job:
+    """A running ``milco-os ingest`` whose standard error is read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(milco_os_command("ingest", *args), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
+        self.reader.start()
+
+    def said(self, fragment: str) -> bool:
+        return any(fragment in line for line in list(self.lines))
+
+    def finish(self, timeout: float = 600) -> str:
+        self.process.wait(timeout=timeout)
+        self.reader.join(timeout=30)
+        return "".join(self.lines)
+
+
+def start(opensearch_url: str, index: str, checkpoint_dir: Path, tiny_checkpoint: Path, timeout_s: int,
+          documents: list[dict]) -> tuple[Job, tuple[str, ...], Path]:
+    source = write_jsonl(checkpoint_dir / "docs.jsonl", documents)
+    dead = checkpoint_dir / "dead.jsonl"
+    args = ("--url", opensearch_url, "--index", index, "--model", str(tiny_checkpoint), "--batch-size", "16",
+            "--unavailable-timeout", str(timeout_s), "--dead-letter", str(dead), str(source))
+    return Job(*args), args, dead
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_an_index_fault_lifted_within_the_wait_is_waited_out_and_nothing_dead_lettered(
+        fault: str, opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
+        tmp_path: Path, record) -> None:
+    apply, error_type = FAULTS[fault]
+    index = f"index-fault-{list(FAULTS).index(fault)}"
+    opensearch.indices.delete(index=index, ignore_unavailable=True)
+    documents = corpus(DOCS)
+    job, _, dead = start(opensearch_url, index, tmp_path, tiny_checkpoint, 180, documents)
+    line_at_fault = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job.process, DOCS // 4)
+    apply(opensearch, index, True)
+    try:
+        wait_for(lambda: job.said(WAITING), timeout=120, what="the job to meet the fault and say it waits")
+    finally:
+        apply(opensearch, index, False)
+    stderr = job.finish()
+
+    assert job.process.returncode == 0, stderr
+    waits = [line for line in stderr.splitlines() if WAITING in line]
+    assert waits and error_type in waits[0], stderr
+    assert not dead.exists(), "nothing may be dead-lettered for the index's state"
+    summary = summary_of(stderr)
+    assert summary["failed"] == 0 and summary["index_fault_retries"] > 0
+    result = audit(opensearch, index, expected_fields(tiny_encoder, documents))
+    assert not result.problems(DOCS)
+    opensearch.indices.delete(index=index)
+    record(Row("index fault", f"{fault} mid-ingest, lifted within --unavailable-timeout", "CLI", DOCS,
+               result.stored, 0, 0, result.duplicated, "0",
+               f"applied after line {line_at_fault}; {summary['index_fault_retries']} documents sent again"))
+
+
+@pytest.mark.parametrize("fault", ["write block (index.blocks.write)", "index closed"])
+def test_an_index_fault_outlasting_the_wait_stops_with_exit_11_then_resume_stores_everything_once(
+        fault: str, opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
+        tmp_path: Path, record) -> None:
+    apply, error_type = FAULTS[fault]
+    index = f"index-fault-long-{list(FAULTS).index(fault)}"
+    opensearch.indices.delete(index=index, ignore_unavailable=True)
+    documents = corpus(DOCS)
+    job, args, dead = start(opensearch_url, index, tmp_path, tiny_checkpoint, 3, documents)
+    checkpoint = dead.with_suffix(".checkpoint.json")
+    wait_for_progress(ingested_lines(checkpoint), job.process, DOCS // 4)
+    apply(opensearch, index, True)
+    stderr = job.finish()
+
+    assert job.process.returncode == 11, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "refused writes for 3 s" in errors[0] and error_type in errors[0], stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert not dead.exists() or not dead.read_text(), "nothing may be dead-lettered for the index's state"
+    done = json.loads(checkpoint.read_text())["line"]
+    assert 0 < done < DOCS
+    apply(opensearch, index, False)
+    resumed = run_cli("ingest", *args, "--resume")
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert summary_of(resumed.stderr)["read"] == DOCS - done and not checkpoint.exists()
+    result = audit(opensearch, index, expected_fields(tiny_encoder, documents))
+    assert not result.problems(DOCS)
+    opensearch.indices.delete(index=index)
+    record(Row("index fault", f"{fault} mid-ingest, longer than --unavailable-timeout, then --resume", "CLI", DOCS,
+               result.stored, 0, 0, result.duplicated, "11, then 0",
+               f"checkpoint at line {done}; resume read {DOCS - done}"))
