@@ -47,6 +47,7 @@ class IngestOptions:
     prune: PruneSpec | str = PruneSpec()
     max_length: int | None = None
     model_name: str = "milco"
+    model_revision: str = ""
     passages: bool = False
     passage_tokens: int = 512
     passage_overlap: int = 0
@@ -114,7 +115,7 @@ class EncodeStage:
         self.clipped = 0
 
     def meta(self, text: str, encoded_at: str) -> dict:
-        return {"model": self.options.model_name, "model_revision": self.encoder.fingerprint or "",
+        return {"model": self.options.model_name, "model_revision": self.options.model_revision,
                 "prune": str(self.options.prune), "text_hash": text_hash(text), "encoded_at": encoded_at}
 
     def prepare(self, batch: list[SourceItem]) -> PreparedBatch:
