@@ -71,13 +71,19 @@ class Job:
         return "".join(self.lines)
 
 
-def start(opensearch_url: str, index: str, checkpoint_dir: Path, tiny_checkpoint: Path, timeout_s: int,
-          documents: list[dict]) -> tuple[Job, tuple[str, ...], Path]:
-    source = write_jsonl(checkpoint_dir / "docs.jsonl", documents)
-    dead = checkpoint_dir / "dead.jsonl"
+def started_mid_job(opensearch: OpenSearch, opensearch_url: str, index: str, folder: Path, tiny_checkpoint: Path,
+                    timeout_s: int) -> tuple[Job, tuple[str, ...], Path, list[dict], int]:
+    """An ingest of ``DOCS`` documents into a new ``index``, a quarter of the way through: the job, its arguments,
+    its dead-letter path, the documents and the line its checkpoint had reached."""
+    opensearch.indices.delete(index=index, ignore_unavailable=True)
+    documents = corpus(DOCS)
+    source = write_jsonl(folder / "docs.jsonl", documents)
+    dead = folder / "dead.jsonl"
     args = ("--url", opensearch_url, "--index", index, "--model", str(tiny_checkpoint), "--batch-size", "16",
             "--unavailable-timeout", str(timeout_s), "--dead-letter", str(dead), str(source))
-    return Job(*args), args, dead
+    job = Job(*args)
+    line = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job.process, DOCS // 4)
+    return job, args, dead, documents, line
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
@@ -86,10 +92,8 @@ def test_an_index_fault_lifted_within_the_wait_is_waited_out_and_nothing_dead_le
         tmp_path: Path, record) -> None:
     apply, error_type = FAULTS[fault]
     index = f"index-fault-{list(FAULTS).index(fault)}"
-    opensearch.indices.delete(index=index, ignore_unavailable=True)
-    documents = corpus(DOCS)
-    job, _, dead = start(opensearch_url, index, tmp_path, tiny_checkpoint, 180, documents)
-    line_at_fault = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job.process, DOCS // 4)
+    job, _, dead, documents, line_at_fault = started_mid_job(opensearch, opensearch_url, index, tmp_path,
+                                                             tiny_checkpoint, 180)
     apply(opensearch, index, True)
     try:
         wait_for(lambda: job.said(WAITING), timeout=120, what="the job to meet the fault and say it waits")
@@ -117,11 +121,8 @@ def test_an_index_fault_outlasting_the_wait_stops_with_exit_11_then_resume_store
         tmp_path: Path, record) -> None:
     apply, error_type = FAULTS[fault]
     index = f"index-fault-long-{list(FAULTS).index(fault)}"
-    opensearch.indices.delete(index=index, ignore_unavailable=True)
-    documents = corpus(DOCS)
-    job, args, dead = start(opensearch_url, index, tmp_path, tiny_checkpoint, 3, documents)
+    job, args, dead, documents, _ = started_mid_job(opensearch, opensearch_url, index, tmp_path, tiny_checkpoint, 3)
     checkpoint = dead.with_suffix(".checkpoint.json")
-    wait_for_progress(ingested_lines(checkpoint), job.process, DOCS // 4)
     apply(opensearch, index, True)
     stderr = job.finish()
 
