@@ -15,6 +15,7 @@ from milco_os.commands.opensearch_ml import opensearch_ml
 from milco_os.commands.reindex import enrich, reindex
 from milco_os.commands.search import search
 from milco_os.commands.setup import setup
+from milco_os.commands.status import status
 from milco_os.commands.triton import triton
 from milco_os.engines import classify_error
 from milco_os.errors import MilcoOsError
@@ -56,6 +57,6 @@ def main() -> None:
     """MILCO multilingual learned sparse retrieval for OpenSearch and Elasticsearch."""
 
 
-for command in (demo, dev_cluster, encode, enrich, evaluate, ingest, opensearch_ml, reindex, search, setup,
+for command in (demo, dev_cluster, encode, enrich, evaluate, ingest, opensearch_ml, reindex, search, setup, status,
                 tiny_checkpoint, triton):
     main.add_command(command)

@@ -9,7 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.options import EncoderChoice, SearchFlags, encoder_options, index_option, search_options
+from milco_os.commands.options import (
+    EncoderChoice,
+    SearchFlags,
+    check_query_encoder,
+    encoder_options,
+    index_option,
+    search_options,
+)
 
 
 @click.command("eval")
@@ -42,6 +49,7 @@ def evaluate(connection: Connection, index: str, encoder_choice: EncoderChoice, 
     engine = connection.engine()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(engine, index)
     encoder = encoder_choice.for_queries(search_flags)
+    check_query_encoder(handle, encoder, search_flags)
     options = search_flags.build(engine.client, depth)
     topics, judgements = read_queries(queries), read_qrels(qrels)
     try:

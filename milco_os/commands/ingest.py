@@ -42,7 +42,8 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
     (exit 4 for the cluster, 7 for Triton) goes on with --resume.
     """
     from milco_os.index.handle import has_milco_fields
-    from milco_os.index.setup import ensure_index
+    from milco_os.index.model_record import ModelRecord
+    from milco_os.index.setup import claim_index, ensure_index
     from milco_os.pipeline.checkpoints import FileCheckpoint
     from milco_os.pipeline.ingest import IngestOptions, Ingestor
     from milco_os.pipeline.sources import JsonlSource, first_texts
@@ -57,7 +58,10 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
                                   encoder_for=lambda: encoder, prune=options.prune,
                                   texts=lambda: first_texts(file, options.text_field, SAMPLE_LINES))
     handle, _ = ensure_index(engine, index, passages=options.passages, vector_type=vector_field,
-                             parameters=parameters)
+                             parameters=parameters, model=ModelRecord.recordable(encoder))
+    handle, notice = claim_index(handle, encoder, allow_other=options.allow_other_model)
+    if notice:
+        click.echo(f"warning: {notice}", err=True)
     files = JobFiles(dead_letter or file.with_suffix(".dead-letter.jsonl"))
     checkpoint = FileCheckpoint.load_or_new(files.checkpoint, file, index, resume)
     total = sum(1 for line in file.open("rb") if line.strip())

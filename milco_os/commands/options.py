@@ -122,12 +122,18 @@ INGEST = ParameterGroup(IngestOptions, (
               "checkpoint (--resume goes on from it)."),
     Flag("skip-existing", "skip_existing", kind=bool,
          help="Skip documents already encoded with this model, pruning and text."),
+    Flag("allow-other-model", "allow_other_model", kind=bool,
+         help="Write into an index that records another model than this one (the two known to be compatible)."),
+    Flag("re-encode", "re_encode", kind=bool,
+         help="Move the index to this model in place: encode again every document of another model (or of an "
+              "unknown one), skip the rest; the index records the new model once every document is written."),
     Flag("max-length", "max_length", minimum=2, help="Token limit [default: the model's]."),
     Flag("passages", "passages", kind=bool, help="Split texts into token windows, one vector each (nested)."),
     Flag("passage-tokens", "passage_tokens", minimum=3, help="Tokens per passage window."),
     Flag("passage-overlap", "passage_overlap", minimum=0, help="Tokens each passage window repeats of the last."),
 ))
-SHARED_INGEST = ("text_field", "prune", "batch_size", "bulk_concurrency", "bulk_max_bytes", "unavailable_timeout_s")
+SHARED_INGEST = ("text_field", "prune", "batch_size", "bulk_concurrency", "bulk_max_bytes", "unavailable_timeout_s",
+                 "allow_other_model")
 
 
 def ingest_options(*fields: str, required: tuple[str, ...] = ()) -> Callable:
@@ -154,6 +160,9 @@ SEARCH = ParameterGroup(SearchOptions, (
          help="neural_sparse: neural-search's query (OpenSearch with neural-search)."),
     Flag("search-pipeline", "search_pipeline", kind=str,
          help="Run the search through this search pipeline (e.g. NAME-two-phase from 'opensearch-ml install')."),
+    Flag("allow-other-model", "allow_other_model", kind=bool,
+         help="Search an index that records another model than the query encoder's (the two known to be "
+              "compatible)."),
 ))
 CLUSTER_ENCODES = click.option(
     "--cluster-encodes", "cluster_encodes", default=None, metavar="NAME",
@@ -184,6 +193,18 @@ class SearchFlags:
                                  cluster_models=cluster_models, field_parameters=parameters)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
+
+
+def check_query_encoder(handle: Any, encoder: Any, search_flags: SearchFlags) -> None:
+    """Before a search: a ModelMismatchError where ``handle``'s index records another model than ``encoder``'s
+    (unless --allow-other-model), a warning where the two cannot be compared; nothing when the cluster encodes."""
+    from milco_os.index.model_record import check_model
+
+    if encoder is None:
+        return
+    notice = check_model(handle.name, handle.model, encoder, allow_other=search_flags.options["allow_other_model"])
+    if notice:
+        click.echo(f"warning: {notice}", err=True)
 
 
 def search_options(command: Callable) -> Callable:

@@ -116,7 +116,7 @@ def run_reindex(job: ReindexJob) -> None:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DocsPerSecondColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     log = job.json_log.open("a", encoding="utf-8") if job.json_log else None
-    with files.running(job.resume, *columns) as (progress, letters, _):
+    with files.running(job.resume, *columns) as (progress, letters, notices):
         overall = progress.add_task("total", total=total,
                                     completed=sum(s.read for s in checkpoint.slices.values()))
         tasks = {n: progress.add_task(f"slice {n}", total=None, completed=state.read)
@@ -132,7 +132,7 @@ def run_reindex(job: ReindexJob) -> None:
                 log.flush()
 
         reindexer = Reindexer(engine.client, encoder, plan, checkpoint, letters, on_progress=advance,
-                              log_line=log_line, worker_setup=worker_setup)
+                              log_line=log_line, worker_setup=worker_setup, on_notice=notices)
         summary = reindexer.run()
     throughput = summary.read / summary.elapsed_s if summary.elapsed_s else 0.0
     report = {**summary.as_dict(), "docs_per_s": round(throughput, 1)}
@@ -231,6 +231,7 @@ def reindex(**job) -> None:
 @config_option
 @connection_options
 @click.option("--index", required=True, help="Index whose documents gain MILCO fields in place.")
+@with_group(INGEST, "ingest", fields=("re_encode",))
 @with_common_options
 def enrich(index: str, **job) -> None:
     """Add MILCO fields to INDEX's documents with optimistic concurrency; changed documents are not overwritten."""

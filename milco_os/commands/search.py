@@ -9,7 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from milco_os.commands.connection import Connection, connection_options
-from milco_os.commands.options import EncoderChoice, SearchFlags, encoder_options, index_option, search_options
+from milco_os.commands.options import (
+    EncoderChoice,
+    SearchFlags,
+    check_query_encoder,
+    encoder_options,
+    index_option,
+    search_options,
+)
 from milco_os.search.searcher import SearchOptions
 
 
@@ -32,6 +39,7 @@ def search(connection: Connection, index: str, encoder_choice: EncoderChoice, to
     engine = connection.engine()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(engine, index)
     encoder = encoder_choice.for_queries(search_flags)
+    check_query_encoder(handle, encoder, search_flags)
     # The table lists matched terms where the index stores the vectors to read them from.
     options = search_flags.build(engine.client, top_k, explain=explain or (output == "table" and
                                                                            handle.vectors_in_source))

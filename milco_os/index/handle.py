@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from milco_os.engines import Engine, engine_for, plain
+from milco_os.index.model_record import ModelRecord
 from milco_os.index.vector_fields import (
     DEFAULT_VECTOR_FIELD,
     VectorField,
@@ -29,6 +30,7 @@ class IndexHandle:
     # The pipeline milco-os's own bulk writes name: "_none" where the index's default pipeline is milco-stamp (what it
     # checks and stamps, these writes were checked and stamped with already), else None (the index's own runs).
     bulk_pipeline: str | None = None
+    model: ModelRecord | None = None  # the model the index records (``index/model_record``), None before one
 
     @property
     def client(self) -> Any:
@@ -65,7 +67,8 @@ def open_index(client: Any, name: str) -> IndexHandle:
     engine = engine_for(client)
     mapping = stored_mapping(engine, name)
     field = stored_vector_field(engine, mapping)
-    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field), stored_bulk_pipeline(engine, name))
+    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field), stored_bulk_pipeline(engine, name),
+                       ModelRecord.from_mapping(mapping))
 
 
 def stored_bulk_pipeline(engine: Engine, index: str) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from milco_os.engines import engine_for
+from milco_os.encoding.contract import SparseEncoder
+from milco_os.engines import Engine, engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
 from milco_os.index.handle import (
@@ -15,6 +17,7 @@ from milco_os.index.handle import (
     stored_mapping,
     stored_vectors_in_source,
 )
+from milco_os.index.model_record import ModelRecord, check_model
 from milco_os.index.vector_fields import VectorField
 from milco_os.resources import load_json, resource_dir
 
@@ -28,9 +31,10 @@ class IncompatibleIndexError(MilcoOsError):
 
 
 def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int,
-               default_pipeline: bool = True, vectors_in_source: bool = True) -> dict:
-    """The index body of ``mappings/`` with ``field``'s mapping and settings (its type recorded in ``_meta``);
-    without ``vectors_in_source``, ``_source`` leaves the vector fields out (they are indexed, not stored)."""
+               default_pipeline: bool = True, vectors_in_source: bool = True, model: ModelRecord | None = None) -> dict:
+    """The index body of ``mappings/`` with ``field``'s mapping and settings (its type, and ``model`` where known,
+    recorded in ``_meta``); without ``vectors_in_source``, ``_source`` leaves the vector fields out (they are
+    indexed, not stored)."""
     if passages and not field.holds_passages:
         raise MilcoOsError(f"{field.type_name} indices hold one vector per document, not passages",
                            hint="use --vector-field rank_features for --passages.")
@@ -49,6 +53,8 @@ def index_body(field: VectorField, *, passages: bool, shards: int, replicas: int
     if not vectors_in_source:
         body["mappings"]["_source"] = {"excludes": field.vector_paths(passages)}
     meta["key_codec"] = field.keys.codec
+    if model is not None:
+        meta["model"] = model.as_meta()
     return body
 
 
@@ -102,13 +108,13 @@ def pipelines_installed(outcomes: dict[str, str]) -> bool:
 
 def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int = 1, replicas: int = 1,
                  vector_type: str | None = None, parameters: Any = None,
-                 vectors_in_source: bool | None = None) -> tuple[IndexHandle, str]:
+                 vectors_in_source: bool | None = None, model: ModelRecord | None = None) -> tuple[IndexHandle, str]:
     """Install the pipelines, then create ``index`` unless it exists: its handle, and 'created' or 'exists'.
 
     An existing index that lacks or mistypes a MILCO field is an error. ``vector_type``
     defaults to the existing index's, else ``rank_features``; ``parameters`` (the type's index parameters) and
-    ``vectors_in_source`` (default: yes) apply to a new index; an existing index that stores its vectors
-    otherwise than ``vectors_in_source`` asks is an error.
+    ``vectors_in_source`` (default: yes) and ``model`` (the model about to write it, recorded) apply to a new
+    index; an existing index that stores its vectors otherwise than ``vectors_in_source`` asks is an error.
     """
     engine = engine_for(client)
     default_pipeline = pipelines_installed(ensure_pipelines(engine))
@@ -116,11 +122,11 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
     existing = stored_mapping(engine, index) if exists else {}
     field = chosen_vector_field(engine, existing if exists else None, vector_type, parameters)
     body = index_body(field, passages=passages, shards=shards, replicas=replicas, default_pipeline=default_pipeline,
-                      vectors_in_source=vectors_in_source is not False)
+                      vectors_in_source=vectors_in_source is not False, model=model)
     if not exists:
         engine.client.indices.create(index=index, body=body)
         return IndexHandle(engine, index, field, vectors_in_source is not False,
-                           bulk_pipeline_for(body["settings"]["index"].get("default_pipeline"))), "created"
+                           bulk_pipeline_for(body["settings"]["index"].get("default_pipeline")), model), "created"
     stored_in_source = stored_vectors_in_source(existing, field)
     problems = incompatibilities(existing, body)
     if vectors_in_source is not None and vectors_in_source != stored_in_source:
@@ -130,4 +136,25 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
             f"Index '{index}' exists but does not fit MILCO documents: {'; '.join(problems)}.",
             hint="choose another index name, or reindex into a new index with 'milco-os setup'.",
         )
-    return IndexHandle(engine, index, field, stored_in_source, stored_bulk_pipeline(engine, index)), "exists"
+    return IndexHandle(engine, index, field, stored_in_source, stored_bulk_pipeline(engine, index),
+                       ModelRecord.from_mapping(existing)), "exists"
+
+
+def record_model(engine: Engine, index: str, model: ModelRecord) -> None:
+    """Record ``model`` in the ``_meta`` of ``index``'s mapping (the rest of ``_meta`` kept as it is)."""
+    meta = dict(stored_mapping(engine, index).get("_meta") or {})
+    meta["milco_os"] = {**meta.get("milco_os", {}), "model": model.as_meta()}
+    engine.client.indices.put_mapping(index=index, body={"_meta": meta})
+
+
+def claim_index(handle: IndexHandle, encoder: SparseEncoder, *, allow_other: bool = False
+                ) -> tuple[IndexHandle, str | None]:
+    """Before a job writes into ``handle`` with ``encoder``: a ModelMismatchError where the index records another
+    model (unless ``allow_other``); an index that records none is adopted (the encoder's model recorded, when its
+    fingerprint is known). The handle, and a notice of what was adopted, allowed or could not be checked."""
+    notice = check_model(handle.name, handle.model, encoder, allow_other=allow_other)
+    given = ModelRecord.of(encoder)
+    if handle.model is None and given.fingerprint is not None:
+        record_model(handle.engine, handle.name, given)
+        return replace(handle, model=given), f"index '{handle.name}' recorded no model: adopted for {given.describe()}"
+    return handle, notice

@@ -5,7 +5,8 @@ list of strings: joined with newlines; text of any other type, or unreadable inp
 refused; with ``passages``: one vector per token window in the nested ``milco_passages``
 field; a vector with a weight that is not a positive finite number (a faulty custom
 encoder): refused naming the view's field; with ``skip_existing``, a document whose
-stored ``milco_meta`` matches model, pruning and text is skipped. The index's vector field
+stored ``milco_meta`` matches model, pruning and text is skipped (a document written before documents carried
+the model's fingerprint matches by the model's name). The index's vector field
 lays out the terms (its key scheme) and says which vectors it clips (counted, still written).
 """
 
@@ -47,11 +48,15 @@ class IngestOptions:
     prune: PruneSpec | str = PruneSpec()
     max_length: int | None = None
     model_name: str = "milco"
-    model_revision: str = ""
     passages: bool = False
     passage_tokens: int = 512
     passage_overlap: int = 0
     skip_existing: bool = False
+    # Write into an index that records another model (their vectors known to be compatible).
+    allow_other_model: bool = False
+    # Move an index to this encoder's model in place: every document of another fingerprint (or of none) is encoded
+    # again, the others skipped, and the index records the new model once all are written.
+    re_encode: bool = False
     unavailable_timeout_s: float = UNAVAILABLE_TIMEOUT_S
     bulk_concurrency: int = 2
     # The most bytes of one _bulk request's body (action and source lines as the client sends them): a batch over it
@@ -64,6 +69,8 @@ class IngestOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prune", PruneSpec.parse(self.prune))  # one spelling in milco_meta
+        if self.re_encode:
+            object.__setattr__(self, "skip_existing", True)
         if self.bulk_concurrency < 1:
             raise ValueError(f"bulk_concurrency must be at least 1, not {self.bulk_concurrency}")
         if self.bulk_max_bytes < 1:
@@ -98,6 +105,18 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def unchanged(stored: dict, wanted: dict, *, strict: bool = False) -> bool:
+    """Whether a document's stored ``milco_meta`` matches the one it would be written with; unless ``strict``, a
+    fingerprint unknown on either side (a document written before documents carried one, an encoder that does not
+    know its own) matches by the model's name."""
+    def same(key: str) -> bool:
+        if key == "model_revision" and not strict and not (stored.get(key) and wanted[key]):
+            return True
+        return stored.get(key) == wanted[key]
+
+    return all(same(key) for key in MATCHING_META)
+
+
 class EncodeStage:
     """Documents -> MILCO bulk actions for one index; settles what is refused or skipped before writing.
 
@@ -115,7 +134,8 @@ class EncodeStage:
         self.clipped = 0
 
     def meta(self, text: str, encoded_at: str) -> dict:
-        return {"model": self.options.model_name, "model_revision": self.options.model_revision,
+        """A document's ``milco_meta``: the model (name and fingerprint), pruning and text it was encoded with."""
+        return {"model": self.options.model_name, "model_revision": self.encoder.fingerprint or "",
                 "prune": str(self.options.prune), "text_hash": text_hash(text), "encoded_at": encoded_at}
 
     def prepare(self, batch: list[SourceItem]) -> PreparedBatch:
@@ -160,8 +180,7 @@ class EncodeStage:
             stored.update(self.stored_meta(lookup))
         kept = []
         for doc, text in texts:
-            meta, wanted = stored.get(doc.doc_id) or {}, self.meta(text, "")
-            if all(meta.get(key) == wanted[key] for key in MATCHING_META):
+            if unchanged(stored.get(doc.doc_id) or {}, self.meta(text, ""), strict=self.options.re_encode):
                 settled.append(Outcome("skipped", doc.line, doc.doc_id))
             else:
                 kept.append((doc, text))

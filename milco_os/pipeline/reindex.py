@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from milco_os.encoding.contract import SparseEncoder
 from milco_os.engines import engine_for
+from milco_os.errors import MilcoOsError
 from milco_os.index.handle import (
     IndexHandle,
     chosen_vector_field,
@@ -25,7 +26,8 @@ from milco_os.index.handle import (
     stored_mapping,
     stored_vectors_in_source,
 )
-from milco_os.index.setup import ensure_pipelines, pipelines_installed
+from milco_os.index.model_record import ModelRecord
+from milco_os.index.setup import claim_index, ensure_pipelines, pipelines_installed, record_model
 from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, IngestSummary, Ingestor
@@ -59,10 +61,12 @@ class Reindexer:
     def __init__(self, client: Any, encoder: SparseEncoder, plan: ReindexPlan, checkpoint: SliceCheckpoint,
                  dead_letters: DeadLetters, on_progress: Callable[[int, int], None] = lambda s, n: None,
                  log_line: Callable[[dict], None] = lambda line: None,
-                 worker_setup: WorkerSetup | None = None) -> None:
+                 worker_setup: WorkerSetup | None = None, on_notice: Callable[[str], None] = lambda text: None
+                 ) -> None:
         self.engine, self.encoder, self.plan = engine_for(client), encoder, plan
         self.checkpoint, self.dead_letters = checkpoint, dead_letters
         self.on_progress, self.log_line, self.worker_setup = on_progress, log_line, worker_setup
+        self.on_notice = on_notice  # what the model check adopted, allowed or could not check
         self.dest: IndexHandle | None = None  # known once ``run`` prepared it
 
     def run(self) -> IngestSummary:
@@ -84,6 +88,11 @@ class Reindexer:
             sum(getattr(state, name) for state in self.checkpoint.slices.values())
             for name in ("read", "written", "skipped", "failed"))
         total.elapsed_s = time.perf_counter() - started
+        moved_to = ModelRecord.recordable(self.encoder)
+        if self.plan.options.re_encode and moved_to and not total.failed and dest.model != moved_to:
+            record_model(self.engine, dest.name, moved_to)  # every document is on it now
+            self.dest = replace(dest, model=moved_to)
+            self.on_notice(f"index '{dest.name}' now records {moved_to.describe()}")
         return total
 
     def run_slices(self, dest: IndexHandle, slice_ids: list[int], use_pit: bool) -> IngestSummary:
@@ -124,6 +133,10 @@ class Reindexer:
 
     def _prepare_dest(self) -> IndexHandle:
         plan, engine = self.plan, self.engine
+        if plan.options.re_encode and not self.encoder.fingerprint:
+            raise MilcoOsError(f"--re-encode moves an index to the encoder's model, and {self.encoder.name} does not "
+                               "know its fingerprint", hint="encode with --model DIR, or a Triton model exported "
+                                                            "by this version ('milco-os triton export').")
         exists = engine.client.indices.exists(index=plan.dest)
         field = chosen_vector_field(engine, stored_mapping(engine, plan.dest) if exists else None, plan.vector_type,
                                     plan.field_parameters)
@@ -133,9 +146,18 @@ class Reindexer:
             default_pipeline = pipelines_installed(ensure_pipelines(engine))
             engine.create_index_unless_exists(plan.dest, dest_body(
                 engine, plan.source, field, passages=plan.options.passages, default_pipeline=default_pipeline,
-                vectors_in_source=plan.vectors_in_source))
-        return IndexHandle(engine, plan.dest, field, stored_vectors_in_source(stored_mapping(engine, plan.dest), field),
-                           stored_bulk_pipeline(engine, plan.dest))
+                vectors_in_source=plan.vectors_in_source, model=ModelRecord.recordable(self.encoder)))
+        mapping = stored_mapping(engine, plan.dest)
+        dest = IndexHandle(engine, plan.dest, field, stored_vectors_in_source(mapping, field),
+                           stored_bulk_pipeline(engine, plan.dest), ModelRecord.from_mapping(mapping))
+        options = plan.options
+        dest, notice = claim_index(dest, self.encoder, allow_other=options.allow_other_model or options.re_encode)
+        if options.re_encode and dest.model != ModelRecord.of(self.encoder):
+            notice = (f"index '{dest.name}' ({dest.model.describe() if dest.model else 'no model recorded'}) moves to "
+                      f"{ModelRecord.of(self.encoder).describe()}: documents of another model are encoded again")
+        if notice:
+            self.on_notice(f"warning: {notice}")
+        return dest
 
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]

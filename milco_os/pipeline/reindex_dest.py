@@ -9,6 +9,7 @@ from milco_os.engines import Engine, plain
 from milco_os.errors import ReindexError
 from milco_os.index.fields import META_FIELD
 from milco_os.index.handle import stored_mapping, stored_vector_field, stored_vectors_in_source
+from milco_os.index.model_record import ModelRecord
 from milco_os.index.setup import ensure_pipelines, incompatibilities, index_body
 from milco_os.index.vector_fields import VectorField, every_vector_path
 from milco_os.pipeline.encode_stage import MILCO_FIELDS
@@ -17,8 +18,9 @@ COPIED_SETTINGS = ("analysis", "similarity", "mapping", "max_result_window", "nu
 
 
 def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool = False,
-              default_pipeline: bool = True, vectors_in_source: bool | None = None) -> dict:
-    """``mappings/`` merged with the source index's own mapping and copyable settings.
+              default_pipeline: bool = True, vectors_in_source: bool | None = None,
+              model: ModelRecord | None = None) -> dict:
+    """``mappings/`` merged with the source index's own mapping and copyable settings, recording ``model``.
 
     The source's own MILCO vector fields, of whichever strategy, give way to ``field``'s; its
     ``_source`` excludes stay, with the vector fields left out of ``_source`` unless
@@ -28,7 +30,7 @@ def dest_body(engine: Engine, source: str, field: VectorField, *, passages: bool
     if vectors_in_source is None:
         vectors_in_source = stored_vectors_in_source(mapping, stored_vector_field(engine, mapping))
     body = index_body(field, passages=passages, shards=1, replicas=1, default_pipeline=default_pipeline,
-                      vectors_in_source=vectors_in_source)
+                      vectors_in_source=vectors_in_source, model=model)
     own_excludes = [pattern for pattern in (mapping.get("_source") or {}).get("excludes") or ()
                     if not any(fnmatchcase(path, pattern) for path in every_vector_path())]
     excludes = own_excludes + body["mappings"].get("_source", {}).get("excludes", [])
@@ -66,5 +68,6 @@ def ensure_milco_mapping(engine: Engine, index: str, field: VectorField) -> None
                                hint="reindex into a new index with 'milco-os reindex --vector-field "
                                     f"{field.type_name}'.")
     milco = {key: wanted["mappings"]["properties"][key] for key in (*field.keys.fields, META_FIELD)}
-    meta = {**(mapping.get("_meta") or {}), "milco_os": wanted["mappings"]["_meta"]["milco_os"]}
+    meta = dict(mapping.get("_meta") or {})  # the model recorded, if any, stays
+    meta["milco_os"] = {**meta.get("milco_os", {}), **wanted["mappings"]["_meta"]["milco_os"]}
     engine.client.indices.put_mapping(index=index, body={"properties": milco, "_meta": meta})
