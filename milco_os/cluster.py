@@ -8,9 +8,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, engine_of_error
 from milco_os.engines.base import cluster_hosts
-from milco_os.errors import ClusterUnavailableError, CredentialsError, MilcoOsError, TlsError
+from milco_os.errors import ClusterUnavailableError, CredentialsError, IndexMissingError, MilcoOsError, TlsError
 
 BACKENDS = ("auto", *ENGINES)
+UNUSABLE_INDEX = ("index_not_found_exception", "index_closed_exception")  # error types of a missing or closed index
 
 
 def make_client(url: str, *, backend: str = "auto", user: str | None = None, password: str | None = None,
@@ -80,6 +81,11 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None) -> Milc
                                      "pipeline permissions), or use a user that has it.")
     if kind is ErrorKind.CONFIGURATION:
         return MilcoOsError(f"the connection to {url} is misconfigured: {reason}")
+    if engine.error_type(exc) in UNUSABLE_INDEX:
+        state = "is closed" if engine.error_type(exc) == "index_closed_exception" else "does not exist"
+        return IndexMissingError(f"index '{engine.error_index(exc) or '?'}' {state} on the cluster at {url} ({reason})",
+                                 hint="check --index (an alias must point at an index); a closed index is opened "
+                                      "with POST INDEX/_open.")
     lacks_rank_features = "rank_features" in reason and "does not exist" in reason
     return MilcoOsError(f"the cluster at {url} answered HTTP {engine.status(exc)}: {reason}",
                         hint="this cluster has no rank_features field (no mapper-extras module): on "

@@ -50,6 +50,12 @@ class IndexUnavailableError(MilcoOsError):
     exit_code = 11
 
 
+class IndexMissingError(MilcoOsError):
+    """A command's index does not exist or is closed."""
+
+    exit_code = 13
+
+
 class ReindexError(MilcoOsError):
     """A reindex or enrich that cannot go on as asked (a clashing mapping, an alias that cannot move)."""
 

@@ -81,6 +81,11 @@ class Engine(ABC):
     def error_type(exc: BaseException) -> str | None:
         """The type the cluster gave an error response (``resource_already_exists_exception``), else None."""
 
+    @staticmethod
+    @abstractmethod
+    def error_index(exc: BaseException) -> str | None:
+        """The index an error response names (a missing or closed one), else None."""
+
     @abstractmethod
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         """One ``_bulk`` request of action/source pairs (through ``pipeline``, ``_none`` for none, instead of the
@@ -151,6 +156,13 @@ def error_type_in(body: object) -> str | None:
     error = body.get("error") if isinstance(body, dict) else None
     kind = error.get("type") if isinstance(error, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+def error_index_in(body: object) -> str | None:
+    """``error.index`` of an error response's body, when it names one."""
+    error = body.get("error") if isinstance(body, dict) else None
+    index = error.get("index") if isinstance(error, dict) else None
+    return index if isinstance(index, str) else None
 
 
 def one_line(text: object, limit: int = 300) -> str:

@@ -8,7 +8,8 @@ import elasticsearch
 from elasticsearch import Elasticsearch
 
 from milco_os.engines.base import (
-    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_type_in, one_line, plain,
+    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_index_in, error_type_in, one_line,
+    plain,
 )
 
 
@@ -68,6 +69,10 @@ class ElasticsearchEngine(Engine):
     @staticmethod
     def error_type(exc: BaseException) -> str | None:
         return error_type_in(exc.body) if isinstance(exc, elasticsearch.ApiError) else None
+
+    @staticmethod
+    def error_index(exc: BaseException) -> str | None:
+        return error_index_in(exc.body) if isinstance(exc, elasticsearch.ApiError) else None
 
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         return plain(self.client.bulk(operations=operations, **({"pipeline": pipeline} if pipeline else {})))

@@ -7,7 +7,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as errors
 
 from milco_os.engines.base import (
-    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_type_in, one_line,
+    POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_index_in, error_type_in, one_line,
 )
 
 
@@ -70,6 +70,10 @@ class OpenSearchEngine(Engine):
     @staticmethod
     def error_type(exc: BaseException) -> str | None:
         return error_type_in(exc.info) if isinstance(exc, errors.TransportError) else None
+
+    @staticmethod
+    def error_index(exc: BaseException) -> str | None:
+        return error_index_in(exc.info) if isinstance(exc, errors.TransportError) else None
 
     def bulk(self, operations: list[dict], pipeline: str | None = None) -> dict:
         return self.client.bulk(body=operations, **({"pipeline": pipeline} if pipeline else {}))

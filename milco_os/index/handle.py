@@ -67,8 +67,8 @@ def open_index(client: Any, name: str) -> IndexHandle:
     engine = engine_for(client)
     mapping = stored_mapping(engine, name)
     field = stored_vector_field(engine, mapping)
-    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field), stored_bulk_pipeline(engine, name),
-                       ModelRecord.from_mapping(mapping))
+    return IndexHandle(engine, name, field, stored_vectors_in_source(mapping, field),
+                       stored_bulk_pipeline(engine, name), ModelRecord.from_mapping(mapping))
 
 
 def stored_bulk_pipeline(engine: Engine, index: str) -> str | None:

@@ -145,3 +145,33 @@ def test_an_index_fault_outlasting_the_wait_stops_with_exit_11_then_resume_store
     record(Row("index fault", f"{fault} mid-ingest, longer than --unavailable-timeout, then --resume", "CLI", DOCS,
                result.stored, 0, 0, result.duplicated, "11, then 0",
                f"checkpoint at line {done}; resume read {DOCS - done}"))
+
+
+@pytest.mark.parametrize("command", ["search", "eval"])
+def test_a_missing_or_closed_index_stops_a_search_with_exit_13_in_one_line(
+        command: str, opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tmp_path: Path,
+        record) -> None:
+    index = f"index-fault-search-{command}"
+    queries = write_jsonl(tmp_path / "queries.jsonl", [{"_id": "q1", "text": "Berlin"}])
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\tdoc-1\t1\n", encoding="utf-8")
+    ask = {"search": ("Berlin",), "eval": ("--queries", str(queries), "--qrels", str(qrels))}[command]
+
+    def run(name: str) -> subprocess.CompletedProcess:
+        return run_cli(command, "--url", opensearch_url, "--index", name, "--model", str(tiny_checkpoint), *ask,
+                       timeout=300)
+
+    opensearch.indices.delete(index=index, ignore_unavailable=True)
+    missing = run(index)
+    opensearch.indices.create(index=index, body={"settings": {"number_of_replicas": 0}})
+    opensearch.indices.close(index=index)
+    shut = run(index)
+    opensearch.indices.delete(index=index)
+
+    for result, says in ((missing, "no such index"), (shut, "closed")):
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert result.returncode == 13, result.stderr
+        assert len(errors) == 1 and says in errors[0] and index in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+    record(Row("index fault", f"{command} on a missing, then a closed index", "CLI", 0, 0, 0, 0, 0, "13",
+               "one line naming the index"))
