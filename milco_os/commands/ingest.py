@@ -41,7 +41,7 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
     Progress is checkpointed after every written batch; a run stopped by an outage
     (exit 4 for the cluster, 7 for Triton) goes on with --resume.
     """
-    from milco_os.index.handle import has_milco_fields
+    from milco_os.index.handle import has_milco_fields, pinned
     from milco_os.index.model_record import ModelRecord
     from milco_os.index.setup import claim_index, ensure_index
     from milco_os.pipeline.checkpoints import FileCheckpoint
@@ -62,6 +62,10 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
     handle, notice = claim_index(handle, encoder, allow_other=options.allow_other_model)
     if notice:
         click.echo(f"warning: {notice}", err=True)
+    handle = pinned(handle)
+    if handle.name != index:
+        click.echo(f"writing into {handle.name}, the index alias {index} points at (it stays there should the "
+                   "alias move during the job)", err=True)
     files = JobFiles(dead_letter or file.with_suffix(".dead-letter.jsonl"))
     checkpoint = FileCheckpoint.load_or_new(files.checkpoint, file, index, resume)
     total = sum(1 for line in file.open("rb") if line.strip())
@@ -75,7 +79,7 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
         source = JsonlSource(file, id_field=id_field, routing_field=routing_field, start_after=checkpoint.line,
                              on_notice=notices)
         summary = ingestor.run(source)
-    handle.client.indices.refresh(index=index)
+    handle.client.indices.refresh(index=handle.name)
     click.echo(json.dumps(summary.as_dict()), err=True)
     if summary.clipped:
         click.echo(f"warning: {handle.field.clipping_warning(summary.clipped)}", err=True)

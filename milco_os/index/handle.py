@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Any
@@ -104,3 +104,16 @@ def chosen_vector_field(engine: Engine, mapping: dict | None, vector_type: str |
     if mapping is not None and vector_type in (None, stored_vector_type(mapping)):
         return stored_vector_field(engine, mapping)
     return vector_field(vector_type or DEFAULT_VECTOR_FIELD, engine.version, parameters)
+
+
+def pinned(handle: IndexHandle) -> IndexHandle:
+    """``handle`` on the index its name means now: an alias's write index (its one index, where it names no write
+    index), so that a job's writes stay in one index when the alias is moved during the job. An alias over several
+    indices without a write index stays as it is (the cluster refuses writes through it)."""
+    client = handle.client
+    if not client.indices.exists_alias(name=handle.name):
+        return handle
+    indices = plain(client.indices.get_alias(name=handle.name))
+    writers = [name for name, entry in indices.items() if entry["aliases"][handle.name].get("is_write_index")]
+    target = writers or (list(indices) if len(indices) == 1 else [])
+    return replace(handle, name=target[0]) if target else handle

@@ -22,6 +22,7 @@ from milco_os.errors import MilcoOsError
 from milco_os.index.handle import (
     IndexHandle,
     chosen_vector_field,
+    pinned,
     stored_bulk_pipeline,
     stored_mapping,
     stored_vectors_in_source,
@@ -157,7 +158,7 @@ class Reindexer:
                       f"{ModelRecord.of(self.encoder).describe()}: documents of another model are encoded again")
         if notice:
             self.on_notice(f"warning: {notice}")
-        return dest
+        return dest if plan.in_place else pinned(dest)  # in place, documents go back where they were read
 
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]

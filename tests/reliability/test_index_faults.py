@@ -175,3 +175,32 @@ def test_a_missing_or_closed_index_stops_a_search_with_exit_13_in_one_line(
         assert "Traceback" not in result.stderr
     record(Row("index fault", f"{command} on a missing, then a closed index", "CLI", 0, 0, 0, 0, 0, "13",
                "one line naming the index"))
+
+
+def test_an_alias_moved_mid_job_keeps_the_jobs_writes_in_its_index(
+        opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
+        tmp_path: Path, record) -> None:
+    first, second, alias = "index-fault-alias-1", "index-fault-alias-2", "index-fault-alias"
+    opensearch.indices.delete(index=f"{first},{second}", ignore_unavailable=True)
+    for name in (first, second):
+        assert run_cli("setup", "--url", opensearch_url, "--index", name, "--replicas", "0").returncode == 0
+    opensearch.indices.put_alias(index=first, name=alias)
+    documents = corpus(DOCS)
+    dead = tmp_path / "dead.jsonl"
+    job = Job("--url", opensearch_url, "--index", alias, "--model", str(tiny_checkpoint), "--batch-size", "16",
+              "--dead-letter", str(dead), str(write_jsonl(tmp_path / "docs.jsonl", documents)))
+    line = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job.process, DOCS // 4)
+    opensearch.indices.update_aliases(body={"actions": [{"remove": {"index": first, "alias": alias}},
+                                                        {"add": {"index": second, "alias": alias}}]})
+    stderr = job.finish()
+
+    assert job.process.returncode == 0, stderr
+    assert f"writing into {first}, the index alias {alias} points at" in stderr
+    assert not dead.exists()
+    result = audit(opensearch, first, expected_fields(tiny_encoder, documents))
+    assert not result.problems(DOCS)
+    opensearch.indices.refresh(index=second)
+    assert opensearch.count(index=second)["count"] == 0
+    opensearch.indices.delete(index=f"{first},{second}")
+    record(Row("index fault", "alias moved to another index mid-ingest", "CLI", DOCS, result.stored, 0, 0,
+               result.duplicated, "0", f"moved after line {line}; every write stays in the index the job began in"))
