@@ -26,6 +26,8 @@ MATRIX_ENV = "MILCO_OS_RELIABILITY_MATRIX"
 ROWS: list[dict] = []
 ADMIN = BasicAuthUser("milco-admin", f"Adm1n-{uuid.uuid4().hex}")
 READER = BasicAuthUser("milco-reader", f"Read3r-{uuid.uuid4().hex}", backend_role="readall")
+# A user whose permissions the tests grant and revoke (through the security API) while a job runs.
+WRITER = BasicAuthUser("milco-writer", f"Wr1ter-{uuid.uuid4().hex}", backend_role="milco-writer")
 
 
 @pytest.fixture
@@ -56,5 +58,5 @@ def own_node() -> Iterator[Callable[..., NodeHandle]]:
 @pytest.fixture(scope="session")
 def secure_node() -> Iterator[NodeHandle]:
     """A node with the security plugin: https with its own CA, basic auth for an admin and a read-only user."""
-    with temporary_node(version=SECURE_VERSION, users=(ADMIN, READER)) as node:
+    with temporary_node(version=SECURE_VERSION, users=(ADMIN, READER, WRITER)) as node:
         yield NodeHandle(node)

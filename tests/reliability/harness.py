@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from milco_os.services.ports import free_port, is_port_free
 from milco_os.services.processes import pid_alive
 from milco_os.services.search_node import SearchNode, dev_cluster_node
 from milco_os.model.tiny import MULTILINGUAL_SAMPLE
-from tests.commands import run_cli
+from tests.commands import milco_os_command, run_cli
 from tests.waiting import wait_for
 
 
@@ -48,6 +49,25 @@ class Row:
 def summary_of(stderr: str) -> dict:
     """The JSON summary line an ingest prints on stderr."""
     return next(json.loads(line) for line in reversed(stderr.splitlines()) if line.startswith("{"))
+
+
+class Job:
+    """A running ``milco-os ingest`` whose standard error is read as it comes."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(milco_os_command("ingest", *args), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
+        self.reader.start()
+
+    def said(self, fragment: str) -> bool:
+        return any(fragment in line for line in list(self.lines))
+
+    def finish(self, timeout: float = 600) -> str:
+        self.process.wait(timeout=timeout)
+        self.reader.join(timeout=30)
+        return "".join(self.lines)
 
 
 def corpus(count: int, prefix: str = "doc") -> list[dict]:

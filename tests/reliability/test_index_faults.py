@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +17,8 @@ import pytest
 from opensearchpy import OpenSearch
 
 from milco_os.model import MilcoEncoder
-from tests.commands import milco_os_command, run_cli
-from tests.reliability.harness import Row, audit, corpus, expected_fields, ingested_lines, summary_of, \
+from tests.commands import run_cli
+from tests.reliability.harness import Job, Row, audit, corpus, expected_fields, ingested_lines, summary_of, \
     wait_for_progress, write_jsonl
 from tests.waiting import wait_for
 
@@ -50,25 +49,6 @@ FAULTS: dict[str, tuple[Callable[[OpenSearch, str, bool], None], str]] = {
     # closing blocks writes first ("index preparing to close"), then refuses them as closed
     "index closed": (closed, "index_closed_exception|cluster_block_exception"),
 }
-
-
-class Job:
-    """A running ``milco-os ingest`` whose standard error is read as it comes."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(milco_os_command("ingest", *args), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
-        self.reader.start()
-
-    def said(self, fragment: str) -> bool:
-        return any(fragment in line for line in list(self.lines))
-
-    def finish(self, timeout: float = 600) -> str:
-        self.process.wait(timeout=timeout)
-        self.reader.join(timeout=30)
-        return "".join(self.lines)
 
 
 def started_mid_job(opensearch: OpenSearch, opensearch_url: str, index: str, folder: Path, tiny_checkpoint: Path,

@@ -13,14 +13,18 @@ import socket
 from pathlib import Path
 
 import pytest
+from opensearchpy import OpenSearch
 
 from milco_os.commands.connection import INSECURE_WARNING
 from milco_os.model import MilcoEncoder
+from milco_os.services.opensearch_security import CERTS
 from milco_os.services.ports import free_port
 from milco_os.services.triton_server import TritonServer
 from tests.commands import run_cli
-from tests.reliability.conftest import ADMIN, READER
-from tests.reliability.harness import NodeHandle, Row, audit, corpus, expected_fields, write_jsonl
+from tests.reliability.conftest import ADMIN, READER, WRITER
+from tests.reliability.harness import Job, NodeHandle, Row, audit, corpus, expected_fields, ingested_lines, \
+    summary_of, wait_for_progress, write_jsonl
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +139,54 @@ def test_services_started_by_the_tool_listen_on_loopback_only(secure_node: NodeH
     seen = {name: listening_addresses(port) for name, port in ports.items()}
     assert all(seen.values()), f"some service does not listen where expected: {seen}"
     assert all(addresses <= {"127.0.0.1", "::ffff:127.0.0.1"} for addresses in seen.values()), seen
+
+
+def security_admin(node: NodeHandle) -> OpenSearch:
+    """A client with the node's admin certificate: the one that may change roles through the security API."""
+    certs = node.node.runtime_dir / CERTS
+    return OpenSearch(hosts=[node.url], ca_certs=str(node.node.ca_certs), client_cert=str(certs / "admin.pem"),
+                      client_key=str(certs / "admin-key.pem"), timeout=60)
+
+
+def set_writer_access(admin: OpenSearch, granted: bool) -> None:
+    """Map WRITER to all_access, or take the mapping away (then every request of WRITER's is denied with 403)."""
+    path = "/_plugins/_security/api/rolesmapping/all_access"
+    mapping = admin.transport.perform_request("GET", path)["all_access"]
+    users = [user for user in mapping.get("users", []) if user != WRITER.name] + ([WRITER.name] if granted else [])
+    admin.transport.perform_request("PUT", path, body={
+        "backend_roles": mapping.get("backend_roles", []), "hosts": mapping.get("hosts", []), "users": users})
+
+
+def test_a_permission_taken_away_mid_job_is_waited_for_and_nothing_dead_lettered(
+        secure_node: NodeHandle, tiny_checkpoint: Path, tiny_encoder: MilcoEncoder, tmp_path: Path, record) -> None:
+    admin, index, count = security_admin(secure_node), "secured-revoked", 3000
+    set_writer_access(admin, True)
+    secure_node.client().indices.delete(index=index, ignore_unavailable=True)
+    documents = corpus(count)
+    dead = tmp_path / "dead.jsonl"
+    job = Job("--url", secure_node.url, "--user", WRITER.name, "--ca-certs", str(secure_node.node.ca_certs),
+              "--index", index, "--model", str(tiny_checkpoint), "--batch-size", "8", "--bulk-concurrency", "1",
+              "--unavailable-timeout", "180",
+              "--dead-letter", str(dead), str(write_jsonl(tmp_path / "docs.jsonl", documents)),
+              env={"MILCO_OS_PASSWORD": WRITER.password})
+    try:
+        line = wait_for_progress(ingested_lines(dead.with_suffix(".checkpoint.json")), job.process, count // 10)
+        set_writer_access(admin, False)
+        wait_for(lambda: job.said("the index refuses writes"), timeout=120, process=job.process,
+                 what="the job to meet the 403 and say it waits")
+    finally:
+        set_writer_access(admin, True)
+    stderr = job.finish()
+
+    assert job.process.returncode == 0, stderr
+    waits = [text for text in stderr.splitlines() if "the index refuses writes" in text]
+    assert waits and ("403" in waits[0] or "security_exception" in waits[0]), stderr
+    assert WRITER.password not in stderr
+    assert not dead.exists(), "nothing may be dead-lettered for a missing permission"
+    summary = summary_of(stderr)
+    assert summary["failed"] == 0 and summary["index_fault_retries"] > 0
+    result = audit(secure_node.client(), index, expected_fields(tiny_encoder, documents))
+    assert not result.problems(count)
+    record(Row("index fault", "write permission taken away mid-ingest (403), given back within "
+               "--unavailable-timeout", "CLI", count, result.stored, 0, 0, result.duplicated, "0",
+               f"taken away after line {line}; {summary['index_fault_retries']} documents sent again"))
