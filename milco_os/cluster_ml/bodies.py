@@ -32,6 +32,7 @@ class MlInstallation:
     max_length: int | None = None
     text_field: str = "text"
     batch_size: int = 32
+    fingerprint: str | None = None  # the served checkpoint's (read from Triton's model configuration), where known
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prune", PruneSpec.parse(self.prune))
@@ -47,6 +48,11 @@ class MlInstallation:
 
     def model_name(self, view: str) -> str:
         return f"{self.name}-{view}"
+
+    @property
+    def encoder_name(self) -> str:
+        """The model's name in ``milco_meta`` and an index's record, as the Triton client names it."""
+        return f"triton:{self.triton_model}"
 
     @property
     def encode_pipeline(self) -> str:
@@ -90,7 +96,8 @@ def encode_pipeline_body(installation: MlInstallation, model_ids: dict[str, str]
                 f"could not encode field {installation.text_field}: {{{{{{ _ingest.on_failure_message }}}}}}")
         elif "script" in processor:
             processor["script"]["params"].update(text_field=installation.text_field,
-                                                 model=f"triton:{installation.triton_model}",
+                                                 model=installation.encoder_name,
+                                                 model_revision=installation.fingerprint or "",
                                                  prune=str(installation.prune))
     return body
 

@@ -29,6 +29,7 @@ from milco_os.cluster_ml.bodies import (
 )
 from milco_os.errors import MilcoOsError
 from milco_os.index.handle import STAMP_PIPELINE
+from milco_os.index.model_record import ModelRecord
 from milco_os.index.setup import ensure_pipelines
 
 ML = "/_plugins/_ml"
@@ -272,6 +273,20 @@ def installed_model_ids(client: Any, name: str) -> dict[str, str]:
                                hint=f"run 'milco-os opensearch-ml install --name {name}' first.")
         ids[view] = found[0]["_id"]
     return ids
+
+
+def installed_model(client: Any, name: str) -> ModelRecord:
+    """The model the installation ``name`` encodes with, as its ingest pipeline writes it into ``milco_meta`` (the
+    fingerprint None where the install could not read it from Triton)."""
+    pipeline = MlInstallation(name=name).encode_pipeline
+    try:
+        stored = client.transport.perform_request("GET", f"/_ingest/pipeline/{pipeline}").get(pipeline, {})
+    except NotFoundError:
+        raise MilcoOsError(f"The cluster has no ingest pipeline {pipeline}.",
+                           hint=f"run 'milco-os opensearch-ml install --name {name}' first.") from None
+    params = next((processor["script"].get("params", {}) for processor in stored.get("processors", [])
+                   if "script" in processor), {})
+    return ModelRecord(str(params.get("model") or name), params.get("model_revision") or None)
 
 
 def indices_using_pipeline(client: Any, pipeline: str) -> list[str]:

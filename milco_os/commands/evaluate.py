@@ -49,8 +49,8 @@ def evaluate(connection: Connection, index: str, encoder_choice: EncoderChoice, 
     engine = connection.engine()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(engine, index)
     encoder = encoder_choice.for_queries(search_flags)
-    check_query_encoder(handle, encoder, search_flags)
     options = search_flags.build(engine.client, depth)
+    check_query_encoder(handle, encoder, search_flags)  # the cluster's models are known to exist now
     topics, judgements = read_queries(queries), read_qrels(qrels)
     try:
         run = [ir_measures.ScoredDoc(qid, hit.id, hit.score)

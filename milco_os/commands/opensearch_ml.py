@@ -41,16 +41,24 @@ def install(connection: Connection, triton_url: str, triton_model: str, name: st
     pipeline NAME-encode and the search pipeline NAME-two-phase; print their ids as JSON."""
     from milco_os.cluster_ml.bodies import MlInstallation
     from milco_os.cluster_ml.installer import install as install_models
+    from milco_os.encoding.triton_client import served_fingerprint
+    from milco_os.index.model_record import ModelRecord
     from milco_os.index.setup import ensure_index
 
     if default_pipeline and not index:
         raise click.UsageError("--default-pipeline sets an index's default pipeline: give --index")
     client = connection.client()
+    fingerprint = served_fingerprint(triton_url, triton_model)
+    if fingerprint is None:
+        click.echo(f"warning: the model's fingerprint could not be read from Triton at {triton_url} here: documents "
+                   "the cluster encodes carry none, and indices cannot check the model", err=True)
     installation = MlInstallation(triton_url=triton_url, triton_model=triton_model, name=name, prune=prune,
-                                  max_length=max_length, text_field=text_field, batch_size=batch_size)
+                                  max_length=max_length, text_field=text_field, batch_size=batch_size,
+                                  fingerprint=fingerprint)
     report = install_models(client, installation, on_step=lambda step: click.echo(f"... {step}", err=True))
     if index:
-        _, outcome = ensure_index(client, index)
+        model = ModelRecord(installation.encoder_name, fingerprint) if fingerprint else None
+        _, outcome = ensure_index(client, index, model=model)
         report.actions[f"index {index}"] = outcome
         if default_pipeline:
             client.indices.put_settings(index=index, body={"index.default_pipeline": installation.encode_pipeline})

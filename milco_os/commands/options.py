@@ -196,13 +196,14 @@ class SearchFlags:
 
 
 def check_query_encoder(handle: Any, encoder: Any, search_flags: SearchFlags) -> None:
-    """Before a search: a ModelMismatchError where ``handle``'s index records another model than ``encoder``'s
-    (unless --allow-other-model), a warning where the two cannot be compared; nothing when the cluster encodes."""
-    from milco_os.index.model_record import check_model
+    """Before a search: a ModelMismatchError where ``handle``'s index records another model than the query's
+    encoder (``encoder``, or the cluster's with --cluster-encodes), unless --allow-other-model; a warning where the
+    two cannot be compared."""
+    from milco_os.cluster_ml.installer import installed_model
+    from milco_os.index.model_record import ModelRecord, check_model
 
-    if encoder is None:
-        return
-    notice = check_model(handle.name, handle.model, encoder, allow_other=search_flags.options["allow_other_model"])
+    given = ModelRecord.of(encoder) if encoder else installed_model(handle.client, search_flags.cluster_encodes)
+    notice = check_model(handle.name, handle.model, given, allow_other=search_flags.options["allow_other_model"])
     if notice:
         click.echo(f"warning: {notice}", err=True)
 

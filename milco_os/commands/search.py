@@ -39,10 +39,10 @@ def search(connection: Connection, index: str, encoder_choice: EncoderChoice, to
     engine = connection.engine()  # a wrong URL or password fails here, before a model is loaded
     handle = open_index(engine, index)
     encoder = encoder_choice.for_queries(search_flags)
-    check_query_encoder(handle, encoder, search_flags)
     # The table lists matched terms where the index stores the vectors to read them from.
     options = search_flags.build(engine.client, top_k, explain=explain or (output == "table" and
                                                                            handle.vectors_in_source))
+    check_query_encoder(handle, encoder, search_flags)  # the cluster's models are known to exist now
     try:
         hits = run_search(handle, encoder, query, options)
     except ValueError as exc:

@@ -364,3 +364,21 @@ class TritonEncoder(SparseEncoder):
 def _is_connection_error(exc: InferenceServerException) -> bool:
     message = (exc.message() or "").lower()
     return any(word in message for word in ("connect", "unavailable", "socket closed", "broken pipe"))
+
+
+def served_fingerprint(url: str, model: str, timeout_s: float = 10.0) -> str | None:
+    """The checkpoint fingerprint the model ``model`` served by Triton's HTTP endpoint ``url`` records in its
+    configuration; None when this machine cannot reach it or the export recorded none."""
+    import tritonclient.http as http
+
+    address = url.split("://", 1)[-1].rstrip("/")
+    try:
+        client = http.InferenceServerClient(address, connection_timeout=timeout_s, network_timeout=timeout_s,
+                                            ssl=url.startswith("https://"))
+        try:
+            return served_checkpoint(client.get_model_config(model))
+        finally:
+            client.close()
+    except (InferenceServerException, OSError, HTTPException) as exc:
+        logger.debug("Triton at %s: no model configuration (%s)", url, exc)
+        return None

@@ -62,11 +62,11 @@ class ModelRecord:
         return self.fingerprint is not None and self.fingerprint == other.fingerprint
 
 
-def check_model(index_name: str, recorded: ModelRecord | None, encoder: SparseEncoder, *,
+def check_model(index_name: str, recorded: ModelRecord | None, given: ModelRecord, *,
                 allow_other: bool = False) -> str | None:
-    """A ModelMismatchError when ``recorded`` is known to differ from ``encoder``'s model (unless ``allow_other``);
-    otherwise a notice for what could not be checked or was allowed, or None when the two match."""
-    given = ModelRecord.of(encoder)
+    """A ModelMismatchError when ``recorded`` is known to differ from the ``given`` model (an encoder's, or the one
+    the cluster encodes with), unless ``allow_other``; otherwise a notice for what could not be checked or was
+    allowed, or None when the two match."""
     if recorded is None:
         return f"index '{index_name}' records no model yet: its vectors cannot be checked against {given.describe()}"
     if given.fingerprint is None or recorded.fingerprint is None:

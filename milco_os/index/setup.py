@@ -152,8 +152,8 @@ def claim_index(handle: IndexHandle, encoder: SparseEncoder, *, allow_other: boo
     """Before a job writes into ``handle`` with ``encoder``: a ModelMismatchError where the index records another
     model (unless ``allow_other``); an index that records none is adopted (the encoder's model recorded, when its
     fingerprint is known). The handle, and a notice of what was adopted, allowed or could not be checked."""
-    notice = check_model(handle.name, handle.model, encoder, allow_other=allow_other)
     given = ModelRecord.of(encoder)
+    notice = check_model(handle.name, handle.model, given, allow_other=allow_other)
     if handle.model is None and given.fingerprint is not None:
         record_model(handle.engine, handle.name, given)
         return replace(handle, model=given), f"index '{handle.name}' recorded no model: adopted for {given.describe()}"

@@ -10,7 +10,7 @@ from milco_os.encoding.sparse import TermVocabulary
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import TermKeys
 from milco_os.index.handle import IndexHandle
-from milco_os.index.model_record import check_model
+from milco_os.index.model_record import ModelRecord, check_model
 from milco_os.index.vector_fields import VectorField
 from milco_os.search import query_dsl as dsl
 
@@ -144,7 +144,7 @@ def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
     if options.cluster_models is None:
         if encoder is None:
             raise ValueError("an encoder is needed unless the cluster encodes the query (cluster_models)")
-        check_model(index.name, index.model, encoder, allow_other=options.allow_other_model)
+        check_model(index.name, index.model, ModelRecord.of(encoder), allow_other=options.allow_other_model)
         vector = encoder.encode_queries([text], max_length=options.query_max_length, prune=options.query_prune,
                                         echo=options.echo)[0]
         terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight,

@@ -26,6 +26,8 @@ from milco_os.cluster_ml.installer import ML, MlCommons, delete_connector
 from milco_os.encoding.sparse import SparseVector
 from milco_os.index.fields import EN_FIELD, M_FIELD, vector_fields
 from milco_os.index.handle import open_index
+from milco_os.index.model_record import ModelRecord
+from milco_os.index.setup import ensure_index
 from milco_os.model import MilcoEncoder
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, Ingestor
@@ -117,6 +119,7 @@ def test_plain_index_calls_get_the_in_process_vectors(ml_node: OpenSearch, insta
         assert_same_fields(source, vector_fields(expected[doc_id], tiny_encoder.vocabulary), doc_id)
         meta = source["milco_meta"]
         assert (meta["model"], meta["prune"]) == ("triton:milco", PRUNE)
+        assert meta["model_revision"] == tiny_encoder.fingerprint  # read from the served model by the install
         assert meta["text_hash"] == hashlib.sha256(source["text"].encode("utf-8")).hexdigest()
         assert meta["encoded_at"]
 
@@ -197,6 +200,21 @@ def test_search_and_eval_let_the_cluster_encode_the_query(ml_node: OpenSearch, i
     assert "R@100" in scored.stdout
     unknown = run_cli("search", *common[:4], "--cluster-encodes", "nobody", text)
     assert unknown.returncode == 1 and "The cluster has no model nobody-en" in unknown.stderr
+
+
+def test_the_index_records_the_served_model_and_a_search_of_another_is_refused(
+        ml_node: OpenSearch, installed: dict, tiny_encoder: MilcoEncoder) -> None:
+    assert open_index(ml_node, INDEX).model == ModelRecord("triton:milco", tiny_encoder.fingerprint)
+    other = f"{INDEX}-other-model"
+    ensure_index(ml_node, other, replicas=0, model=ModelRecord("milco-other", "f" * 64))
+    try:
+        url = ml_node.transport.hosts[0]
+        refused = run_cli("search", "--url", f"http://{url['host']}:{url['port']}", "--index", other,
+                          "--cluster-encodes", NAME, "Berlin")
+        assert refused.returncode == 12, refused.stderr
+        assert f"triton:milco ({tiny_encoder.fingerprint[:12]})" in refused.stderr and "milco-other" in refused.stderr
+    finally:
+        ml_node.indices.delete(index=other)
 
 
 def test_bulk_writer_documents_sit_beside_cluster_encoded_ones(ml_node: OpenSearch, installed: dict,

@@ -52,10 +52,10 @@ def summary_of(stderr: str) -> dict:
 
 
 class Job:
-    """A running ``milco-os ingest`` whose standard error is read as it comes."""
+    """A running ``milco-os ingest`` (or another ``command``) whose standard error is read as it comes."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(milco_os_command("ingest", *args), stdout=subprocess.DEVNULL,
+    def __init__(self, *args: str, env: dict[str, str] | None = None, command: str = "ingest") -> None:
+        self.process = subprocess.Popen(milco_os_command(command, *args), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)

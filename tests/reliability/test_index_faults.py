@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, helpers
 
 from milco_os.model import MilcoEncoder
 from tests.commands import run_cli
-from tests.reliability.harness import Job, Row, audit, corpus, expected_fields, ingested_lines, summary_of, \
-    wait_for_progress, write_jsonl
+from tests.reliability.harness import Job, Row, audit, corpus, expected_fields, ingested_lines, \
+    reindexed_documents, summary_of, wait_for_progress, write_jsonl
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -184,3 +184,39 @@ def test_an_alias_moved_mid_job_keeps_the_jobs_writes_in_its_index(
     opensearch.indices.delete(index=f"{first},{second}")
     record(Row("index fault", "alias moved to another index mid-ingest", "CLI", DOCS, result.stored, 0, 0,
                result.duplicated, "0", f"moved after line {line}; every write stays in the index the job began in"))
+
+
+@pytest.mark.parametrize("command", ["reindex", "enrich"])
+def test_a_write_block_on_a_reindex_over_worker_processes_is_waited_out(
+        command: str, opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tiny_encoder: MilcoEncoder,
+        tmp_path: Path, record) -> None:
+    source, dest = f"index-fault-{command}-source", f"index-fault-{command}-dest"
+    opensearch.indices.delete(index=f"{source},{dest}", ignore_unavailable=True)
+    documents = corpus(DOCS)
+    opensearch.indices.create(index=source, body={"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
+    helpers.bulk(opensearch, ({"_index": source, "_id": d["id"], "_source": d} for d in documents), refresh=True)
+    target = source if command == "enrich" else dest
+    where = ("--index", source) if command == "enrich" else ("--source", source, "--dest", dest)
+    dead = tmp_path / "dead.jsonl"
+    job = Job("--url", opensearch_url, *where, "--model", str(tiny_checkpoint), "--text-field", "text",
+              "--workers", "2", "--batch-size", "16", "--unavailable-timeout", "180", "--dead-letter", str(dead),
+              command=command)
+    read = wait_for_progress(reindexed_documents(dead.with_suffix(".checkpoint.json")), job.process, DOCS // 4)
+    write_block(opensearch, target, True)
+    try:
+        wait_for(lambda: job.said(WAITING), timeout=120, process=job.process,
+                 what=f"a {command} worker to meet the block and say it waits")
+    finally:
+        write_block(opensearch, target, False)
+    stderr = job.finish()
+
+    assert job.process.returncode == 0, stderr
+    assert "cluster_block_exception" in next(line for line in stderr.splitlines() if WAITING in line)
+    assert not dead.exists(), "nothing may be dead-lettered for the index's state"
+    summary = summary_of(stderr)
+    assert (summary["read"], summary["failed"]) == (DOCS, 0)
+    result = audit(opensearch, target, expected_fields(tiny_encoder, documents))
+    assert not result.problems(DOCS)
+    opensearch.indices.delete(index=f"{source},{dest}", ignore_unavailable=True)
+    record(Row("index fault", f"write block mid-{command}, 2 worker processes, lifted within --unavailable-timeout",
+               "CLI", DOCS, result.stored, 0, 0, result.duplicated, "0", f"applied after {read} documents read"))

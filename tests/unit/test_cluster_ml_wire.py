@@ -50,7 +50,8 @@ def test_a_cluster_allowing_the_endpoint_passes() -> None:
 
 def test_bodies_carry_the_installation() -> None:
     installation = MlInstallation(triton_url="http://triton:8000", triton_model="milco-560m", name="prod",
-                                  prune="topk:64", max_length=256, text_field="body", batch_size=16)
+                                  prune="topk:64", max_length=256, text_field="body", batch_size=16,
+                                  fingerprint="ab" * 32)
     connector = connector_body(installation, "m")
     assert connector["name"] == "prod-m"
     assert connector["actions"][0]["url"] == "http://triton:8000/v2/models/milco-560m/infer"
@@ -68,7 +69,8 @@ def test_bodies_carry_the_installation() -> None:
     assert "prod-en (E, Triton http://triton:8000/v2/models/milco-560m/infer)" in \
         encoders[0]["on_failure"][0]["fail"]["message"]
     (meta,) = [p["script"] for p in pipeline["processors"] if "script" in p]
-    assert meta["params"] == {"text_field": "body", "model": "triton:milco-560m", "prune": "topk:64"}
+    assert meta["params"] == {"text_field": "body", "model": "triton:milco-560m", "prune": "topk:64",
+                              "model_revision": "ab" * 32}
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8000", "http://triton:8000/v2", "ftp://triton"])

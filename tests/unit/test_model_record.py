@@ -23,29 +23,29 @@ class Named(SparseEncoder):
 
 
 def test_a_matching_fingerprint_passes_silently_whatever_the_names() -> None:
-    assert check_model("docs", ModelRecord("milco-v1", OURS), Named("renamed", OURS)) is None
+    assert check_model("docs", ModelRecord("milco-v1", OURS), ModelRecord("renamed", OURS)) is None
 
 
 def test_another_fingerprint_is_refused_naming_both_models() -> None:
     with pytest.raises(ModelMismatchError) as refused:
-        check_model("docs", ModelRecord("milco", OURS), Named("milco", THEIRS))
+        check_model("docs", ModelRecord("milco", OURS), ModelRecord("milco", THEIRS))
     message = str(refused.value)
     assert f"milco ({OURS[:12]})" in message and f"milco ({THEIRS[:12]})" in message
     assert "--allow-other-model" in message and refused.value.exit_code == 12
 
 
 def test_allowing_the_other_model_says_so() -> None:
-    notice = check_model("docs", ModelRecord("milco", OURS), Named("milco", THEIRS), allow_other=True)
+    notice = check_model("docs", ModelRecord("milco", OURS), ModelRecord("milco", THEIRS), allow_other=True)
     assert notice and "--allow-other-model" in notice
 
 
-@pytest.mark.parametrize("recorded, encoder, says", [
-    (None, Named("milco", OURS), "records no model yet"),
-    (ModelRecord("milco", OURS), Named("triton:milco", None), "the encoder's fingerprint is unknown"),
-    (ModelRecord("milco", None), Named("milco", OURS), "the index's fingerprint is unknown"),
+@pytest.mark.parametrize("recorded, given, says", [
+    (None, ModelRecord("milco", OURS), "records no model yet"),
+    (ModelRecord("milco", OURS), ModelRecord("triton:milco", None), "the encoder's fingerprint is unknown"),
+    (ModelRecord("milco", None), ModelRecord("milco", OURS), "the index's fingerprint is unknown"),
 ])
-def test_what_cannot_be_checked_is_a_notice_not_an_error(recorded, encoder, says) -> None:
-    assert says in check_model("docs", recorded, encoder)
+def test_what_cannot_be_checked_is_a_notice_not_an_error(recorded, given, says) -> None:
+    assert says in check_model("docs", recorded, given)
 
 
 def test_a_mapping_records_its_model_and_a_new_index_only_a_known_one() -> None:
