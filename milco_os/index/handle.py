@@ -31,6 +31,9 @@ class IndexHandle:
     # checks and stamps, these writes were checked and stamped with already), else None (the index's own runs).
     bulk_pipeline: str | None = None
     model: ModelRecord | None = None  # the model the index records (``index/model_record``), None before one
+    # The index's uuid when a job began writing (``pinned``): a job checks it after each batch, so an index deleted
+    # mid-job (and created again by the job's own writes, without the MILCO mapping) stops it. None: not checked.
+    uuid: str | None = None
 
     @property
     def client(self) -> Any:
@@ -107,13 +110,21 @@ def chosen_vector_field(engine: Engine, mapping: dict | None, vector_type: str |
 
 
 def pinned(handle: IndexHandle) -> IndexHandle:
-    """``handle`` on the index its name means now: an alias's write index (its one index, where it names no write
-    index), so that a job's writes stay in one index when the alias is moved during the job. An alias over several
-    indices without a write index stays as it is (the cluster refuses writes through it)."""
+    """``handle`` on the index its name means now, with its uuid: an alias's write index (its one index, where it
+    names no write index), so that a job's writes stay in one index when the alias is moved during the job. An alias
+    over several indices without a write index stays as it is (the cluster refuses writes through it)."""
     client = handle.client
-    if not client.indices.exists_alias(name=handle.name):
-        return handle
-    indices = plain(client.indices.get_alias(name=handle.name))
-    writers = [name for name, entry in indices.items() if entry["aliases"][handle.name].get("is_write_index")]
-    target = writers or (list(indices) if len(indices) == 1 else [])
-    return replace(handle, name=target[0]) if target else handle
+    if client.indices.exists_alias(name=handle.name):
+        indices = plain(client.indices.get_alias(name=handle.name))
+        writers = [name for name, entry in indices.items() if entry["aliases"][handle.name].get("is_write_index")]
+        target = writers or (list(indices) if len(indices) == 1 else [])
+        if not target:
+            return handle
+        handle = replace(handle, name=target[0])
+    return replace(handle, uuid=index_uuid(handle.engine, handle.name))
+
+
+def index_uuid(engine: Engine, index: str) -> str | None:
+    """The uuid of the index ``index`` names (None when it names several)."""
+    settings = plain(engine.client.indices.get_settings(index=index, name="index.uuid"))
+    return next(iter(settings.values()))["settings"]["index"]["uuid"] if len(settings) == 1 else None

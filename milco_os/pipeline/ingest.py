@@ -26,6 +26,7 @@ from milco_os.pipeline.bulk_writer import BulkWriter
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.documents import Outcome, SourceItem
 from milco_os.pipeline.encode_stage import EncodeStage, IngestOptions, PreparedBatch
+from milco_os.pipeline.index_guard import SameIndexGuard
 from milco_os.pipeline.refusal_window import RefusalWindow
 
 __all__ = ["BatchReport", "IngestOptions", "IngestSummary", "Ingestor"]
@@ -101,6 +102,7 @@ class Ingestor:
     def __init__(self, index: IndexHandle, encoder: SparseEncoder, options: IngestOptions,
                  dead_letters: DeadLetters, *, on_progress: Callable[[int], None] = lambda n: None,
                  on_batch_done: Callable[[BatchReport], None] = lambda report: None) -> None:
+        self.same_index = SameIndexGuard(index)
         self.stage = EncodeStage(index.name, index.field, encoder, options, partial(stored_meta, index))
         self.writer = BulkWriter(index.engine, unavailable_timeout_s=options.unavailable_timeout_s,
                                  pipeline=index.bulk_pipeline, max_bytes=options.bulk_max_bytes)
@@ -148,6 +150,7 @@ class Ingestor:
         self.summary.clipped += prepared.clipped
         self.summary.bulk_s += bulk_s
         self.on_progress(report.read)
+        self.same_index.check()  # before the checkpoint counts the batch as written
         self.on_batch_done(report)
 
 

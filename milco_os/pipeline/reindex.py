@@ -22,6 +22,7 @@ from milco_os.errors import MilcoOsError
 from milco_os.index.handle import (
     IndexHandle,
     chosen_vector_field,
+    index_uuid,
     pinned,
     stored_bulk_pipeline,
     stored_mapping,
@@ -128,7 +129,7 @@ class Reindexer:
                            "skipped": state.skipped, "failed": state.failed})
 
         pool = WorkerPool(self.worker_setup, self.checkpoint, self.dead_letters, self.on_progress, log_state)
-        handle = (dest.name, dest.field, dest.vectors_in_source, dest.bulk_pipeline)
+        handle = (dest.name, dest.field, dest.vectors_in_source, dest.bulk_pipeline, dest.model, dest.uuid)
         groups = slice_groups(pending, self.plan.workers)
         return pool.run(groups, functools.partial(run_slice_group, self.plan, handle, use_pit))
 
@@ -158,7 +159,8 @@ class Reindexer:
                       f"{ModelRecord.of(self.encoder).describe()}: documents of another model are encoded again")
         if notice:
             self.on_notice(f"warning: {notice}")
-        return dest if plan.in_place else pinned(dest)  # in place, documents go back where they were read
+        # In place, documents go back where they were read, an alias included.
+        return replace(dest, uuid=index_uuid(engine, dest.name)) if plan.in_place else pinned(dest)
 
     def _run_slice(self, dest: IndexHandle, slice_id: int, use_pit: bool) -> IngestSummary:
         state = self.checkpoint.slices[slice_id]

@@ -220,3 +220,27 @@ def test_a_write_block_on_a_reindex_over_worker_processes_is_waited_out(
     opensearch.indices.delete(index=f"{source},{dest}", ignore_unavailable=True)
     record(Row("index fault", f"write block mid-{command}, 2 worker processes, lifted within --unavailable-timeout",
                "CLI", DOCS, result.stored, 0, 0, result.duplicated, "0", f"applied after {read} documents read"))
+
+
+def test_an_index_deleted_mid_job_stops_it_instead_of_writing_into_the_index_the_cluster_makes_anew(
+        opensearch: OpenSearch, opensearch_url: str, tiny_checkpoint: Path, tmp_path: Path, record) -> None:
+    index = "index-fault-deleted"
+    job, _, dead, _, line = started_mid_job(opensearch, opensearch_url, index, tmp_path, tiny_checkpoint, 30)
+    opensearch.indices.delete(index=index)
+    stderr = job.finish()
+
+    assert job.process.returncode == 11, stderr
+    errors = [text for text in stderr.splitlines() if text.startswith("Error: ")]
+    assert len(errors) == 1 and f"index '{index}' was deleted during the job" in errors[0], stderr
+    assert "Traceback" not in stderr and not (dead.exists() and dead.read_text())
+    checkpoint = json.loads(dead.with_suffix(".checkpoint.json").read_text())["line"]
+    opensearch.indices.refresh(index=index, ignore_unavailable=True)
+    remade = opensearch.indices.exists(index=index)
+    written_since = opensearch.count(index=index)["count"] if remade else 0
+    # At most the batches in flight when it was deleted reached a new index, and the checkpoint counts none of them.
+    assert written_since <= 2 * 16, written_since
+    assert checkpoint < DOCS
+    opensearch.indices.delete(index=index, ignore_unavailable=True)
+    record(Row("index fault", "index deleted mid-ingest", "CLI", DOCS, 0, 0, DOCS, 0, "11",
+               f"deleted after line {line}; stopped at checkpoint line {checkpoint}, {written_since} documents in the "
+               "index the cluster made anew; the job is to be run again"))
