@@ -20,14 +20,19 @@ class SameIndexGuard:
         self.index = index
 
     def check(self) -> None:
-        """An IndexUnavailableError when the index now has another uuid, or none."""
+        """An IndexUnavailableError when the index now has another uuid, or none. A cluster that cannot answer now
+        (down, 502/503/504, a permission taken away) is left to the bulk writer, which waits for it: the next
+        batch checks again."""
         if self.index.uuid is None:
             return
         try:
             now = index_uuid(self.index.engine, self.index.name)
         except Exception as exc:
-            if self.index.engine.classify(exc) is not ErrorKind.NOT_FOUND:
+            kind = self.index.engine.classify(exc)
+            if kind is None:
                 raise
+            if kind is not ErrorKind.NOT_FOUND:
+                return
             now = None
         if now == self.index.uuid:
             return
