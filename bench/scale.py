@@ -35,7 +35,7 @@ import shlex
 import statistics
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +162,7 @@ def store_bytes(client, index: str) -> int:
         # A second segment, so that the force-merge merges (it leaves a lone segment as it is): written, deleted.
         client.index(index=index, id="merge-probe", body={"text": "probe"}, refresh=True, params={"pipeline": "_none"})
         client.delete(index=index, id="merge-probe", refresh=True)
-    client.indices.forcemerge(index=index, max_num_segments=1, request_timeout=3600)
+    client.indices.forcemerge(index=index, max_num_segments=1, request_timeout=7200)
     client.indices.refresh(index=index)
     # The live segments: the store's size still counts merged-away files until Lucene gets round to deleting them.
     return sum(int(segment["size"]) for segment in client.cat.segments(index=index, format="json", bytes="b"))
@@ -260,9 +260,11 @@ class Growing:
     ingest_s: float = 0.0
     at: dict[int, dict] = field(default_factory=dict)
 
-    def grow(self, encoder: StandInEncoder, size: int) -> None:
-        """Documents up to ``size`` written (the next ones after those it holds)."""
-        summary = ingest(self.handle, encoder, size - self.docs, LEVELS[MAIN_LEVEL].prune, start=self.docs)
+    def grow(self, client, encoder: StandInEncoder, size: int) -> None:
+        """Documents up to ``size`` written (the next ones after those it holds), a SEISMIC index under
+        ``loading_settings`` so that no segment reaches its threshold before the force-merge."""
+        with loading(client, self.handle) if self.handle.field.type_name == "seismic" else nullcontext():
+            summary = ingest(self.handle, encoder, size - self.docs, LEVELS[MAIN_LEVEL].prune, start=self.docs)
         self.ingest_s += summary.elapsed_s
         self.docs = size
 
@@ -280,6 +282,23 @@ class Growing:
         proportion to the documents (SEISMIC's clustering grew a little slower than that from 100,000 to 300,000)."""
         last = self.at[self.docs]
         return (size - self.docs) * self.ingest_s / self.docs + last["force_merge_s"] * size / self.docs
+
+
+# While a SEISMIC index loads: a refresh every second whether or not anyone searches (an explicit interval turns
+# search-idle off, so the indexing buffer never flushes one segment past approximate_threshold), and no merge that
+# makes a segment big enough to reach it (neural-search would cluster it in the merge, and again at every larger one).
+# The force-merge after the load clusters the whole index once.
+LOADING_SETTINGS = {"index.refresh_interval": "1s", "index.merge.policy.max_merged_segment": "256mb"}
+
+
+@contextmanager
+def loading(client, handle: IndexHandle) -> Iterator[None]:
+    """``handle``'s index under ``LOADING_SETTINGS`` while the block runs, back to its defaults afterwards."""
+    client.indices.put_settings(index=handle.name, body=LOADING_SETTINGS)
+    try:
+        yield
+    finally:
+        client.indices.put_settings(index=handle.name, body=dict.fromkeys(LOADING_SETTINGS))
 
 
 def main_indices(client, encoder: StandInEncoder, sizes: list[int]) -> dict[str, Growing]:
@@ -325,7 +344,7 @@ def warm_alone(client, index: str, others: list[str]) -> int:
     for name in others:
         client.transport.perform_request("POST", f"/_plugins/_neural/clear_cache/{name}")
     before = sparse_cache_bytes(client)
-    client.transport.perform_request("POST", f"/_plugins/_neural/warmup/{index}", params={"request_timeout": 3600})
+    client.transport.perform_request("POST", f"/_plugins/_neural/warmup/{index}", params={"request_timeout": 7200})
     return sparse_cache_bytes(client) - before
 
 
@@ -617,7 +636,7 @@ def main() -> None:
               "paper_sizes": PAPER_SIZES, "date": datetime.date.today().isoformat(),
               "command": shlex.join(["bench/scale.py", *sys.argv[1:]]), "realism": realism(encoder, sizes[0], args.model)}
     with node(args.url, args.heap) as url:
-        client = make_client(url, timeout=3600)
+        client = make_client(url, timeout=7200)
         report["neural_search"] = neural_search_version(client)
         report["seismic_threads"] = cluster_on_every_core(client)
         client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: SPARSE_CACHE_SHARE}})
@@ -638,11 +657,11 @@ def main() -> None:
                     client.indices.delete(index=SEISMIC_INDEX)  # its cache and heap left to the others
                     del growing[SEISMIC_INDEX]
             for index in growing.values():
-                index.grow(encoder, size)
+                index.grow(client, encoder, size)
             settle(client, list(growing))
             collection = {"docs": size, "indices": {name: index.merge(client) for name, index in growing.items()}}
             if SEISMIC_INDEX in growing:
-                collection["seismic_cache_bytes"] = warm_alone(client, SEISMIC_INDEX, [])
+                collection["seismic_cache_bytes"] = warm_alone(client, SEISMIC_INDEX, [SEISMIC_INDEX])
             handles = {name: index.handle for name, index in growing.items()}
             collection["queries"] = measure_queries(client, handles, encoder, texts, targets,
                                                     methods(SEISMIC_INDEX in growing))
