@@ -18,6 +18,8 @@ from milco_os.encoding.pruning import PruneSpec
 from milco_os.index.vector_fields import DEFAULT_VECTOR_FIELD, VECTOR_FIELDS, VectorField, all_index_flags, given_flags
 from milco_os.parameters import Flag, ParameterGroup
 from milco_os.pipeline.encode_stage import IngestOptions
+from milco_os.search.fusion import COMBINATIONS, FUSIONS
+from milco_os.search.hybrid import FUSE_IN
 from milco_os.search.searcher import NEURAL_SPARSE, QUERY_STYLES, SearchOptions
 
 
@@ -155,7 +157,19 @@ SEARCH = ParameterGroup(SearchOptions, (
     Flag("window", "window", minimum=1, help="Two-phase: how many of the first phase's top documents the other "
                                              "terms rescore."),
     Flag("passages", "passages", kind=bool, help="Score documents by their best passage."),
-    Flag("bm25-weight", "bm25_weight", kind=float, minimum=0, help="Weight of BM25 on the text fields, added."),
+    Flag("fusion", "fusion", kind=str, choices=FUSIONS,
+         help="BM25 on the text fields beside MILCO: min_max or l2 normalise each ranked list and combine them "
+              "(--combination), rrf adds reciprocal ranks (--rank-constant), fused by the cluster where it can "
+              "(neural-search's hybrid query and pipelines, Elasticsearch's rrf retriever), else here the same way; "
+              "sum adds a boosted BM25 query to the MILCO query."),
+    Flag("bm25-weight", "bm25_weight", kind=float, minimum=0,
+         help="BM25's weight: its share of a fusion (0 to 1, MILCO has the rest), its boost in a sum."),
+    Flag("combination", "combination", kind=str, choices=COMBINATIONS,
+         help="How min_max and l2 combine the two normalised scores."),
+    Flag("rank-constant", "rank_constant", minimum=1, help="rrf: the constant k of 1 / (k + rank)."),
+    Flag("fusion-depth", "fusion_depth", minimum=1, help="How many of each list's best documents a fusion takes."),
+    Flag("fuse-in", "fuse_in", kind=str, choices=FUSE_IN,
+         help="Where to fuse: the cluster (an error where it cannot), here, or auto (the cluster where it can)."),
     Flag("query-style", "query_style", kind=str, choices=QUERY_STYLES,
          help="neural_sparse: neural-search's query (OpenSearch with neural-search)."),
     Flag("search-pipeline", "search_pipeline", kind=str,

@@ -13,6 +13,8 @@ from milco_os.index.handle import IndexHandle
 from milco_os.index.model_record import ModelRecord, check_model
 from milco_os.index.vector_fields import VectorField
 from milco_os.search import query_dsl as dsl
+from milco_os.search.fusion import ARITHMETIC, FUSIONS, SUM, Fusion
+from milco_os.search.hybrid import AUTO, FUSE_IN, search_fused
 
 RANK_FEATURE = "rank_feature"
 NEURAL_SPARSE = "neural_sparse"
@@ -37,7 +39,14 @@ class SearchOptions:
     first_phase_terms: int = 16
     window: int = 1000  # 100 kept 98.3 % of the exact top-10 at 1M documents (bench/scale.py), 1000 all of it
     passages: bool = False
-    bm25_weight: float = 0.0
+    # BM25 beside MILCO (``search/fusion.py``): None, none; "sum" adds a boosted BM25 query to the MILCO query;
+    # min_max, l2 and rrf fuse the two ranked lists, in the cluster where it can (``fuse_in``).
+    fusion: str | None = None
+    bm25_weight: float = 0.5  # BM25's share of a fusion (MILCO has the rest); its boost in a sum
+    combination: str = ARITHMETIC
+    rank_constant: int = 60
+    fusion_depth: int = 100
+    fuse_in: str = AUTO
     text_fields: tuple[str, ...] = ("text",)
     filters: tuple[dict, ...] = ()
     source: bool | list[str] = True
@@ -66,6 +75,25 @@ class SearchOptions:
                 raise ValueError("passage scoring needs the query's terms: encode the query here, not in the cluster")
             if set(self.cluster_models) != {"en", "m"}:
                 raise ValueError("cluster_models maps each view (en, m) to its remote model id")
+        if self.fuse_in not in FUSE_IN:
+            raise ValueError(f"fuse_in must be one of {', '.join(FUSE_IN)}, not {self.fuse_in!r}")
+        if self.fused and self.search_pipeline:
+            raise ValueError("a fused hybrid search runs through a pipeline of its own: leave out the search pipeline")
+        self.fusion_settings  # refuses settings that do not go together
+
+    @property
+    def fusion_settings(self) -> Fusion | None:
+        """The fusion of BM25 and MILCO these options ask for (None: MILCO alone)."""
+        if self.fusion is None:
+            return None
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
+        return Fusion(self.fusion, self.combination, self.bm25_weight, self.rank_constant, self.fusion_depth)
+
+    @property
+    def fused(self) -> bool:
+        """True when two ranked lists are fused (not one summed query)."""
+        return self.fusion not in (None, SUM)
 
 
 def chosen_two_phase(index: IndexHandle, options: SearchOptions) -> bool:
@@ -74,6 +102,8 @@ def chosen_two_phase(index: IndexHandle, options: SearchOptions) -> bool:
     if options.two_phase is not None:
         return options.two_phase
     if options.passages or options.query_style == NEURAL_SPARSE or index.field.approximate:
+        return False
+    if options.fused:  # a hybrid query would apply two-phase's rescore to its BM25 list too
         return False
     return index.document_count >= TWO_PHASE_FROM_DOCS
 
@@ -84,6 +114,13 @@ class SearchHit:
     score: float
     source: dict
     terms: dict[str, float] = field(default_factory=dict)
+    parts: tuple[float | None, float | None] | None = None  # a fused hit's raw BM25 and MILCO scores
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    fused_by: str | None = None  # where and how BM25 and MILCO were fused, in words (None: not fused)
 
 
 def searching_field(field: VectorField, options: SearchOptions) -> VectorField:
@@ -112,7 +149,7 @@ def build_body(text: str, terms: list[dsl.QueryTerm], options: SearchOptions, fi
         body = {"size": options.size, "query": dsl.sparse_query(terms, scorer, max_clauses=options.max_clauses)}
         if terms:
             rescore = field.exact_rescore(terms[:options.max_clauses], options.size + options.from_)
-    if options.bm25_weight > 0:
+    if options.fusion == SUM:
         body["query"] = dsl.hybrid_query(body["query"], text, text_fields=options.text_fields,
                                          bm25_weight=options.bm25_weight)
     if rescore:
@@ -135,6 +172,12 @@ def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
            options: SearchOptions = SearchOptions()) -> list[SearchHit]:
     """Encode ``text`` (unless the cluster does: ``cluster_models``), search ``index`` and return the hits (with
     per-term contributions when ``explain`` and the query's terms are known here)."""
+    return search_result(index, encoder, text, options).hits
+
+
+def search_result(index: IndexHandle, encoder: SparseEncoder | None, text: str,
+                  options: SearchOptions = SearchOptions()) -> SearchResult:
+    """``search``, and where a fusion with BM25 ran."""
     if options.explain and not index.vectors_in_source:
         raise MilcoOsError(f"index '{index.name}' keeps its vectors out of _source: explain has no stored "
                            "weights to list term contributions from",
@@ -149,13 +192,23 @@ def search(index: IndexHandle, encoder: SparseEncoder | None, text: str,
                                         echo=options.echo)[0]
         terms = dsl.query_terms(vector, encoder.vocabulary, echo=options.echo, echo_weight=options.echo_weight,
                                 keys=index.field.keys)
+
+    def explained(source: dict) -> dict[str, float]:
+        return contributions(terms, source, index.field.keys, encoder.vocabulary) \
+            if options.explain and terms and encoder else {}
+
+    fusion = options.fusion_settings
+    if options.fused:
+        milco = build_body(text, terms, replace(options, size=fusion.depth, from_=0), index.field)
+        fused = search_fused(index, text, milco, fusion, size=options.size, from_=options.from_,
+                             source=milco["_source"], filters=options.filters, text_fields=options.text_fields,
+                             fuse_in=options.fuse_in, with_parts=options.explain)
+        return SearchResult([SearchHit(hit.id, hit.score, hit.source, explained(hit.source), hit.parts)
+                             for hit in fused.hits], fused.fused_by)
     body = build_body(text, terms, options, index.field)
     # The search pipeline travels only when set: elasticsearch clients take no ``params``.
     extra = {"params": {"search_pipeline": options.search_pipeline}} if options.search_pipeline else {}
     response = index.client.search(index=index.name, body=body, **extra)
-    return [
-        SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}),
-                  contributions(terms, hit["_source"], index.field.keys, encoder.vocabulary)
-                  if options.explain and terms and encoder else {})
-        for hit in response["hits"]["hits"]
-    ]
+    return SearchResult([SearchHit(hit["_id"], hit["_score"], hit.get("_source", {}), explained(hit.get("_source", {})))
+                         for hit in response["hits"]["hits"]],
+                        f"in one query ({fusion.describe()})" if fusion else None)

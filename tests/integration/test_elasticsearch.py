@@ -26,8 +26,9 @@ from milco_os.model import MilcoEncoder
 from milco_os.encoding.pruning import PruneSpec
 from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.reindex import ReindexPlan, Reindexer
-from milco_os.search.searcher import SearchOptions, search
+from milco_os.search.searcher import SearchOptions, search, search_result
 from tests.commands import run_cli
+from tests.integration.test_hybrid import assert_same_ranking
 from tests.integration.test_sparse_index import DOC_PRUNE, assert_top10_is_exact, corpus, exact_dot, queries
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,20 @@ def test_top10_equals_exact_dot_product(es: Elasticsearch, tiny_encoder: MilcoEn
         exact = sorted(((exact_dot(query_vector, v, echo), doc_id) for doc_id, v in doc_vectors.items()), reverse=True)
         hits = search(open_index(es, index), tiny_encoder, text, SearchOptions(size=10, echo=echo))
         assert_top10_is_exact(hits, exact, doc_vectors, query_vector, echo)
+
+
+def test_rrf_hybrid_ranks_as_the_client_side_fusion(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed) -> None:
+    """The rrf retriever where the node has it (its licence and the rank-rrf module), else the same fusion here,
+    stated; min-max is fused here on Elasticsearch."""
+    handle = open_index(es, indexed[0])
+    for text in queries()[:4]:
+        common = dict(fusion="rrf", fusion_depth=30, source=False)
+        auto = search_result(handle, tiny_encoder, text, SearchOptions(size=10, **common))
+        here = search_result(handle, tiny_encoder, text, SearchOptions(size=30, fuse_in="client", **common))
+        assert auto.fused_by.startswith(("fused in the cluster: rrf retriever", "fused here (rrf")), auto.fused_by
+        assert_same_ranking(auto, here)
+    min_max = search_result(handle, tiny_encoder, queries()[0], SearchOptions(fusion="min_max", source=False))
+    assert min_max.fused_by.startswith("fused here") and "OpenSearch only" in min_max.fused_by
 
 
 def test_two_phase_scores_are_the_full_dot_product(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed) -> None:

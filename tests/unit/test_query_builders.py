@@ -72,8 +72,9 @@ def test_passages_filters_hybrid_and_paging() -> None:
     nested = dsl.passages_query(terms, RANK_FEATURES)["nested"]
     assert nested["score_mode"] == "max" and nested["path"] == "milco_passages"
     assert clause_fields(nested["query"])[0][0] == "milco_passages.milco_en.berlin"
-    body = build_body("Berlin", terms, SearchOptions(size=5, from_=10, bm25_weight=0.3, source=["title"],
-                                                     filters=({"term": {"lang": "de"}},)), RANK_FEATURES)
+    options = SearchOptions(size=5, from_=10, fusion="sum", bm25_weight=0.3, source=["title"],
+                            filters=({"term": {"lang": "de"}},))
+    body = build_body("Berlin", terms, options, RANK_FEATURES)
     assert body["size"] == 5 and body["from"] == 10 and body["_source"] == ["title"]
     assert body["query"]["bool"]["filter"] == [{"term": {"lang": "de"}}]
     hybrid = body["query"]["bool"]["must"][0]["bool"]["should"]

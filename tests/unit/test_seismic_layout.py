@@ -226,7 +226,7 @@ def test_a_query_weight_above_the_search_ceiling_is_warned_about(caplog: pytest.
 
 def test_a_bm25_hybrid_adds_bm25_once() -> None:
     terms = dsl.query_terms(vector({7: 2.0}, {3: 1.0}), VOCABULARY, keys=KEYS)
-    body = build_body("capital", terms, SearchOptions(bm25_weight=0.5), Seismic(OPENSEARCH))
+    body = build_body("capital", terms, SearchOptions(fusion="sum", bm25_weight=0.5), Seismic(OPENSEARCH))
     first_milco, bm25 = body["query"]["bool"]["should"]
     assert "neural_sparse" in first_milco["bool"]["should"][0] and bm25["multi_match"]["boost"] == 0.5
     assert "multi_match" not in str(body["rescore"])  # the rescore adds LexEcho to a score that has BM25 already
