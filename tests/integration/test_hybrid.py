@@ -86,7 +86,8 @@ def test_the_pipeline_ranks_as_the_client_side_fusion(neural_index: IndexHandle,
         cluster = search_result(neural_index, tiny_encoder, query, SearchOptions(size=10, fuse_in="cluster",
                                                                                  **common))
         here = search_result(neural_index, tiny_encoder, query, SearchOptions(size=DEPTH, fuse_in="client", **common))
-        assert cluster.fused_by.startswith("fused in the cluster: hybrid query through search pipeline milco-os-hybrid-")
+        assert cluster.fused_by.startswith("fused in the cluster: hybrid query through search pipeline "
+                                           "milco-os-hybrid-")
         assert here.fused_by.startswith("fused here")
         assert_same_ranking(cluster, here)
 
