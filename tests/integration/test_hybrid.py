@@ -40,7 +40,7 @@ FUSIONS = (
 
 
 def sample_index(client: OpenSearch, encoder: MilcoEncoder) -> IndexHandle:
-    """The sample corpus (600 documents, 12 languages) written by milco-os into a new index."""
+    """The sample corpus (600 passages, six languages) written by milco-os into a new index."""
     ensure_index(client, INDEX, replicas=0)
     handle = open_index(client, INDEX)
     summary = Ingestor(handle, encoder, IngestOptions(prune=PruneSpec.parse("topk:48")), DeadLetters(None)).run(
