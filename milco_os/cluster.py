@@ -3,29 +3,40 @@ messages users can act on."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from milco_os.engines import ENGINES, ErrorKind, OpenSearchEngine, engine_of_error
 from milco_os.engines.base import cluster_hosts
+from milco_os.managed_clusters import AwsSigning
 from milco_os.errors import ClusterUnavailableError, CredentialsError, IndexMissingError, MilcoOsError, TlsError
 
 BACKENDS = ("auto", *ENGINES)
+# How AWS words a refused signature or token, whatever the endpoint (OpenSearch Service, Serverless).
+AWS_REFUSAL = re.compile(r"signature|security token|Authentication Token|Credential should be scoped", re.I)
 UNUSABLE_INDEX = ("index_not_found_exception", "index_closed_exception")  # error types of a missing or closed index
 
 
 def make_client(url: str, *, backend: str = "auto", user: str | None = None, password: str | None = None,
                 api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-                timeout: float = 60, max_retries: int = 5) -> Any:
+                timeout: float = 60, max_retries: int = 5, aws: AwsSigning | None = None,
+                client_cert: str | None = None, client_key: str | None = None) -> Any:
     """A client of the cluster at ``url``: opensearch-py for OpenSearch, elasticsearch for Elasticsearch.
 
-    ``backend="auto"`` asks the cluster's root endpoint which engine it is. Clients retry
-    502/503/504 and timeouts; https certificates are verified (against ``ca_certs`` when
-    given) unless ``verify_certs`` is false; basic auth when a user is given, else an API key.
+    ``backend="auto"`` asks the cluster's root endpoint which engine it is (AWS-signed clusters
+    are OpenSearch). Clients retry 502/503/504 and timeouts; https certificates are verified
+    (against ``ca_certs`` when given) unless ``verify_certs`` is false; requests are signed
+    with AWS SigV4 when ``aws`` is given, else basic auth when a user is given, else an API
+    key; ``client_cert`` (and ``client_key``) is presented to clusters that require one.
     """
     options = dict(user=user, password=password, api_key=api_key, ca_certs=ca_certs, verify_certs=verify_certs,
-                   timeout=timeout, max_retries=max_retries)
-    engine = detect_backend(url, **options) if backend == "auto" else backend
+                   timeout=timeout, max_retries=max_retries, aws=aws, client_cert=client_cert,
+                   client_key=client_key)
+    if backend == "auto":
+        engine = OpenSearchEngine.name if aws else detect_backend(url, **options)
+    else:
+        engine = backend
     if engine not in ENGINES:
         raise MilcoOsError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
     return ENGINES[engine].make_client(url, **options)
@@ -75,6 +86,10 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None) -> Milc
         return CredentialsError(f"the cluster at {url} refused the credentials (HTTP 401, {who})",
                                 hint="check --user and --password or --api-key (or MILCO_OS_USER / "
                                      "MILCO_OS_PASSWORD / MILCO_OS_API_KEY).")
+    if kind is ErrorKind.AUTHORIZATION and AWS_REFUSAL.search(reason):
+        return CredentialsError(f"the cluster at {url} refused the request's AWS signature (HTTP 403): {reason}",
+                                hint="check the AWS credentials (environment, AWS_PROFILE or the instance role) "
+                                     "and that --aws-region and --aws-sigv4 (es or aoss) match the endpoint.")
     if kind is ErrorKind.AUTHORIZATION:
         return CredentialsError(f"the cluster at {url} denied the request (HTTP 403): {reason}",
                                 hint="grant the user write access to the index (and, for setup, the ingest "

@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from milco_os.managed_clusters import AwsSigning
+
 
 # Connections each client keeps per node: reindex runs a reader and a writer thread per slice on one client.
 POOL_MAXSIZE = 32
@@ -57,9 +59,11 @@ class Engine(ABC):
     @abstractmethod
     def make_client(cls, url: str, *, user: str | None, password: str | None, api_key: str | None,
                     ca_certs: str | None, verify_certs: bool, timeout: float, max_retries: int,
-                    pool_maxsize: int = POOL_MAXSIZE) -> Any:
+                    pool_maxsize: int = POOL_MAXSIZE, aws: AwsSigning | None = None, client_cert: str | None = None,
+                    client_key: str | None = None) -> Any:
         """A client of the nodes in ``url`` (see ``cluster_hosts``) that retries 502/503/504, timeouts and
-        connection failures (on another node when it has several), verifying https unless told not to."""
+        connection failures (on another node when it has several), verifying https unless told not to; requests
+        signed with AWS SigV4 when ``aws`` is given, a client certificate presented when ``client_cert`` is."""
 
     @staticmethod
     @abstractmethod

@@ -7,6 +7,8 @@ import elastic_transport
 import elasticsearch
 from elasticsearch import Elasticsearch
 
+from milco_os.errors import MilcoOsError
+from milco_os.managed_clusters import AwsSigning
 from milco_os.engines.base import (
     POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_index_in, error_type_in, one_line,
     plain,
@@ -20,8 +22,12 @@ class ElasticsearchEngine(Engine):
     @classmethod
     def make_client(cls, url: str, *, user: str | None = None, password: str | None = None,
                     api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-                    timeout: float = 60, max_retries: int = 5,
-                    pool_maxsize: int = POOL_MAXSIZE) -> Elasticsearch:
+                    timeout: float = 60, max_retries: int = 5, pool_maxsize: int = POOL_MAXSIZE,
+                    aws: AwsSigning | None = None, client_cert: str | None = None,
+                    client_key: str | None = None) -> Elasticsearch:
+        if aws:
+            raise MilcoOsError("--aws-sigv4 signs for Amazon OpenSearch Service and OpenSearch Serverless: an "
+                               "OpenSearch cluster", hint="use --backend opensearch (or leave it to auto).")
         return Elasticsearch(
             cluster_hosts(url),
             basic_auth=(user, password or "") if user else None,
@@ -34,6 +40,8 @@ class ElasticsearchEngine(Engine):
             retry_on_status=UNAVAILABLE_STATUSES,
             retry_on_timeout=True,
             connections_per_node=pool_maxsize,
+            client_cert=client_cert,
+            client_key=client_key,
         )
 
     @staticmethod

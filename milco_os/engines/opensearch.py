@@ -6,6 +6,7 @@ from __future__ import annotations
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as errors
 
+from milco_os.managed_clusters import AwsSigning
 from milco_os.engines.base import (
     POOL_MAXSIZE, UNAVAILABLE_STATUSES, Engine, ErrorKind, cluster_hosts, error_index_in, error_type_in, one_line,
 )
@@ -18,11 +19,14 @@ class OpenSearchEngine(Engine):
     @classmethod
     def make_client(cls, url: str, *, user: str | None = None, password: str | None = None,
                     api_key: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-                    timeout: float = 60, max_retries: int = 5,
-                    pool_maxsize: int = POOL_MAXSIZE) -> OpenSearch:
+                    timeout: float = 60, max_retries: int = 5, pool_maxsize: int = POOL_MAXSIZE,
+                    aws: AwsSigning | None = None, client_cert: str | None = None,
+                    client_key: str | None = None) -> OpenSearch:
         return OpenSearch(
             hosts=cluster_hosts(url),
-            http_auth=(user, password or "") if user else None,
+            http_auth=aws.auth() if aws else (user, password or "") if user else None,
+            client_cert=client_cert,
+            client_key=client_key,
             headers={"Authorization": f"ApiKey {api_key}"} if api_key else None,
             verify_certs=verify_certs,
             ssl_show_warn=verify_certs,
@@ -64,6 +68,8 @@ class OpenSearchEngine(Engine):
             error = exc.info.get("error") if isinstance(exc.info, dict) else None
             if isinstance(error, dict):
                 return one_line(error.get("reason") or error.get("type") or error)
+            if error is None and isinstance(exc.info, dict) and exc.info.get("message"):
+                return one_line(exc.info["message"])  # AWS's own refusals (a bad signature, a missing token)
             return one_line(error or exc.error)
         return one_line(exc)
 

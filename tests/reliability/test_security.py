@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch
 
 from milco_os.commands.connection import INSECURE_WARNING
 from milco_os.model import MilcoEncoder
-from milco_os.services.opensearch_security import CERTS
+from milco_os.services.opensearch_security import CERTS, SECURE_VERSION
 from milco_os.services.ports import free_port
 from milco_os.services.triton_server import TritonServer
 from tests.commands import run_cli
@@ -190,3 +190,24 @@ def test_a_permission_taken_away_mid_job_is_waited_for_and_nothing_dead_lettered
     record(Row("index fault", "write permission taken away mid-ingest (403), given back within "
                "--unavailable-timeout", "CLI", count, result.stored, 0, 0, result.duplicated, "0",
                f"taken away after line {line}; {summary['index_fault_retries']} documents sent again"))
+
+
+def test_mutual_tls_with_a_client_certificate(own_node, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A node that requires client certificates: refused without one, in one line naming the cause; with
+    --client-cert and --client-key every document is written and found."""
+    node = own_node(version=SECURE_VERSION, users=(ADMIN,),
+                    extra={"plugins.security.ssl.http.clientauth_mode": "REQUIRE"})
+    certs = node.node.runtime_dir / CERTS
+    source = write_jsonl(tmp_path / "docs.jsonl", corpus(12))
+    env = {"MILCO_OS_PASSWORD": ADMIN.password}
+    common = ("--url", node.url, "--user", ADMIN.name, "--ca-certs", str(node.node.ca_certs), "--index", "mtls")
+    refused = run_cli("ingest", *common, "--model", str(tiny_checkpoint), str(source), env=env)
+    assert refused.returncode == 10, refused.stderr
+    assert "client certificate" in refused.stderr and len(refused.stderr.strip().splitlines()) <= 2
+    client = ("--client-cert", str(certs / "admin.pem"), "--client-key", str(certs / "admin-key.pem"))
+    ingested = run_cli("ingest", *common, *client, "--model", str(tiny_checkpoint), str(source), env=env)
+    found = run_cli("search", *common, *client, "--model", str(tiny_checkpoint), "--format", "json", "Berlin",
+                    env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    assert found.returncode == 0 and json.loads(found.stdout)["hits"], found.stderr
+    assert ADMIN.password not in ingested.stdout + ingested.stderr + found.stdout + found.stderr
