@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from milco_os import __version__
-from milco_os.commands.connection import META_SECRETS, META_URL, META_USER
+from milco_os.commands.connection import META_SECRETS, META_SIGNED, META_URL, META_USER
 from milco_os.commands.demo import demo
 from milco_os.commands.dev_cluster import dev_cluster
 from milco_os.commands.encode import encode, tiny_checkpoint
@@ -40,7 +40,8 @@ class MilcoOsGroup(click.Group):
                 raise
             from milco_os.cluster import cluster_error
 
-            self.fail(ctx, cluster_error(exc, ctx.meta.get(META_URL, "the cluster"), ctx.meta.get(META_USER)))
+            self.fail(ctx, cluster_error(exc, ctx.meta.get(META_URL, "the cluster"), ctx.meta.get(META_USER),
+                                         ctx.meta.get(META_SIGNED)))
 
     @staticmethod
     def fail(ctx: click.Context, error: MilcoOsError) -> None:

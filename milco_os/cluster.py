@@ -68,8 +68,9 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def cluster_error(exc: BaseException, url: str, user: str | None = None) -> MilcoOsError:
-    """A client exception as one message naming the host, with what to do and the matching exit code."""
+def cluster_error(exc: BaseException, url: str, user: str | None = None, signed: str | None = None) -> MilcoOsError:
+    """A client exception as one message naming the host, with what to do and the matching exit code; ``signed``
+    names the AWS service and region requests were signed for, if they were."""
     engine = engine_of_error(exc)
     if engine is None:
         raise TypeError(f"not a cluster client error: {exc!r}")
@@ -86,8 +87,10 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None) -> Milc
         return CredentialsError(f"the cluster at {url} refused the credentials (HTTP 401, {who})",
                                 hint="check --user and --password or --api-key (or MILCO_OS_USER / "
                                      "MILCO_OS_PASSWORD / MILCO_OS_API_KEY).")
-    if kind is ErrorKind.AUTHORIZATION and AWS_REFUSAL.search(reason):
-        return CredentialsError(f"the cluster at {url} refused the request's AWS signature (HTTP 403): {reason}",
+    if kind in (ErrorKind.AUTHORIZATION, ErrorKind.AUTHENTICATION) and (signed or AWS_REFUSAL.search(reason)):
+        how = f", signed for {signed}" if signed else ""
+        return CredentialsError(f"the cluster at {url} refused the AWS-signed request (HTTP "
+                                f"{engine.status(exc)}{how}){': ' + reason if reason else ''}",
                                 hint="check the AWS credentials (environment, AWS_PROFILE or the instance role) "
                                      "and that --aws-region and --aws-sigv4 (es or aoss) match the endpoint.")
     if kind is ErrorKind.AUTHORIZATION:

@@ -17,6 +17,7 @@ INSECURE_WARNING = ("Warning: TLS certificate verification is OFF (--insecure): 
 META_URL = "milco_os.cluster_url"
 META_USER = "milco_os.cluster_user"
 META_SECRETS = "milco_os.secrets"
+META_SIGNED = "milco_os.aws_signed"  # "es in eu-west-1": requests are signed with AWS SigV4
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Connection:
                 raise click.UsageError(refusal)
             context.meta[META_URL] = redact_url(url)
             context.meta[META_USER] = self.user
+            if aws:
+                context.meta[META_SIGNED] = f"{aws.service} in {aws.region}"
             context.meta.setdefault(META_SECRETS, set()).update(s for s in (self.password, self.api_key) if s)
         if self.insecure:
             click.echo(INSECURE_WARNING, err=True)

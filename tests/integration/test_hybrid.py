@@ -21,6 +21,7 @@ from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, Ingestor
 from milco_os.pipeline.sources import JsonlSource
 from milco_os.sample_corpus import sample_dir
+from milco_os.search.cluster_fusion import cluster_fusion
 from milco_os.search.searcher import SearchOptions, SearchResult, search_result
 from milco_os.services.opensearch_ml_plugins import ML_DEFAULT_VERSION, ML_VERSIONS
 from milco_os.services.temporary_node import temporary_node
@@ -81,6 +82,11 @@ def assert_same_ranking(cluster: SearchResult, client: SearchResult) -> None:
 @pytest.mark.parametrize("settings", FUSIONS, ids=lambda s: "-".join(str(v) for v in s.values()))
 def test_the_pipeline_ranks_as_the_client_side_fusion(neural_index: IndexHandle, tiny_encoder: MilcoEncoder,
                                                       settings: dict) -> None:
+    if settings["fusion"] == "rrf" and settings["bm25_weight"] != 0.5 and \
+            cluster_fusion(neural_index.engine).plugin_version() < (3, 0):
+        with pytest.raises(MilcoOsError, match="before 3.0 weighs the two lists of an RRF equally"):
+            search_result(neural_index, tiny_encoder, queries()[0], SearchOptions(fuse_in="cluster", **settings))
+        return
     for query in queries():
         common = dict(settings, fusion_depth=DEPTH, source=False)
         cluster = search_result(neural_index, tiny_encoder, query, SearchOptions(size=10, fuse_in="cluster",

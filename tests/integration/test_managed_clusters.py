@@ -77,8 +77,10 @@ def test_a_wrong_key_is_refused_and_nothing_is_written(signed: SigV4Proxy, opens
     result = milco_os(signed, "setup", "--index", index, "--replicas", "0", "--model", str(tiny_checkpoint),
                       secret="not-the-secret")
     assert result.returncode == 9, result.stderr
-    assert "signature we calculated does not match" in result.stderr and "not-the-secret" not in result.stderr
-    assert len(signed.log.refused) > refused_before
+    assert f"refused the AWS-signed request (HTTP 403, signed for es in {REGION})" in result.stderr, result.stderr
+    assert "check the AWS credentials" in result.stderr and "not-the-secret" not in result.stderr
+    assert signed.log.refused[refused_before:] and all("signature we calculated does not match" in why
+                                                       for why in signed.log.refused[refused_before:])
     assert not opensearch.indices.exists(index=index)
 
 
