@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any
-
 from milco_os.engines.base import Engine, plain
 from milco_os.search.fusion import NORMALIZING, RRF, Fusion
 
@@ -97,9 +95,14 @@ class NeuralSearchPipeline(ClusterFusion):
             self.installed.add(name)
         return name
 
+    @staticmethod
+    def request_body(queries: tuple[dict, dict], fusion: Fusion, page: dict) -> dict:
+        """The ``hybrid`` search body (sent with ``search_pipeline`` naming ``pipeline_body``'s pipeline)."""
+        return {**page, "query": {"hybrid": {"queries": list(queries), "pagination_depth": fusion.depth}}}
+
     def search(self, index: str, queries: tuple[dict, dict], fusion: Fusion, page: dict) -> tuple[dict, str]:
         name = self.pipeline(fusion)
-        body = {**page, "query": {"hybrid": {"queries": list(queries), "pagination_depth": fusion.depth}}}
+        body = self.request_body(queries, fusion, page)
         response = plain(self.engine.client.search(index=index, body=body, params={"search_pipeline": name}))
         return response, f"hybrid query through search pipeline {name}, {fusion.describe()}"
 
@@ -121,12 +124,16 @@ class RrfRetriever(ClusterFusion):
     def weights(self, fusion: Fusion) -> tuple[float, float]:
         return 1.0, 1.0
 
-    def search(self, index: str, queries: tuple[dict, dict], fusion: Fusion, page: dict) -> tuple[dict, str]:
-        body: dict[str, Any] = {**page, "retriever": {"rrf": {
+    @staticmethod
+    def request_body(queries: tuple[dict, dict], fusion: Fusion, page: dict) -> dict:
+        """The ``rrf`` retriever's search body."""
+        return {**page, "retriever": {"rrf": {
             "retrievers": [{"standard": {"query": query}} for query in queries],
             "rank_window_size": max(fusion.depth, page["size"] + page.get("from", 0)),
             "rank_constant": fusion.rank_constant}}}
-        response = plain(self.engine.client.search(index=index, body=body))
+
+    def search(self, index: str, queries: tuple[dict, dict], fusion: Fusion, page: dict) -> tuple[dict, str]:
+        response = plain(self.engine.client.search(index=index, body=self.request_body(queries, fusion, page)))
         return response, f"rrf retriever, rank constant {fusion.rank_constant}"
 
 

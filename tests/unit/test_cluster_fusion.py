@@ -137,3 +137,8 @@ def test_elasticsearch_fuses_rrf_only_with_equal_weights() -> None:
     assert "equally" in retriever.refusal(Fusion("rrf", bm25_weight=0.2), MILCO)
     Engine.version.major_minor = (8, 11)
     assert "8.14+" in retriever.refusal(Fusion("rrf"), MILCO)
+    body = RrfRetriever.request_body(({"match_all": {}}, MILCO["query"]), Fusion("rrf", rank_constant=20, depth=50),
+                                     {"size": 10, "from": 60})
+    assert body == {"size": 10, "from": 60, "retriever": {"rrf": {
+        "retrievers": [{"standard": {"query": {"match_all": {}}}}, {"standard": {"query": MILCO["query"]}}],
+        "rank_window_size": 70, "rank_constant": 20}}}
