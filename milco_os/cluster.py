@@ -13,6 +13,9 @@ from milco_os.managed_clusters import AwsSigning
 from milco_os.errors import ClusterUnavailableError, CredentialsError, IndexMissingError, MilcoOsError, TlsError
 
 BACKENDS = ("auto", *ENGINES)
+# The TLS alerts of a server that wants a client certificate and got none, or one it does not trust.
+CLIENT_CERTIFICATE_REFUSED = re.compile(r"ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED|ALERT_UNKNOWN_CA|"
+                                        r"certificate required", re.I)
 # How AWS words a refused signature or token, whatever the endpoint (OpenSearch Service, Serverless).
 AWS_REFUSAL = re.compile(r"signature|security token|Authentication Token|Credential should be scoped", re.I)
 UNUSABLE_INDEX = ("index_not_found_exception", "index_closed_exception")  # error types of a missing or closed index
@@ -75,6 +78,10 @@ def cluster_error(exc: BaseException, url: str, user: str | None = None, signed:
     if engine is None:
         raise TypeError(f"not a cluster client error: {exc!r}")
     kind, reason = engine.classify(exc), engine.reason(exc)
+    if kind is ErrorKind.TLS and CLIENT_CERTIFICATE_REFUSED.search(reason):
+        return TlsError(f"the cluster at {url} refused the TLS connection: it requires a client certificate signed "
+                        f"by a CA it trusts ({reason})",
+                        hint="give --client-cert and --client-key (or MILCO_OS_CLIENT_CERT / MILCO_OS_CLIENT_KEY).")
     if kind is ErrorKind.TLS:
         return TlsError(f"TLS verification of {url} failed: {reason}",
                         hint="pass the cluster's CA bundle with --ca-certs (or MILCO_OS_CA_CERTS); "

@@ -26,6 +26,8 @@ SECURE_VERSION = "2.19.4"
 CERTS = "certs"
 CA_FILE = "ca.pem"
 ORGANIZATION = "milco-os-dev"
+# Set to "REQUIRE" in a node's settings, its HTTP layer takes only clients with a certificate of its CA.
+CLIENT_AUTH_MODE = "plugins.security.ssl.http.clientauth_mode"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class BasicAuthUser:
 
     def __repr__(self) -> str:
         return f"BasicAuthUser(name={self.name!r}, backend_role={self.backend_role!r})"
+
 
 
 def plugin_artifact(version: str) -> maven.Artifact:

@@ -212,11 +212,17 @@ class SearchNode:
             else None
 
     def client_options(self) -> dict[str, object]:
-        """opensearch-py options to reach this node (as its first user, trusting its CA, when secure)."""
+        """opensearch-py options to reach this node (as its first user, trusting its CA, when secure; with the
+        admin's client certificate where the node requires one)."""
         if not self.settings.secure:
             return {}
         admin = self.settings.users[0]
-        return {"http_auth": (admin.name, admin.password), "ca_certs": str(self.ca_certs), "verify_certs": True}
+        options: dict[str, object] = {"http_auth": (admin.name, admin.password), "ca_certs": str(self.ca_certs),
+                                      "verify_certs": True}
+        if self.settings.extra.get(opensearch_security.CLIENT_AUTH_MODE) == "REQUIRE":
+            certs = self.runtime_dir / opensearch_security.CERTS
+            options.update(client_cert=str(certs / "admin.pem"), client_key=str(certs / "admin-key.pem"))
+        return options
 
     @property
     def console_log(self) -> Path:

@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch
 
 from milco_os.commands.connection import INSECURE_WARNING
 from milco_os.model import MilcoEncoder
-from milco_os.services.opensearch_security import CERTS, SECURE_VERSION
+from milco_os.services.opensearch_security import CERTS, CLIENT_AUTH_MODE, SECURE_VERSION
 from milco_os.services.ports import free_port
 from milco_os.services.triton_server import TritonServer
 from tests.commands import run_cli
@@ -196,7 +196,7 @@ def test_mutual_tls_with_a_client_certificate(own_node, tiny_checkpoint: Path, t
     """A node that requires client certificates: refused without one, in one line naming the cause; with
     --client-cert and --client-key every document is written and found."""
     node = own_node(version=SECURE_VERSION, users=(ADMIN,),
-                    extra={"plugins.security.ssl.http.clientauth_mode": "REQUIRE"})
+                    extra={CLIENT_AUTH_MODE: "REQUIRE"})
     certs = node.node.runtime_dir / CERTS
     source = write_jsonl(tmp_path / "docs.jsonl", corpus(12))
     env = {"MILCO_OS_PASSWORD": ADMIN.password}
