@@ -75,7 +75,7 @@ class NeuralSearchPipeline(ClusterFusion):
         """The search pipeline that fuses as ``fusion`` says (neural-search's own definitions of each step)."""
         weights = {"weights": list(fusion.weights)}
         if fusion.technique in NORMALIZING:
-            return {"description": f"milco-os hybrid: {fusion.describe()}", "phase_results_processors": [
+            return {"description": f"milco-os hybrid: {fusion.describe(self.weights(fusion))}", "phase_results_processors": [
                 {"normalization-processor": {"normalization": {"technique": fusion.technique},
                                              "combination": {"technique": fusion.combination,
                                                              "parameters": weights}}}]}
@@ -83,7 +83,7 @@ class NeuralSearchPipeline(ClusterFusion):
             combination = {"technique": RRF, "parameters": {"rank_constant": fusion.rank_constant}}
         else:
             combination = {"technique": RRF, "rank_constant": fusion.rank_constant, "parameters": weights}
-        return {"description": f"milco-os hybrid: {fusion.describe()}", "phase_results_processors": [
+        return {"description": f"milco-os hybrid: {fusion.describe(self.weights(fusion))}", "phase_results_processors": [
             {"score-ranker-processor": {"combination": combination}}]}
 
     def pipeline(self, fusion: Fusion) -> str:
@@ -104,7 +104,7 @@ class NeuralSearchPipeline(ClusterFusion):
         name = self.pipeline(fusion)
         body = self.request_body(queries, fusion, page)
         response = plain(self.engine.client.search(index=index, body=body, params={"search_pipeline": name}))
-        return response, f"hybrid query through search pipeline {name}, {fusion.describe()}"
+        return response, f"hybrid query through search pipeline {name}, {fusion.describe(self.weights(fusion))}"
 
 
 class RrfRetriever(ClusterFusion):

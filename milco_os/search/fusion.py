@@ -55,8 +55,9 @@ class Fusion:
             return self.bm25_weight, 1.0
         return self.bm25_weight, 1.0 - self.bm25_weight
 
-    def describe(self) -> str:
-        bm25, milco = self.weights
+    def describe(self, weights: Sequence[float] | None = None) -> str:
+        """The fusion in words, with ``weights`` where they are not its own (a cluster's RRF weighs each list 1)."""
+        bm25, milco = weights or self.weights
         if self.technique == RRF:
             return f"rrf (rank constant {self.rank_constant}, weights BM25 {bm25:g} / MILCO {milco:g})"
         if self.technique == SUM:

@@ -71,7 +71,7 @@ def search_fused(index: IndexHandle, text: str, milco_body: dict, fusion: Fusion
     lists, sources = fetch_lists(index, bm25, milco_body, fusion, source)
     fused = fuse(lists, fusion, fuser.weights(fusion))[from_:from_ + size]  # scored as the cluster would
     hits = [FusedHit(hit.id, hit.score, sources[hit.id], hit.parts) for hit in fused]
-    return FusedResult(hits, f"fused here ({fusion.describe()}): {reason}")
+    return FusedResult(hits, f"fused here ({fusion.describe(fuser.weights(fusion))}): {reason}")
 
 
 def fetch_lists(index: IndexHandle, bm25: dict, milco_body: dict, fusion: Fusion,
