@@ -74,8 +74,9 @@ class NeuralSearchPipeline(ClusterFusion):
     def pipeline_body(self, fusion: Fusion) -> dict:
         """The search pipeline that fuses as ``fusion`` says (neural-search's own definitions of each step)."""
         weights = {"weights": list(fusion.weights)}
+        description = f"milco-os hybrid: {fusion.describe(self.weights(fusion))}"
         if fusion.technique in NORMALIZING:
-            return {"description": f"milco-os hybrid: {fusion.describe(self.weights(fusion))}", "phase_results_processors": [
+            return {"description": description, "phase_results_processors": [
                 {"normalization-processor": {"normalization": {"technique": fusion.technique},
                                              "combination": {"technique": fusion.combination,
                                                              "parameters": weights}}}]}
@@ -83,7 +84,7 @@ class NeuralSearchPipeline(ClusterFusion):
             combination = {"technique": RRF, "parameters": {"rank_constant": fusion.rank_constant}}
         else:
             combination = {"technique": RRF, "rank_constant": fusion.rank_constant, "parameters": weights}
-        return {"description": f"milco-os hybrid: {fusion.describe(self.weights(fusion))}", "phase_results_processors": [
+        return {"description": description, "phase_results_processors": [
             {"score-ranker-processor": {"combination": combination}}]}
 
     def pipeline(self, fusion: Fusion) -> str:
