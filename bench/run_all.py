@@ -109,6 +109,14 @@ SCALE_ONE_MILLION = (
     "engine, against exact's 0.70 and the default two-phase's 0.51), but its recall falls with the collection at "
     "a fixed n_postings (0.963, 0.915, 0.824), and the default two-phase (13 / 17 ms, recall 0.999) stays both "
     "faster and exact at this size. Its cache took 3.0 KB of heap per document.")
+MID = "mid (6L, h384, full vocabularies)"
+# Paper (Table 13): average terms per document after percentile pruning P.
+PAPER_TERMS = {"P0": 570, "P50": 286, "P80": 115, "P90": 58, "P95": 29}
+RELEASED_FLOP_PER_TOKEN = 2 * (24 * (4 * 1024**2 + 2 * 1024 * 4096) + 1024 * 768 + 768 * 768 + 768 * 30522)
+H100_BF16_DENSE_FLOPS = 989e12
+ASSUMED_MFU = 0.4
+TOKENS_PER_DOC = 128
+SHARD_TARGET_BYTES = 30e9
 
 
 def run(script: str, measure: bool) -> tuple[dict, str]:

@@ -193,7 +193,7 @@ class SearchFlags:
     field_parameters: Mapping[str, Mapping[str, Any]]
     cluster_encodes: str | None = None
 
-    def build(self, client: Any, size: int, explain: bool = False) -> SearchOptions:
+    def build(self, client: Any, size: int, explain: bool = False, fused_parts: bool = False) -> SearchOptions:
         """SearchOptions for ``size`` hits (remote model ids looked up by installation name); usage errors for
         options that do not go together."""
         from milco_os.cluster_ml.installer import installed_model_ids
@@ -204,7 +204,7 @@ class SearchFlags:
             parameters = {name: VECTOR_FIELDS[name].search_parameters.build(given)
                           for name, given in self.field_parameters.items() if given}
             return SearchOptions(**{**self.options, **style}, size=size, explain=explain,
-                                 cluster_models=cluster_models, field_parameters=parameters)
+                                 fused_parts=fused_parts, cluster_models=cluster_models, field_parameters=parameters)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
 

@@ -42,7 +42,8 @@ def search(connection: Connection, index: str, encoder_choice: EncoderChoice, to
     encoder = encoder_choice.for_queries(search_flags)
     # The table lists matched terms where the index stores the vectors to read them from.
     options = search_flags.build(engine.client, top_k, explain=explain or (output == "table" and
-                                                                           handle.vectors_in_source))
+                                                                           handle.vectors_in_source),
+                                 fused_parts=explain)
     check_query_encoder(handle, encoder, search_flags)  # the cluster's models are known to exist now
     try:
         result = search_result(handle, encoder, query, options)

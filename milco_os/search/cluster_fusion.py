@@ -9,9 +9,12 @@ min-max and L2, ``score-ranker-processor`` for RRF). Elasticsearch: the ``rrf`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import weakref
 from abc import ABC, abstractmethod
+
 from milco_os.engines.base import Engine, plain
 from milco_os.search.fusion import NORMALIZING, RRF, Fusion
 
@@ -47,16 +50,15 @@ class NeuralSearchPipeline(ClusterFusion):
         super().__init__(engine)
         self.installed: set[str] = set()
 
+    @functools.cached_property
     def plugin_version(self) -> tuple[int, int] | None:
-        """neural-search's version on the node answering (None: not installed)."""
-        if not hasattr(self, "_plugin"):
-            plugins = plain(self.engine.client.cat.plugins(format="json"))
-            found = next((p["version"] for p in plugins if p.get("component") == NEURAL_SEARCH), None)
-            self._plugin = tuple(int(part) for part in found.split(".")[:2]) if found else None
-        return self._plugin
+        """neural-search's version on the node answering (None: not installed), asked once."""
+        plugins = plain(self.engine.client.cat.plugins(format="json"))
+        found = next((p["version"] for p in plugins if p.get("component") == NEURAL_SEARCH), None)
+        return tuple(int(part) for part in found.split(".")[:2]) if found else None
 
     def refusal(self, fusion: Fusion, milco_body: dict) -> str | None:
-        version = self.plugin_version()
+        version = self.plugin_version
         if version is None or version < HYBRID_SINCE:
             return "the cluster has no neural-search 2.19+ (hybrid query and score pipelines)"
         if "rescore" in milco_body:
@@ -66,7 +68,7 @@ class NeuralSearchPipeline(ClusterFusion):
         return None
 
     def weights(self, fusion: Fusion) -> tuple[float, float]:
-        version = self.plugin_version()
+        version = self.plugin_version
         if fusion.technique == RRF and version is not None and version < WEIGHTED_RRF_SINCE:
             return 1.0, 1.0
         return fusion.weights
@@ -80,7 +82,7 @@ class NeuralSearchPipeline(ClusterFusion):
                 {"normalization-processor": {"normalization": {"technique": fusion.technique},
                                              "combination": {"technique": fusion.combination,
                                                              "parameters": weights}}}]}
-        if self.plugin_version() < WEIGHTED_RRF_SINCE:
+        if self.plugin_version < WEIGHTED_RRF_SINCE:
             combination = {"technique": RRF, "parameters": {"rank_constant": fusion.rank_constant}}
         else:
             combination = {"technique": RRF, "rank_constant": fusion.rank_constant, "parameters": weights}
@@ -141,8 +143,12 @@ class RrfRetriever(ClusterFusion):
 FUSERS: dict[str, type[ClusterFusion]] = {"opensearch": NeuralSearchPipeline, "elasticsearch": RrfRetriever}
 
 
+_FUSION_OF: weakref.WeakKeyDictionary[Engine, ClusterFusion] = weakref.WeakKeyDictionary()
+
+
 def cluster_fusion(engine: Engine) -> ClusterFusion:
-    """The engine's own fusion, kept on the engine so that what it learns (plugins, pipelines) is asked once."""
-    if not hasattr(engine, "_cluster_fusion"):
-        engine._cluster_fusion = FUSERS[engine.name](engine)
-    return engine._cluster_fusion
+    """The engine's own fusion, one per engine while it lives, so what it learns (plugins, pipelines) is asked
+    once."""
+    if engine not in _FUSION_OF:
+        _FUSION_OF[engine] = FUSERS[engine.name](engine)
+    return _FUSION_OF[engine]

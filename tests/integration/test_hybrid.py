@@ -83,7 +83,7 @@ def assert_same_ranking(cluster: SearchResult, client: SearchResult) -> None:
 def test_the_pipeline_ranks_as_the_client_side_fusion(neural_index: IndexHandle, tiny_encoder: MilcoEncoder,
                                                       settings: dict) -> None:
     if settings["fusion"] == "rrf" and settings["bm25_weight"] != 0.5 and \
-            cluster_fusion(neural_index.engine).plugin_version() < (3, 0):
+            cluster_fusion(neural_index.engine).plugin_version < (3, 0):
         with pytest.raises(MilcoOsError, match="before 3.0 weighs the two lists of an RRF equally"):
             search_result(neural_index, tiny_encoder, queries()[0], SearchOptions(fuse_in="cluster", **settings))
         return
@@ -105,6 +105,17 @@ def test_a_page_further_down_is_the_next_part_of_the_ranking(neural_index: Index
     second = search_result(neural_index, tiny_encoder, queries()[0], SearchOptions(size=10, from_=10, **common))
     assert "in the cluster" in second.fused_by
     assert [hit.score for hit in second.hits] == pytest.approx([hit.score for hit in first.hits[10:20]], rel=1e-5)
+
+
+def test_a_hit_fused_in_the_cluster_has_its_parts_only_when_asked(neural_index: IndexHandle,
+                                                                  tiny_encoder: MilcoEncoder) -> None:
+    common = dict(fusion="rrf", fusion_depth=DEPTH, source=False)
+    bare = search_result(neural_index, tiny_encoder, queries()[3], SearchOptions(**common))
+    explained = search_result(neural_index, tiny_encoder, queries()[3], SearchOptions(fused_parts=True, **common))
+    assert "in the cluster" in bare.fused_by and "in the cluster" in explained.fused_by
+    assert bare.hits and all(hit.parts is None for hit in bare.hits)
+    assert [hit.id for hit in explained.hits] == [hit.id for hit in bare.hits]
+    assert all(hit.parts is not None and hit.parts != (None, None) for hit in explained.hits)
 
 
 def test_explain_shows_each_lists_raw_score_through_the_cli(neural_index: IndexHandle, tiny_checkpoint: Path,
