@@ -35,7 +35,7 @@ import shlex
 import statistics
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,7 @@ from milco_os.index.handle import IndexHandle
 from milco_os.index.seismic_ceilings import measured_ceilings
 from milco_os.index.setup import ensure_index, index_body
 from milco_os.index.seismic_parameters import SeismicIndex, SeismicSearch
+from milco_os.pipeline.bulk_loading import bulk_loading
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import IngestOptions, IngestSummary, Ingestor
 from milco_os.pipeline.sources import DictSource
@@ -261,9 +262,9 @@ class Growing:
     at: dict[int, dict] = field(default_factory=dict)
 
     def grow(self, client, encoder: StandInEncoder, size: int) -> None:
-        """Documents up to ``size`` written (the next ones after those it holds), a SEISMIC index under
-        ``loading_settings`` so that no segment reaches its threshold before the force-merge."""
-        with loading(client, self.handle) if self.handle.field.type_name == "seismic" else nullcontext():
+        """Documents up to ``size`` written (the next ones after those it holds), under the field's loading settings
+        (a SEISMIC index's keep every segment below its threshold until the force-merge)."""
+        with bulk_loading(self.handle):
             summary = ingest(self.handle, encoder, size - self.docs, LEVELS[MAIN_LEVEL].prune, start=self.docs)
         self.ingest_s += summary.elapsed_s
         self.docs = size
@@ -282,23 +283,6 @@ class Growing:
         proportion to the documents (SEISMIC's clustering grew a little slower than that from 100,000 to 300,000)."""
         last = self.at[self.docs]
         return (size - self.docs) * self.ingest_s / self.docs + last["force_merge_s"] * size / self.docs
-
-
-# While a SEISMIC index loads: a refresh every second whether or not anyone searches (an explicit interval turns
-# search-idle off, so the indexing buffer never flushes one segment past approximate_threshold), and no merge that
-# makes a segment big enough to reach it (neural-search would cluster it in the merge, and again at every larger one).
-# The force-merge after the load clusters the whole index once.
-LOADING_SETTINGS = {"index.refresh_interval": "1s", "index.merge.policy.max_merged_segment": "256mb"}
-
-
-@contextmanager
-def loading(client, handle: IndexHandle) -> Iterator[None]:
-    """``handle``'s index under ``LOADING_SETTINGS`` while the block runs, back to its defaults afterwards."""
-    client.indices.put_settings(index=handle.name, body=LOADING_SETTINGS)
-    try:
-        yield
-    finally:
-        client.indices.put_settings(index=handle.name, body=dict.fromkeys(LOADING_SETTINGS))
 
 
 def main_indices(client, encoder: StandInEncoder, sizes: list[int]) -> dict[str, Growing]:

@@ -44,6 +44,7 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
     from milco_os.index.handle import has_milco_fields, pinned
     from milco_os.index.model_record import ModelRecord
     from milco_os.index.setup import claim_index, ensure_index
+    from milco_os.pipeline.bulk_loading import bulk_loading
     from milco_os.pipeline.checkpoints import FileCheckpoint
     from milco_os.pipeline.ingest import IngestOptions, Ingestor
     from milco_os.pipeline.sources import JsonlSource, first_texts
@@ -78,7 +79,8 @@ def ingest(connection: Connection, index: str, encoder_choice: EncoderChoice, in
                             on_batch_done=lambda report: checkpoint.advance(report, files.checkpoint))
         source = JsonlSource(file, id_field=id_field, routing_field=routing_field, start_after=checkpoint.line,
                              on_notice=notices)
-        summary = ingestor.run(source)
+        with bulk_loading(handle, notices):
+            summary = ingestor.run(source)
     handle.client.indices.refresh(index=handle.name)
     click.echo(json.dumps(summary.as_dict()), err=True)
     if summary.clipped:

@@ -30,6 +30,7 @@ from milco_os.index.handle import (
 )
 from milco_os.index.model_record import ModelRecord
 from milco_os.index.setup import claim_index, ensure_pipelines, pipelines_installed, record_model
+from milco_os.pipeline.bulk_loading import bulk_loading
 from milco_os.pipeline.checkpoints import SliceCheckpoint, SliceState
 from milco_os.pipeline.dead_letters import DeadLetters
 from milco_os.pipeline.ingest import BatchReport, IngestOptions, IngestSummary, Ingestor
@@ -78,10 +79,11 @@ class Reindexer:
         dest = self.dest = self._prepare_dest()
         use_pit = supports_pit_reading(self.engine, self.plan.source)
         pending = [n for n, state in self.checkpoint.slices.items() if not state.done]
-        if self.plan.workers > 1 and len(pending) > 1:
-            summaries = self._run_in_processes(dest, pending, use_pit)
-        else:
-            summaries = [self.run_slices(dest, pending, use_pit)]
+        with bulk_loading(dest, self.on_notice):
+            if self.plan.workers > 1 and len(pending) > 1:
+                summaries = self._run_in_processes(dest, pending, use_pit)
+            else:
+                summaries = [self.run_slices(dest, pending, use_pit)]
         total = IngestSummary()
         for summary in summaries:
             total.merge(summary)

@@ -383,6 +383,10 @@ def test_the_commands_on_a_seismic_index(node: OpenSearch, sparse_checkpoint: Pa
     assert ingest.returncode == 0, ingest.stderr
     summary = json.loads(next(line for line in ingest.stderr.splitlines() if line.startswith("{")))
     assert summary["written"] == len(corpus()), ingest.stderr
+    settings = node.indices.get_settings(index="cli-seismic", flat_settings=True)["cli-seismic"]["settings"]
+    assert not {"index.refresh_interval", "index.merge.policy.max_merged_segment"} & set(settings)  # put back
+    assert "loading" not in node.indices.get_mapping(index="cli-seismic")["cli-seismic"]["mappings"]["_meta"][
+        "milco_os"]
     field = open_index(node, "cli-seismic").field
     encoder = MilcoEncoder.from_pretrained(sparse_checkpoint, device="cpu")
     clipped = sum(map(field.clipped, encoder.encode_documents([doc["text"] for doc in corpus()], prune=PRUNE)))
