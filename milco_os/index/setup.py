@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
 from milco_os.encoding.contract import SparseEncoder
-from milco_os.engines import Engine, engine_for
+from milco_os.engines import Engine, ErrorKind, engine_for
 from milco_os.errors import MilcoOsError
 from milco_os.index.fields import EN_FIELD, M_FIELD, PASSAGES_PATH
 from milco_os.index.handle import (
@@ -24,6 +25,10 @@ from milco_os.resources import load_json, resource_dir
 INDEX_MAPPING = "milco_index.json"
 PASSAGES_MAPPING = "milco_passages.json"
 PIPELINES = "ingest_pipelines"
+# Refusals of the ``_nodes`` API after which indices go without the pipelines (a cluster or role without it).
+UNLISTED_PROCESSORS = (ErrorKind.AUTHORIZATION, ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND)
+
+log = logging.getLogger(__name__)
 
 
 class IncompatibleIndexError(MilcoOsError):
@@ -82,15 +87,23 @@ def ensure_pipelines(client: Any) -> dict[str, str]:
     """Install every pipeline of ``ingest_pipelines/`` (named after its file).
 
     Name -> 'installed', 'unchanged', or 'skipped: ...' when the cluster lacks a processor it
-    uses (Elasticsearch test builds ship no ingest-common); indices then go without it.
+    uses (Elasticsearch test builds ship no ingest-common) or does not say which it has (the ``_nodes`` API is
+    refused: OpenSearch Serverless, a role without cluster monitor rights); indices then go without it.
     """
     engine = engine_for(client)
-    available: set[str] | None = None
+    paths = sorted(resource_dir(PIPELINES).glob("*.json"))
+    try:
+        available = engine.ingest_processors()
+    except Exception as exc:
+        if engine.classify(exc) not in UNLISTED_PROCESSORS:
+            raise
+        skipped = f"skipped: the cluster does not list its ingest processors ({engine.reason(exc)})"
+        log.warning("%s: indices get no default pipeline, and writers other than milco-os go unchecked", skipped)
+        return {path.stem: skipped for path in paths}
     outcomes = {}
-    for path in sorted(resource_dir(PIPELINES).glob("*.json")):
+    for path in paths:
         body = load_json(PIPELINES, path.name)
         needed = {next(iter(processor)) for processor in body["processors"]}
-        available = engine.ingest_processors() if available is None else available
         if not needed <= available:
             outcomes[path.stem] = f"skipped: the cluster has no {', '.join(sorted(needed - available))} processor"
             continue
