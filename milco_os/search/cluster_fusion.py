@@ -15,13 +15,15 @@ import json
 import weakref
 from abc import ABC, abstractmethod
 
-from milco_os.engines.base import Engine, plain
+from milco_os.engines.base import Engine, ErrorKind, plain
 from milco_os.search.fusion import NORMALIZING, RRF, Fusion
 
 PIPELINE_PREFIX = "milco-os-hybrid-"
 NEURAL_SEARCH = "opensearch-neural-search"
 HYBRID_SINCE = (2, 19)  # pagination_depth and the score-ranker-processor
 WEIGHTED_RRF_SINCE = (3, 0)
+# Refusals of ``_cat/plugins`` that leave neural-search unknown (so fused here), not an error.
+UNLISTED_PLUGINS = (ErrorKind.AUTHORIZATION, ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND)
 
 
 class ClusterFusion(ABC):
@@ -52,15 +54,21 @@ class NeuralSearchPipeline(ClusterFusion):
 
     @functools.cached_property
     def plugin_version(self) -> tuple[int, int] | None:
-        """neural-search's version on the node answering (None: not installed), asked once."""
-        plugins = plain(self.engine.client.cat.plugins(format="json"))
+        """neural-search's version on the node answering (None: not installed, or the cluster will not list its
+        plugins, as OpenSearch Serverless), asked once."""
+        try:
+            plugins = plain(self.engine.client.cat.plugins(format="json"))
+        except Exception as exc:
+            if self.engine.classify(exc) not in UNLISTED_PLUGINS:
+                raise
+            return None
         found = next((p["version"] for p in plugins if p.get("component") == NEURAL_SEARCH), None)
         return tuple(int(part) for part in found.split(".")[:2]) if found else None
 
     def refusal(self, fusion: Fusion, milco_body: dict) -> str | None:
         version = self.plugin_version
         if version is None or version < HYBRID_SINCE:
-            return "the cluster has no neural-search 2.19+ (hybrid query and score pipelines)"
+            return "the cluster lists no neural-search 2.19+ (hybrid query and score pipelines)"
         if "rescore" in milco_body:
             return "the MILCO query rescores its hits, and a hybrid query would rescore the BM25 list too"
         if fusion.technique == RRF and version < WEIGHTED_RRF_SINCE and fusion.bm25_weight != 0.5:

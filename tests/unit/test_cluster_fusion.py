@@ -4,7 +4,7 @@ client at the transport boundary; tests/integration/test_hybrid.py runs the same
 from __future__ import annotations
 
 import pytest
-from opensearchpy.exceptions import RequestError
+from opensearchpy.exceptions import NotFoundError, RequestError
 
 from milco_os.engines.opensearch import OpenSearchEngine
 from milco_os.errors import MilcoOsError
@@ -32,6 +32,8 @@ class Cat:
         self.neural_search = neural_search
 
     def plugins(self, format: str) -> list[dict]:
+        if self.neural_search == "unlisted":  # OpenSearch Serverless has no _cat/plugins
+            raise NotFoundError(404, "Not Found", {"message": "Not Found"})
         return [{"component": "opensearch-neural-search", "version": self.neural_search}] if self.neural_search \
             else [{"component": "opensearch-job-scheduler", "version": "3.6.0.0"}]
 
@@ -120,8 +122,16 @@ def test_a_refusal_or_a_refused_request_fuses_here_and_says_why() -> None:
         assert result.hits[0].parts == (5.0, 0.8) and result.hits[0].source == {"title": "b"}
 
 
+def test_a_cluster_that_will_not_list_its_plugins_fuses_here() -> None:
+    client = Client("unlisted")
+    result = search_fused(handle(client), "berlin", MILCO, Fusion("rrf"), size=2, from_=0, source=True, filters=(),
+                          text_fields=("text",))
+    assert result.fused_by.startswith("fused here") and "lists no neural-search" in result.fused_by
+    assert not client.transport.requests and all("hybrid" not in body["query"] for body, _ in client.searches)
+
+
 def test_fusing_in_the_cluster_where_it_cannot_is_an_error() -> None:
-    with pytest.raises(MilcoOsError, match="cannot fuse this hybrid search: the cluster has no neural-search"):
+    with pytest.raises(MilcoOsError, match="cannot fuse this hybrid search: the cluster lists no neural-search"):
         search_fused(handle(Client(None)), "berlin", MILCO, Fusion("rrf"), size=2, from_=0, source=True,
                      filters=(), text_fields=("text",), fuse_in="cluster")
 
