@@ -2,9 +2,10 @@
 
 OpenSearch with neural-search 2.19+: a ``hybrid`` query of the two, through a search pipeline
 milco-os installs under a name derived from its settings (``normalization-processor`` for
-min-max and L2, ``score-ranker-processor`` for RRF). Elasticsearch: the ``rrf`` retriever
-(its licence and the ``rank-rrf`` module permitting). A cluster answers the same ranking as
-``fusion.fuse`` over the two lists; where it cannot, ``refusal`` says why before any request.
+min-max and L2, ``score-ranker-processor`` for RRF). Elasticsearch: the ``rrf`` or the ``linear``
+retriever (its version, licence and ``rank-rrf`` module permitting). A cluster answers the same
+ranking as ``fuse_here`` over the two lists; where it cannot, ``refusal`` says why before any
+request.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import hashlib
 import json
 import weakref
 from abc import ABC, abstractmethod
+from typing import Sequence
 
 from milco_os.engines.base import Engine, ErrorKind, plain
-from milco_os.search.fusion import NORMALIZING, RRF, Fusion
+from milco_os.search.fusion import (
+    ARITHMETIC, ELASTICSEARCH_EDGES, L2, MIN_MAX, NORMALIZING, RRF, Fused, Fusion, Ranked, fuse,
+)
 
 PIPELINE_PREFIX = "milco-os-hybrid-"
 NEURAL_SEARCH = "opensearch-neural-search"
 HYBRID_SINCE = (2, 19)  # pagination_depth and the score-ranker-processor
 WEIGHTED_RRF_SINCE = (3, 0)
+RRF_RETRIEVER_SINCE = (8, 14)
+LINEAR_RETRIEVER_SINCE = (8, 18)
+L2_NORM_IN = (((8, 19), (9, 0)), ((9, 1), (99, 0)))  # the linear retriever's l2_norm: 8.19+ on 8.x, 9.1+ on 9.x
+LINEAR_NORMALIZERS = {MIN_MAX: "minmax", L2: "l2_norm"}
 # Refusals of ``_cat/plugins`` that leave neural-search unknown (so fused here), not an error.
 UNLISTED_PLUGINS = (ErrorKind.AUTHORIZATION, ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND)
 
@@ -43,6 +51,10 @@ class ClusterFusion(ABC):
     def weights(self, fusion: Fusion) -> tuple[float, float]:
         """The weights the cluster gives the two lists."""
         return fusion.weights
+
+    def fuse_here(self, lists: Sequence[Ranked], fusion: Fusion) -> list[Fused]:
+        """The two lists fused here as this cluster would fuse them."""
+        return fuse(lists, fusion, self.weights(fusion))
 
 
 class NeuralSearchPipeline(ClusterFusion):
@@ -118,37 +130,56 @@ class NeuralSearchPipeline(ClusterFusion):
         return response, f"hybrid query through search pipeline {name}, {fusion.describe(self.weights(fusion))}"
 
 
-class RrfRetriever(ClusterFusion):
-    """Elasticsearch: the ``rrf`` retriever over two ``standard`` retrievers (RRF only, equal weights)."""
+class ElasticsearchRetrievers(ClusterFusion):
+    """Elasticsearch: the ``rrf`` retriever (equal weights) or the ``linear`` one (min-max or L2, weighted sum) over
+    two ``standard`` retrievers, each where the version, its licence and the ``rank-rrf`` module permit."""
 
     def refusal(self, fusion: Fusion, milco_body: dict) -> str | None:
-        if fusion.technique != RRF:
-            return "milco-os fuses normalised scores in the cluster on OpenSearch only (Elasticsearch: rrf)"
-        if self.engine.version.major_minor < (8, 14):
-            return "the rrf retriever needs Elasticsearch 8.14+"
-        if fusion.bm25_weight != 0.5:
-            return "Elasticsearch's rrf retriever weighs its lists equally"
         if "rescore" in milco_body:
             return "the MILCO query rescores its hits, which a standard retriever does not"
+        version = self.engine.version.major_minor
+        if fusion.technique == RRF:
+            if version < RRF_RETRIEVER_SINCE:
+                return "the rrf retriever needs Elasticsearch 8.14+"
+            if fusion.bm25_weight != 0.5:
+                return "Elasticsearch's rrf retriever weighs its lists equally"
+            return None
+        if fusion.combination != ARITHMETIC:
+            return f"Elasticsearch's linear retriever sums weighted scores (arithmetic_mean), not {fusion.combination}"
+        if version < LINEAR_RETRIEVER_SINCE:
+            return "the linear retriever needs Elasticsearch 8.18+"
+        if fusion.technique == L2 and not any(low <= version < high for low, high in L2_NORM_IN):
+            return "the linear retriever's l2_norm needs Elasticsearch 8.19+ or 9.1+"
         return None
 
     def weights(self, fusion: Fusion) -> tuple[float, float]:
-        return 1.0, 1.0
+        return (1.0, 1.0) if fusion.technique == RRF else fusion.weights
+
+    def fuse_here(self, lists: Sequence[Ranked], fusion: Fusion) -> list[Fused]:
+        return fuse(lists, fusion, self.weights(fusion), ELASTICSEARCH_EDGES)
 
     @staticmethod
     def request_body(queries: tuple[dict, dict], fusion: Fusion, page: dict) -> dict:
-        """The ``rrf`` retriever's search body."""
-        return {**page, "retriever": {"rrf": {
-            "retrievers": [{"standard": {"query": query}} for query in queries],
-            "rank_window_size": max(fusion.depth, page["size"] + page.get("from", 0)),
-            "rank_constant": fusion.rank_constant}}}
+        """The ``rrf`` or ``linear`` retriever's search body."""
+        window = max(fusion.depth, page["size"] + page.get("from", 0))
+        if fusion.technique == RRF:
+            return {**page, "retriever": {"rrf": {
+                "retrievers": [{"standard": {"query": query}} for query in queries],
+                "rank_window_size": window, "rank_constant": fusion.rank_constant}}}
+        return {**page, "retriever": {"linear": {
+            "retrievers": [{"retriever": {"standard": {"query": query}}, "weight": weight,
+                            "normalizer": LINEAR_NORMALIZERS[fusion.technique]}
+                           for query, weight in zip(queries, fusion.weights)],
+            "rank_window_size": window}}}
 
     def search(self, index: str, queries: tuple[dict, dict], fusion: Fusion, page: dict) -> tuple[dict, str]:
         response = plain(self.engine.client.search(index=index, body=self.request_body(queries, fusion, page)))
-        return response, f"rrf retriever, rank constant {fusion.rank_constant}"
+        if fusion.technique == RRF:
+            return response, f"rrf retriever, rank constant {fusion.rank_constant}"
+        return response, f"linear retriever, {fusion.describe()}"
 
 
-FUSERS: dict[str, type[ClusterFusion]] = {"opensearch": NeuralSearchPipeline, "elasticsearch": RrfRetriever}
+FUSERS: dict[str, type[ClusterFusion]] = {"opensearch": NeuralSearchPipeline, "elasticsearch": ElasticsearchRetrievers}
 
 
 _FUSION_OF: weakref.WeakKeyDictionary[Engine, ClusterFusion] = weakref.WeakKeyDictionary()

@@ -5,7 +5,9 @@ normalised scores are combined with one weight per list. A document missing from
 score 0 there: the arithmetic mean counts its weight, the geometric and harmonic means leave
 it out, as neural-search's ``normalization-processor`` does; RRF is the weighted sum of
 ``1 / (rank_constant + rank)``, as its ``score-ranker-processor``. The same function fuses the
-lists client-side where a cluster cannot, so either way the ranking is the same. Pure: no I/O.
+lists client-side where a cluster cannot, so either way the ranking is the same; Elasticsearch's
+``linear`` retriever, a weighted sum, differs only at a min-max list's edges (``ELASTICSEARCH_EDGES``).
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -19,9 +21,21 @@ FUSIONS = (SUM, MIN_MAX, L2, RRF)
 NORMALIZING = (MIN_MAX, L2)
 ARITHMETIC, GEOMETRIC, HARMONIC = "arithmetic_mean", "geometric_mean", "harmonic_mean"
 COMBINATIONS = (ARITHMETIC, GEOMETRIC, HARMONIC)
-# neural-search's min-max: a lone score (max equal to min) becomes 1, the list's minimum 0.001 (not 0, so that a
-# geometric or harmonic mean still counts the document).
-MIN_MAX_LOWEST, LONE_SCORE = 0.001, 1.0
+
+
+@dataclass(frozen=True)
+class MinMaxEdges:
+    """What an engine's min-max makes of a list's minimum, and of a list whose scores are all equal."""
+
+    lowest: float  # the list's minimum
+    lone: float | None  # every score of a list whose max equals its min (None: each keeps its raw score)
+    equal_within: float = 0.0  # max and min count as equal this close
+
+
+# neural-search: the minimum 0.001 (not 0, so that a geometric or harmonic mean still counts the document), a lone
+# score 1. Elasticsearch's linear retriever: the minimum 0, a lone score as it is (within 1e-6).
+NEURAL_SEARCH_EDGES = MinMaxEdges(lowest=0.001, lone=1.0)
+ELASTICSEARCH_EDGES = MinMaxEdges(lowest=0.0, lone=None, equal_within=1e-6)
 
 Ranked = Sequence[tuple[str, float]]  # (document id, score), best first
 
@@ -65,8 +79,9 @@ class Fusion:
         return f"{self.technique} + {self.combination} (weights BM25 {bm25:g} / MILCO {milco:g})"
 
 
-def normalized(ranked: Ranked, technique: str, rank_constant: int = 60) -> dict[str, float]:
-    """One list's scores normalised by ``technique`` (min_max, l2 or rrf), by document id."""
+def normalized(ranked: Ranked, technique: str, rank_constant: int = 60,
+               edges: MinMaxEdges = NEURAL_SEARCH_EDGES) -> dict[str, float]:
+    """One list's scores normalised by ``technique`` (min_max, l2 or rrf), by document id; min-max at ``edges``."""
     if technique == RRF:
         return {doc: 1.0 / (rank_constant + rank) for rank, (doc, _) in enumerate(ranked, start=1)}
     scores = [score for _, score in ranked]
@@ -78,9 +93,9 @@ def normalized(ranked: Ranked, technique: str, rank_constant: int = 60) -> dict[
     if not scores:
         return {}
     low, high = min(scores), max(scores)
-    if high == low:
-        return {doc: LONE_SCORE for doc, _ in ranked}
-    return {doc: (score - low) / (high - low) or MIN_MAX_LOWEST for doc, score in ranked}
+    if high - low <= edges.equal_within:
+        return {doc: score if edges.lone is None else edges.lone for doc, score in ranked}
+    return {doc: (score - low) / (high - low) or edges.lowest for doc, score in ranked}
 
 
 def combined(scores: Sequence[float], weights: Sequence[float], combination: str) -> float:
@@ -109,16 +124,18 @@ class Fused:
     parts: tuple[float | None, ...]
 
 
-def fuse(lists: Sequence[Ranked], fusion: Fusion, weights: Sequence[float] | None = None) -> list[Fused]:
+def fuse(lists: Sequence[Ranked], fusion: Fusion, weights: Sequence[float] | None = None,
+         edges: MinMaxEdges = NEURAL_SEARCH_EDGES) -> list[Fused]:
     """``lists`` (BM25's, MILCO's; each cut to ``fusion.depth``) as one ranking, best first (ties by id).
-    ``weights`` overrides ``fusion.weights`` (a cluster that takes no weights for RRF weighs each list 1)."""
+    ``weights`` overrides ``fusion.weights`` (a cluster that takes no weights for RRF weighs each list 1), ``edges``
+    says how min-max treats a list's edges (neural-search's unless given)."""
     cut = [list(ranked)[:fusion.depth] for ranked in lists]
     weights = tuple(weights or fusion.weights)
     raw = [dict(ranked) for ranked in cut]
     documents = list(dict.fromkeys(doc for ranked in cut for doc, _ in ranked))
     if fusion.technique == SUM:
         raise ValueError("a sum is one bool query in the cluster, not a fusion of two lists")
-    normal = [normalized(ranked, fusion.technique, fusion.rank_constant) for ranked in cut]
+    normal = [normalized(ranked, fusion.technique, fusion.rank_constant, edges) for ranked in cut]
     if fusion.technique == RRF:
         scores = {doc: sum(w * part.get(doc, 0.0) for part, w in zip(normal, weights)) for doc in documents}
     else:

@@ -3,7 +3,7 @@
 ``search_fused`` takes the MILCO body the index's vector field built (its ``depth`` best hits)
 and a BM25 ``multi_match`` under the same filters. The cluster fuses them itself
 (``cluster_fusion``) unless told otherwise or unable; otherwise both lists are fetched and
-fused here by ``fusion.fuse``, and the result says which happened and why.
+fused here as that cluster would (``ClusterFusion.fuse_here``), and the result says which happened and why.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def search_fused(index: IndexHandle, text: str, milco_body: dict, fusion: Fusion
                     for hit in response["hits"]["hits"]]
             return FusedResult(hits, f"fused in the cluster: {how}")
     lists, sources = fetch_lists(index, bm25, milco_body, fusion, source)
-    fused = fuse(lists, fusion, fuser.weights(fusion))[from_:from_ + size]  # scored as the cluster would
+    fused = fuser.fuse_here(lists, fusion)[from_:from_ + size]  # scored as the cluster would
     hits = [FusedHit(hit.id, hit.score, sources[hit.id], hit.parts) for hit in fused]
     return FusedResult(hits, f"fused here ({fusion.describe(fuser.weights(fusion))}): {reason}")
 

@@ -87,18 +87,27 @@ def test_top10_equals_exact_dot_product(es: Elasticsearch, tiny_encoder: MilcoEn
         assert_top10_is_exact(hits, exact, doc_vectors, query_vector, echo)
 
 
-def test_rrf_hybrid_ranks_as_the_client_side_fusion(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed) -> None:
-    """The rrf retriever where the node has it (its licence and the rank-rrf module), else the same fusion here,
-    stated; min-max is fused here on Elasticsearch."""
+@pytest.mark.parametrize("settings", [dict(fusion="rrf"), dict(fusion="min_max", bm25_weight=0.3),
+                                      dict(fusion="l2", bm25_weight=0.6)], ids=lambda s: s["fusion"])
+def test_hybrid_ranks_as_the_client_side_fusion(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed,
+                                                settings: dict) -> None:
+    """The rrf or linear retriever where the node has it (its version, licence and the rank-rrf module), else the
+    same fusion here by Elasticsearch's definitions, with the reason stated."""
     handle = open_index(es, indexed[0])
+    retriever = "rrf" if settings["fusion"] == "rrf" else "linear"
     for text in queries()[:4]:
-        common = dict(fusion="rrf", fusion_depth=30, source=False)
+        common = dict(settings, fusion_depth=30, source=False)
         auto = search_result(handle, tiny_encoder, text, SearchOptions(size=10, **common))
         here = search_result(handle, tiny_encoder, text, SearchOptions(size=30, fuse_in="client", **common))
-        assert auto.fused_by.startswith(("fused in the cluster: rrf retriever", "fused here (rrf")), auto.fused_by
+        assert auto.fused_by.startswith((f"fused in the cluster: {retriever} retriever",
+                                         f"fused here ({settings['fusion']}")), auto.fused_by
+        if auto.fused_by.startswith("fused here"):
+            reason = auto.fused_by.split("): ", 1)[1]
+            assert f"[{retriever}]" in reason or "needs Elasticsearch" in reason or "licen" in reason, reason
         assert_same_ranking(auto, here)
-    min_max = search_result(handle, tiny_encoder, queries()[0], SearchOptions(fusion="min_max", source=False))
-    assert min_max.fused_by.startswith("fused here") and "OpenSearch only" in min_max.fused_by
+    harmonic = search_result(handle, tiny_encoder, queries()[0], SearchOptions(
+        fusion="min_max", combination="harmonic_mean", source=False))
+    assert harmonic.fused_by.startswith("fused here") and "sums weighted scores" in harmonic.fused_by
 
 
 def test_two_phase_scores_are_the_full_dot_product(es: Elasticsearch, tiny_encoder: MilcoEncoder, indexed) -> None:

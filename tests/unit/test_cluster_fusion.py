@@ -11,7 +11,7 @@ from milco_os.errors import MilcoOsError
 from milco_os.index.handle import IndexHandle
 from milco_os.index.vector_fields import RankFeatures
 from milco_os.engines.base import ClusterVersion
-from milco_os.search.cluster_fusion import NeuralSearchPipeline, RrfRetriever
+from milco_os.search.cluster_fusion import ElasticsearchRetrievers, NeuralSearchPipeline
 from milco_os.search.fusion import Fusion
 from milco_os.search.hybrid import search_fused
 
@@ -136,19 +136,44 @@ def test_fusing_in_the_cluster_where_it_cannot_is_an_error() -> None:
                      filters=(), text_fields=("text",), fuse_in="cluster")
 
 
-def test_elasticsearch_fuses_rrf_only_with_equal_weights() -> None:
-    class Engine:
-        class version:
-            major_minor = (9, 2)
+class EsEngine:
+    """Just what the retrievers' refusals read: the version."""
 
-    retriever = RrfRetriever(Engine())
-    assert retriever.refusal(Fusion("rrf"), MILCO) is None
-    assert "OpenSearch only" in retriever.refusal(Fusion("min_max"), MILCO)
-    assert "equally" in retriever.refusal(Fusion("rrf", bm25_weight=0.2), MILCO)
-    Engine.version.major_minor = (8, 11)
-    assert "8.14+" in retriever.refusal(Fusion("rrf"), MILCO)
-    body = RrfRetriever.request_body(({"match_all": {}}, MILCO["query"]), Fusion("rrf", rank_constant=20, depth=50),
-                                     {"size": 10, "from": 60})
-    assert body == {"size": 10, "from": 60, "retriever": {"rrf": {
-        "retrievers": [{"standard": {"query": {"match_all": {}}}}, {"standard": {"query": MILCO["query"]}}],
-        "rank_window_size": 70, "rank_constant": 20}}}
+    def __init__(self, major_minor: tuple[int, int]) -> None:
+        self.version = type("Version", (), {"major_minor": major_minor})()
+
+
+def test_elasticsearch_refuses_what_its_retrievers_cannot_do_before_any_request() -> None:
+    newest = ElasticsearchRetrievers(EsEngine((9, 2)))
+    assert newest.refusal(Fusion("rrf"), MILCO) is None
+    assert newest.refusal(Fusion("min_max", bm25_weight=0.3), MILCO) is None
+    assert newest.refusal(Fusion("l2", bm25_weight=0.3), MILCO) is None
+    assert "equally" in newest.refusal(Fusion("rrf", bm25_weight=0.2), MILCO)
+    assert "not harmonic_mean" in newest.refusal(Fusion("min_max", "harmonic_mean"), MILCO)
+    assert "rescores" in newest.refusal(Fusion("rrf"), {**MILCO, "rescore": {"window_size": 10}})
+    assert "8.14+" in ElasticsearchRetrievers(EsEngine((8, 11))).refusal(Fusion("rrf"), MILCO)
+    assert "8.18+" in ElasticsearchRetrievers(EsEngine((8, 17))).refusal(Fusion("min_max"), MILCO)
+    assert ElasticsearchRetrievers(EsEngine((8, 18))).refusal(Fusion("min_max"), MILCO) is None
+    for version, l2 in (((8, 18), False), ((8, 19), True), ((9, 0), False), ((9, 1), True)):
+        assert (ElasticsearchRetrievers(EsEngine(version)).refusal(Fusion("l2"), MILCO) is None) == l2, version
+
+
+def test_elasticsearch_retriever_bodies() -> None:
+    queries = ({"match_all": {}}, MILCO["query"])
+    page = {"size": 10, "from": 60}
+    assert ElasticsearchRetrievers.request_body(queries, Fusion("rrf", rank_constant=20, depth=50), page) == {
+        **page, "retriever": {"rrf": {
+            "retrievers": [{"standard": {"query": {"match_all": {}}}}, {"standard": {"query": MILCO["query"]}}],
+            "rank_window_size": 70, "rank_constant": 20}}}
+    assert ElasticsearchRetrievers.request_body(queries, Fusion("l2", bm25_weight=0.25, depth=100), page) == {
+        **page, "retriever": {"linear": {"retrievers": [
+            {"retriever": {"standard": {"query": {"match_all": {}}}}, "weight": 0.25, "normalizer": "l2_norm"},
+            {"retriever": {"standard": {"query": MILCO["query"]}}, "weight": 0.75, "normalizer": "l2_norm"}],
+            "rank_window_size": 100}}}
+
+
+def test_elasticsearch_fuses_min_max_here_as_its_linear_retriever_would() -> None:
+    lists = [[("a", 7.0), ("b", 5.0), ("c", 1.0)], [("b", 0.8), ("d", 0.4)]]
+    fused = ElasticsearchRetrievers(EsEngine((9, 2))).fuse_here(lists, Fusion("min_max", bm25_weight=0.5))
+    # Elasticsearch's minimum is 0, not neural-search's 0.001: c and d score nothing.
+    assert [(hit.id, round(hit.score, 4)) for hit in fused] == [("b", 0.8333), ("a", 0.5), ("c", 0.0), ("d", 0.0)]

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from milco_os.search.fusion import (
-    ARITHMETIC, COMBINATIONS, GEOMETRIC, HARMONIC, L2, MIN_MAX, RRF, SUM, Fusion, fuse, normalized,
+    ARITHMETIC, COMBINATIONS, ELASTICSEARCH_EDGES, GEOMETRIC, HARMONIC, L2, MIN_MAX, NEURAL_SEARCH_EDGES, RRF, SUM,
+    Fusion, MinMaxEdges, fuse, normalized,
 )
 
 IDS = [f"d{n}" for n in range(30)]
@@ -21,7 +22,8 @@ def ranked_lists() -> st.SearchStrategy:
     return entries.map(lambda entries: sorted(entries, key=lambda entry: -entry[1]))
 
 
-def reference(lists: list[list[tuple[str, float]]], fusion: Fusion) -> dict[str, float]:
+def reference(lists: list[list[tuple[str, float]]], fusion: Fusion,
+              edges: MinMaxEdges = NEURAL_SEARCH_EDGES) -> dict[str, float]:
     """The fused score of every document, computed column-wise with numpy."""
     docs = sorted({doc for ranked in lists for doc, _ in ranked})
     matrix = np.full((len(docs), len(lists)), np.nan)
@@ -40,8 +42,10 @@ def reference(lists: list[list[tuple[str, float]]], fusion: Fusion) -> dict[str,
     else:
         low, high = np.nanmin(matrix, axis=0, initial=np.inf), np.nanmax(matrix, axis=0, initial=-np.inf)
         spread = high - low
-        normal = np.where(spread > 0, (matrix - low) / np.where(spread > 0, spread, 1), 1.0)
-        normal = np.where(normal == 0, 0.001, normal)
+        apart = spread > edges.equal_within
+        lone = matrix if edges.lone is None else edges.lone
+        normal = np.where(apart, (matrix - low) / np.where(apart, spread, 1), lone)
+        normal = np.where(apart & (normal == 0), edges.lowest, normal)
     normal = np.where(np.isnan(matrix), 0.0, normal)  # missing from a list: 0 there
     present = normal > 0
     if fusion.combination == ARITHMETIC:
@@ -72,6 +76,24 @@ def test_each_fusion_matches_numpy(bm25, milco, fusion) -> None:
     for hit in fused:
         assert hit.score == pytest.approx(expected[hit.id], rel=1e-9, abs=1e-12)
     assert [hit.score for hit in fused] == sorted((hit.score for hit in fused), reverse=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bm25=ranked_lists(), milco=ranked_lists(), technique=st.sampled_from([MIN_MAX, L2]), weight=st.floats(0, 1))
+def test_elasticsearch_linear_fusion_matches_numpy(bm25, milco, technique, weight) -> None:
+    fusion = Fusion(technique, ARITHMETIC, weight)
+    fused = fuse([bm25, milco], fusion, edges=ELASTICSEARCH_EDGES)
+    expected = reference([bm25, milco], fusion, ELASTICSEARCH_EDGES)
+    assert {hit.id: hit.score for hit in fused} == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # a weighted sum, as the linear retriever scores: the weights add to 1, so it is the arithmetic mean
+    assert sum(fusion.weights) == pytest.approx(1.0)
+
+
+def test_elasticsearch_min_max_edges() -> None:
+    assert normalized([("a", 2.0)], MIN_MAX, edges=ELASTICSEARCH_EDGES) == {"a": 2.0}  # a lone score as it is
+    assert normalized([("a", 4.0), ("b", 2.0)], MIN_MAX, edges=ELASTICSEARCH_EDGES) == {"a": 1.0, "b": 0.0}
+    assert normalized([("a", 4.0), ("b", 4.0 - 1e-7)], MIN_MAX, edges=ELASTICSEARCH_EDGES) == {
+        "a": 4.0, "b": 4.0 - 1e-7}
 
 
 def test_parts_are_each_lists_raw_score() -> None:
