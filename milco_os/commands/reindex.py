@@ -109,7 +109,8 @@ def run_reindex(job: ReindexJob) -> None:
                                   documents=lambda: engine.client.count(index=job.source)["count"])
     plan = ReindexPlan(job.source, job.dest, options, slices=slices, resume=job.resume, alias=job.alias,
                        id_field=job.id_field, vector_type=job.vector_field, in_place=job.in_place,
-                       field_parameters=parameters, vectors_in_source=job.vectors_in_source, workers=job.workers)
+                       field_parameters=parameters, vectors_in_source=job.vectors_in_source, workers=job.workers,
+                       put_back_loading=share.whole)
     worker_setup = WorkerSetup(job.connection.client, functools.partial(job.encoder_choice.load, timeout),
                                cpu_threads=job.worker_threads)
     total = engine.client.count(index=job.source)["count"]
@@ -144,8 +145,8 @@ def run_reindex(job: ReindexJob) -> None:
         click.echo(f"warning: {reindexer.dest.field.clipping_warning(summary.clipped)}", err=True)
     alias = job.alias if not job.in_place else None
     if ledger:
-        finish_share(engine.client, ledger, share, checkpoint.run,
-                     ShareCounts(summary.read, summary.written, letters.count), alias, job.source, job.dest)
+        finish_share(reindexer.dest, ledger, share, checkpoint.run,
+                     ShareCounts(summary.read, summary.written, letters.count), alias, job.source)
     elif alias:
         from milco_os.pipeline.alias_swap import move_alias
 
@@ -154,10 +155,11 @@ def run_reindex(job: ReindexJob) -> None:
     files.finish(letters.count or summary.failed, keep_checkpoint=not share.whole)
 
 
-def finish_share(client, ledger, share: Share, run: str, counts, alias: str | None, source: str, dest: str) -> None:
-    """Record this share's ``run`` as done; once the job is complete, the share moves the alias (the one that
-    completed it, or a finished share resumed: moving it again changes nothing)."""
+def finish_share(dest, ledger, share: Share, run: str, counts, alias: str | None, source: str) -> None:
+    """Record this share's ``run`` as done; once the job is complete, the share puts back DEST's own settings and
+    moves the alias (the one that completed it, or a finished share resumed: doing so again changes nothing)."""
     from milco_os.pipeline.alias_swap import move_alias
+    from milco_os.pipeline.bulk_loading import put_back_loading
 
     shares = ledger.record(share, counts, run)
     if shares is None:
@@ -165,9 +167,11 @@ def finish_share(client, ledger, share: Share, run: str, counts, alias: str | No
         click.echo(f"share {share} done; the job waits for share(s) {', '.join(map(str, waiting))}"
                    f"{' before moving alias ' + alias if alias else ''}.", err=True)
         return
-    click.echo(f"every share of {source} -> {dest} is done ({share.of} shares).", err=True)
+    click.echo(f"every share of {source} -> {dest.name} is done ({share.of} shares).", err=True)
+    put_back_loading(dest, lambda line: click.echo(f"warning: {line}", err=True))
     if alias:
-        click.echo(move_alias(client, alias, dest, source, sum(c.dead_lettered for c in shares.values())), err=True)
+        click.echo(move_alias(dest.client, alias, dest.name, source, sum(c.dead_lettered for c in shares.values())),
+                   err=True)
 
 
 def index_texts(client, index: str, text_field: str) -> list[str]:

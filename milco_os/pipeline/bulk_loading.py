@@ -28,8 +28,11 @@ LOAD_WITHOUT_ON = (ErrorKind.AUTHORIZATION, ErrorKind.BAD_REQUEST, ErrorKind.NOT
 
 
 @contextmanager
-def bulk_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warning) -> Iterator[None]:
-    """``index`` under its vector field's loading settings while the block runs, its own values afterwards."""
+def bulk_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warning, *,
+                 put_back: bool = True) -> Iterator[None]:
+    """``index`` under its vector field's loading settings while the block runs, its own values afterwards; with
+    ``put_back`` False (one host's share of a job) they stay, recorded, for the share that completes the job to
+    put back (``put_back_loading``)."""
     wanted = index.field.loading_settings()
     if not wanted:
         yield
@@ -47,13 +50,30 @@ def bulk_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warn
     try:
         yield
     finally:
-        try:
-            release(engine, index.name, wanted, replaced)
-        except Exception as exc:
-            if engine.classify(exc) is None:
-                raise
-            on_notice(f"index '{index.name}' keeps {described(wanted)} ({engine.reason(exc)}): the next job "
-                      "into it puts its own settings back")
+        if put_back:
+            released(index, wanted, replaced, on_notice)
+
+
+def put_back_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warning) -> None:
+    """Put back the values a load recorded it replaced on ``index`` (nothing when none is recorded)."""
+    wanted = index.field.loading_settings()
+    replaced = (stored_mapping(index.engine, index.name).get("_meta") or {}).get("milco_os", {}).get(LOADING_META) \
+        if wanted else None
+    if replaced is not None:
+        released(index, wanted, replaced, on_notice)
+
+
+def released(index: IndexHandle, wanted: Mapping[str, str], replaced: Mapping[str, str],
+             on_notice: Callable[[str], None]) -> None:
+    """``release``, a cluster's refusal told rather than raised (the record stays for the next job)."""
+    engine = index.engine
+    try:
+        release(engine, index.name, wanted, replaced)
+    except Exception as exc:
+        if engine.classify(exc) is None:
+            raise
+        on_notice(f"index '{index.name}' keeps {described(wanted)} ({engine.reason(exc)}): the next job "
+                  "into it puts its own settings back")
 
 
 def hold(engine: Engine, index: str, wanted: Mapping[str, str]) -> dict[str, str]:

@@ -55,6 +55,8 @@ class ReindexPlan:
     field_parameters: Any = None  # a new DEST's index parameters (its vector-field type's dataclass)
     vectors_in_source: bool | None = None  # for a new DEST; None: as in SOURCE
     workers: int = 1  # processes on this host that share the slices
+    # False for one host's share of a job: DEST keeps its loading settings for the share that completes the job.
+    put_back_loading: bool = True
 
 
 class Reindexer:
@@ -79,7 +81,7 @@ class Reindexer:
         dest = self.dest = self._prepare_dest()
         use_pit = supports_pit_reading(self.engine, self.plan.source)
         pending = [n for n, state in self.checkpoint.slices.items() if not state.done]
-        with bulk_loading(dest, self.on_notice):
+        with bulk_loading(dest, self.on_notice, put_back=self.plan.put_back_loading):
             if self.plan.workers > 1 and len(pending) > 1:
                 summaries = self._run_in_processes(dest, pending, use_pit)
             else:

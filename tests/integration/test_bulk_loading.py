@@ -4,6 +4,7 @@ puts the index's own values back afterwards, also after a job that was killed wh
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -21,6 +22,7 @@ from milco_os.pipeline.ingest import IngestOptions, Ingestor
 from milco_os.pipeline.sources import DictSource
 from milco_os.sample_corpus import sample_dir
 from milco_os.services.search_node import SearchNode
+from tests.commands import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +117,30 @@ def test_a_rank_features_load_leaves_the_settings_alone(opensearch: OpenSearch) 
         during = opensearch.indices.get_settings(index=name, flat_settings=True)[name]["settings"]
     assert during == before and LOADING_META not in milco_meta(opensearch, name)
     opensearch.indices.delete(index=name)
+
+
+def test_a_reindex_in_shares_puts_the_settings_back_once_the_last_share_is_done(
+        node: OpenSearch, shared_ml_node: SearchNode, tiny_encoder: MilcoEncoder, tiny_checkpoint: Path,
+        tmp_path: Path) -> None:
+    source, dest = "shares-plain", "shares-seismic"
+    for name in (source, dest):
+        node.indices.delete(index=name, ignore_unavailable=True)
+    handle, _ = ensure_index(node, source, replicas=0)
+    node.indices.put_settings(index=source, body=OWN)  # the destination copies it: its own value to put back
+    Ingestor(handle, tiny_encoder, IngestOptions(prune=PRUNE), DeadLetters(None)).run(DictSource(documents()))
+    node.indices.refresh(index=source)
+    common = ("--url", shared_ml_node.url, "--model", str(tiny_checkpoint), "--source", source, "--dest", dest,
+              "--vector-field", "seismic", "--text-field", "text", "--prune", PRUNE, "--slices", "2")
+    first = run_cli("reindex", *common, "--share", "1/2", "--dead-letter", str(tmp_path / "one.jsonl"))
+    assert first.returncode == 0, first.stderr
+    assert "the job waits for share(s) 2" in first.stderr
+    assert watched_settings(node, dest) == {f"index.{key}": value for key, value in LOADING_SETTINGS.items()}
+    assert milco_meta(node, dest)[LOADING_META] == {"refresh_interval": "5s"}
+    second = run_cli("reindex", *common, "--share", "2/2", "--dead-letter", str(tmp_path / "two.jsonl"))
+    assert second.returncode == 0, second.stderr
+    assert "every share of shares-plain -> shares-seismic is done" in second.stderr
+    assert watched_settings(node, dest) == OWN and LOADING_META not in milco_meta(node, dest)
+    node.indices.refresh(index=dest)
+    assert node.count(index=dest)["count"] == 60
+    for name in (source, dest):
+        node.indices.delete(index=name)

@@ -9,7 +9,7 @@ import pytest
 from milco_os.engines import ClusterVersion, engine_for
 from milco_os.index.handle import IndexHandle
 from milco_os.index.vector_fields import RankFeatures, Seismic
-from milco_os.pipeline.bulk_loading import LOADING_META, bulk_loading
+from milco_os.pipeline.bulk_loading import LOADING_META, bulk_loading, put_back_loading
 from tests.unit.scripted_transport import Reply, Request, Script, error_reply, scripted_client
 
 VERSION = ClusterVersion("opensearch", "3.6.0")
@@ -79,3 +79,19 @@ def test_a_field_without_loading_settings_sends_nothing() -> None:
     with bulk_loading(handle(script, RankFeatures)):
         pass
     assert script.requests == []
+
+
+def test_a_share_leaves_the_settings_recorded_for_the_share_that_completes_the_job() -> None:
+    index = FakeIndex()
+    script = index.script([Reply(200, {"acknowledged": True}), Reply(200, {"acknowledged": True})])
+    share = handle(script)
+    with bulk_loading(share, put_back=False):
+        pass
+    assert index.meta["milco_os"][LOADING_META] == {"refresh_interval": "5s"}
+    assert len(script.sent("PUT", "/books/_settings")) == 1  # held, not put back
+    put_back_loading(share)
+    assert script.sent("PUT", "/books/_settings")[-1].body == {"index.refresh_interval": "5s",
+                                                               "index.merge.policy.max_merged_segment": None}
+    assert index.meta == {"milco_os": MODEL}
+    put_back_loading(share)  # a finished share resumed: nothing recorded, nothing put
+    assert len(script.sent("PUT", "/books/_settings")) == 2

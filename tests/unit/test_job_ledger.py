@@ -8,7 +8,9 @@ from urllib.parse import quote
 import pytest
 
 from milco_os.commands.reindex import finish_share
-from milco_os.engines import engine_for
+from milco_os.engines import ClusterVersion, engine_for
+from milco_os.index.handle import IndexHandle
+from milco_os.index.vector_fields import RankFeatures
 from milco_os.pipeline.checkpoints import SliceCheckpoint
 from milco_os.pipeline.job_ledger import JOBS_INDEX, JobLedger, ShareCounts
 from milco_os.pipeline.shares import Share
@@ -53,8 +55,10 @@ def share_run(tmp_path: Path, share: Share, resume: bool) -> SliceCheckpoint:
 
 
 def finish(script: Script, share: Share, checkpoint: SliceCheckpoint, capsys: pytest.CaptureFixture) -> str:
-    ledger = JobLedger(engine_for(scripted_client(script)), "reindex", "books-v1", "books-v2", 4, share.of)
-    finish_share(None, ledger, share, checkpoint.run, ShareCounts(10, 9, 1), None, "books-v1", "books-v2")
+    engine = engine_for(scripted_client(script))
+    ledger = JobLedger(engine, "reindex", "books-v1", "books-v2", 4, share.of)
+    dest = IndexHandle(engine, "books-v2", RankFeatures(ClusterVersion("opensearch", "2.19.6")))
+    finish_share(dest, ledger, share, checkpoint.run, ShareCounts(10, 9, 1), None, "books-v1")
     return capsys.readouterr().err
 
 
