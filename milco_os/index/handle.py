@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 from milco_os.engines import Engine, engine_for, plain
 from milco_os.index.model_record import ModelRecord
@@ -51,6 +51,18 @@ def stored_mapping(engine: Engine, index: str) -> dict:
     return next(iter(plain(engine.client.indices.get_mapping(index=index)).values()))["mappings"]
 
 
+def milco_meta(mapping: dict) -> dict:
+    """What milco-os records in a mapping's ``_meta`` (``milco_os``: vector field, model, a load's settings)."""
+    return (mapping.get("_meta") or {}).get("milco_os") or {}
+
+
+def update_milco_meta(engine: Engine, index: str, changed: Callable[[dict], dict]) -> None:
+    """Write ``changed(record)`` as ``index``'s ``_meta.milco_os`` (the rest of ``_meta`` kept as it is)."""
+    meta = dict(stored_mapping(engine, index).get("_meta") or {})
+    meta["milco_os"] = changed(dict(meta.get("milco_os") or {}))
+    engine.client.indices.put_mapping(index=index, body={"_meta": meta})
+
+
 def has_milco_fields(engine: Engine, index: str) -> bool:
     """True when ``index`` exists with MILCO fields (its vector field and parameters are chosen already)."""
     return engine.client.indices.exists(index=index) and "milco_os" in (stored_mapping(engine, index).get("_meta")
@@ -59,7 +71,7 @@ def has_milco_fields(engine: Engine, index: str) -> bool:
 
 def stored_vector_type(mapping: dict) -> str:
     """The vector field type a mapping's ``_meta`` records (``rank_features`` before it recorded one)."""
-    return (mapping.get("_meta") or {}).get("milco_os", {}).get("vector_field_type", DEFAULT_VECTOR_FIELD)
+    return milco_meta(mapping).get("vector_field_type", DEFAULT_VECTOR_FIELD)
 
 
 def open_index(client: Any, name: str) -> IndexHandle:

@@ -17,6 +17,7 @@ from milco_os.index.handle import (
     stored_bulk_pipeline,
     stored_mapping,
     stored_vectors_in_source,
+    update_milco_meta,
 )
 from milco_os.index.model_record import ModelRecord, check_model
 from milco_os.index.vector_fields import VectorField
@@ -155,9 +156,7 @@ def ensure_index(client: Any, index: str, *, passages: bool = False, shards: int
 
 def record_model(engine: Engine, index: str, model: ModelRecord) -> None:
     """Record ``model`` in the ``_meta`` of ``index``'s mapping (the rest of ``_meta`` kept as it is)."""
-    meta = dict(stored_mapping(engine, index).get("_meta") or {})
-    meta["milco_os"] = {**meta.get("milco_os", {}), "model": model.as_meta()}
-    engine.client.indices.put_mapping(index=index, body={"_meta": meta})
+    update_milco_meta(engine, index, lambda record: {**record, "model": model.as_meta()})
 
 
 def claim_index(handle: IndexHandle, encoder: SparseEncoder, *, allow_other: bool = False

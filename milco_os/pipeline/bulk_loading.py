@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping
 
 from milco_os.engines import Engine, ErrorKind, plain
-from milco_os.index.handle import IndexHandle, stored_mapping
+from milco_os.index.handle import IndexHandle, milco_meta, stored_mapping, update_milco_meta
 
 log = logging.getLogger(__name__)
 
@@ -51,44 +51,27 @@ def bulk_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warn
         yield
     finally:
         if put_back:
-            released(index, wanted, replaced, on_notice)
+            restore(index, wanted, replaced, on_notice)
 
 
 def put_back_loading(index: IndexHandle, on_notice: Callable[[str], None] = log.warning) -> None:
     """Put back the values a load recorded it replaced on ``index`` (nothing when none is recorded)."""
     wanted = index.field.loading_settings()
-    replaced = (stored_mapping(index.engine, index.name).get("_meta") or {}).get("milco_os", {}).get(LOADING_META) \
-        if wanted else None
+    replaced = milco_meta(stored_mapping(index.engine, index.name)).get(LOADING_META) if wanted else None
     if replaced is not None:
-        released(index, wanted, replaced, on_notice)
-
-
-def released(index: IndexHandle, wanted: Mapping[str, str], replaced: Mapping[str, str],
-             on_notice: Callable[[str], None]) -> None:
-    """``release``, a cluster's refusal told rather than raised (the record stays for the next job)."""
-    engine = index.engine
-    try:
-        release(engine, index.name, wanted, replaced)
-    except Exception as exc:
-        if engine.classify(exc) is None:
-            raise
-        on_notice(f"index '{index.name}' keeps {described(wanted)} ({engine.reason(exc)}): the next job "
-                  "into it puts its own settings back")
+        restore(index, wanted, replaced, on_notice)
 
 
 def hold(engine: Engine, index: str, wanted: Mapping[str, str]) -> dict[str, str]:
     """Put ``wanted`` on ``index``, first recording the explicit values it replaces (or keeping those an
     unfinished job recorded); the values to put back."""
-    meta = dict(stored_mapping(engine, index).get("_meta") or {})
-    own = dict(meta.get("milco_os") or {})
-    replaced = own.get(LOADING_META)
+    replaced = milco_meta(stored_mapping(engine, index)).get(LOADING_META)
     recorded_here = replaced is None
     if recorded_here:
         response = plain(engine.client.indices.get_settings(index=index, flat_settings=True))
         current = next(iter(response.values()))["settings"]
         replaced = {key: current[f"index.{key}"] for key in wanted if f"index.{key}" in current}
-        meta["milco_os"] = {**own, LOADING_META: replaced}
-        engine.client.indices.put_mapping(index=index, body={"_meta": meta})
+        update_milco_meta(engine, index, lambda record: {**record, LOADING_META: replaced})
     try:
         engine.client.indices.put_settings(index=index, body={f"index.{key}": value for key, value in wanted.items()})
     except Exception:
@@ -98,18 +81,26 @@ def hold(engine: Engine, index: str, wanted: Mapping[str, str]) -> dict[str, str
     return replaced
 
 
-def release(engine: Engine, index: str, wanted: Mapping[str, str], replaced: Mapping[str, str]) -> None:
+def restore(index: IndexHandle, wanted: Mapping[str, str], replaced: Mapping[str, str],
+             on_notice: Callable[[str], None]) -> None:
     """Put back the values ``hold`` replaced (a setting the index did not set returns to its default) and drop
-    the record of them."""
-    engine.client.indices.put_settings(index=index, body={f"index.{key}": replaced.get(key) for key in wanted})
-    forget(engine, index)
+    the record of them; a cluster's refusal is told, not raised (the record stays for the next job)."""
+    engine = index.engine
+    try:
+        engine.client.indices.put_settings(index=index.name,
+                                           body={f"index.{key}": replaced.get(key) for key in wanted})
+        forget(engine, index.name)
+    except Exception as exc:
+        if engine.classify(exc) is None:
+            raise
+        on_notice(f"index '{index.name}' keeps {described(wanted)} ({engine.reason(exc)}): the next job "
+                  "into it puts its own settings back")
 
 
 def forget(engine: Engine, index: str) -> None:
-    """Drop the record of the values a load replaced (the rest of ``_meta`` kept as it is)."""
-    meta = dict(stored_mapping(engine, index).get("_meta") or {})
-    own = {key: value for key, value in (meta.get("milco_os") or {}).items() if key != LOADING_META}
-    engine.client.indices.put_mapping(index=index, body={"_meta": {**meta, "milco_os": own}})
+    """Drop the record of the values a load replaced."""
+    update_milco_meta(engine, index, lambda record: {key: value for key, value in record.items()
+                                                     if key != LOADING_META})
 
 
 def described(settings: Mapping[str, str]) -> str:
