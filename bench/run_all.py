@@ -292,22 +292,22 @@ def seismic_sweep_section() -> str:
 
 
 def plot_seismic_pareto(sweeps: list[dict]) -> str:
-    """Recall@10 against p95 of the product's SEISMIC query, one curve per collection size and ``n_postings`` over
+    """Recall@10 against p95 of the product's SEISMIC query, one curve per collection size and index setting over
     the query-side settings, with exact search, BM25 and two-phase as points (``bench/seismic_sweep.py``)."""
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for sweep, marker in zip(sweeps, "os^"):
         curves: dict[str, list[dict]] = {}
         for row in sweep["rows"]:
             if row.get("kind") == "product":
-                curves.setdefault(str(row["n_postings"]), []).append(row)
+                curves.setdefault(row.get("index_setting", f"n_postings {row['n_postings']}"), []).append(row)
             elif row.get("kind"):
                 axis.scatter(row["took_p95"], row["recall_at_10"], s=40, marker=marker, color="black")
                 axis.annotate(f"{row['kind']} ({sweep['docs'] // 1000}k)", (row["took_p95"], row["recall_at_10"]),
                               fontsize=6, xytext=(4, -10), textcoords="offset points")
-        for n_postings, points in curves.items():
+        for setting, points in curves.items():
             points.sort(key=lambda row: row["took_p95"])
             axis.plot([r["took_p95"] for r in points], [r["recall_at_10"] for r in points], marker=marker,
-                      label=f"{sweep['docs']:,} documents, n_postings {n_postings}")
+                      label=f"{sweep['docs']:,} documents, {setting}")
     axis.set_xscale("log")
     axis.set_xlabel("server took p95 (ms, log scale)")
     axis.set_ylabel("recall@10 against the exact two-view top-10")

@@ -2,8 +2,8 @@
 
 On ``--docs`` stand-in documents at P80 (``standin.py``), written through the product's ingest
 path into a ``rank_features`` index (the exact reference) and one SEISMIC index per
-``--n-postings`` value (the product's layout: English in SEISMIC's ``milco_en``, LexEcho in
-``rank_features``), each force-merged to one segment, every query is answered
+``--n-postings`` value and per ``--index-variant`` (the product's layout: English in SEISMIC's
+``milco_en``, LexEcho in ``rank_features``), each force-merged to one segment, every query is answered
 
 - exactly: the two-view dot product and the English view alone (``rank_features``), and, on
   the first SEISMIC index, the English view alone on SEISMIC's own quantised vectors (a filter
@@ -21,6 +21,7 @@ bytes per document and force-merge (clustering) seconds. With ``--url`` the indi
 earlier run of the same size are reused.
 
     python bench/seismic_sweep.py [--docs 100000] [--queries 200] [--n-postings default,1000,2000,4000]
+                                  [--index-variant n_postings=2000,cluster_ratio=0.05 ...]
                                   [--url URL] [--out FILE] [--json-out FILE]
 """
 
@@ -58,6 +59,8 @@ from milco_os.services.temporary_node import temporary_node
 LEVEL = LEVELS["P80"]
 RF_INDEX, SEISMIC_INDEX = "sweep-rf", "sweep-seismic"
 DEFAULT = "default"  # neural-search's own n_postings
+# The index-side parameters a variant may set, with the short form its index name uses.
+ABBREVIATIONS = {"n_postings": "np", "cluster_ratio": "cr", "summary_prune_ratio": "spr"}
 # Query-side settings (k, top_n, heap_factor) tried on every SEISMIC index; the first is the product's default.
 SETTINGS = ((SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor), (100, 16, 2.0), (400, 16, 2.0),
             (200, 16, 4.0), (200, 8, 2.0), (200, 12, 2.0))
@@ -100,20 +103,57 @@ def setting_label(k: int, top_n: int, heap_factor: float) -> str:
     return f"k {k}, top_n {top_n}, heap_factor {heap_factor:g}"
 
 
-def postings_index(n_postings: str) -> str:
-    return SEISMIC_INDEX if n_postings == DEFAULT else f"{SEISMIC_INDEX}-np{n_postings}"
+@dataclass(frozen=True)
+class Variant:
+    """One SEISMIC index of the sweep: the index-side parameters it sets, neural-search's defaults for the rest."""
+
+    settings: tuple[tuple[str, int | float], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """``default``, an ``n_postings`` count, or ``KEY=VALUE[,KEY=VALUE...]`` over ``ABBREVIATIONS``' keys."""
+        if text == DEFAULT:
+            return cls()
+        settings = []
+        for part in (text if "=" in text else f"n_postings={text}").split(","):
+            key, _, value = part.partition("=")
+            if key not in ABBREVIATIONS:
+                raise argparse.ArgumentTypeError(f"'{key}' in '{text}' is not one of {', '.join(ABBREVIATIONS)}")
+            try:
+                settings.append((key, int(value) if key == "n_postings" else float(value)))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"'{value}' in '{text}' is not a number for {key}") from None
+        return cls(tuple(settings))
+
+    @property
+    def n_postings(self) -> str:
+        return str(dict(self.settings).get("n_postings", DEFAULT))
+
+    @property
+    def label(self) -> str:
+        others = "".join(f", {key} {value:g}" for key, value in self.settings if key != "n_postings")
+        return f"n_postings {self.n_postings}{others}"
+
+    @property
+    def index(self) -> str:
+        return SEISMIC_INDEX + "".join(f"-{ABBREVIATIONS[key]}{value:g}" for key, value in self.settings)
 
 
-def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[str, ...]) -> dict:
+def variants_of_counts(text: str) -> tuple[Variant, ...]:
+    """``--n-postings``: comma-separated counts (or ``default``), one variant each."""
+    return tuple(Variant.parse(count) for count in text.split(",") if count)
+
+
+def build(client, encoder: StandInEncoder, docs: int, variants: tuple[Variant, ...]) -> dict:
     """The indices of ``docs`` documents (kept when they already hold them), force-merged; their figures: the
-    exact reference and one SEISMIC index per ``n_postings`` (``default``: neural-search's)."""
+    exact reference and one SEISMIC index per variant."""
     figures = {}
     sample = [encoder.model.document_text(n) for n in range(0, docs, max(1, docs // 256))]
     parameters = measured_ceilings(encoder, sample, SeismicIndex(), LEVEL.prune)
     built = []
     wanted = [(RF_INDEX, "rank_features", None)]
-    wanted += [(postings_index(n), "seismic", replace(parameters, n_postings=None if n == DEFAULT else int(n)))
-               for n in n_postings]
+    wanted += [(variant.index, "seismic", replace(parameters, **{"n_postings": None, **dict(variant.settings)}))
+               for variant in variants]
     for name, vector_type, index_parameters in wanted:
         if client.indices.exists(index=name):
             client.indices.refresh(index=name)
@@ -133,7 +173,7 @@ def build(client, encoder: StandInEncoder, docs: int, n_postings: tuple[str, ...
 
 
 def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], docs: int,
-         n_postings: tuple[str, ...], cache: dict) -> list[dict]:
+         variants: tuple[Variant, ...], cache: dict) -> list[dict]:
     rf = open_index(client, RF_INDEX)
     vectors = encoder.encode_queries(texts)
     rf_terms = [dsl.query_terms(v, encoder.vocabulary, keys=rf.field.keys) for v in vectors]
@@ -152,9 +192,9 @@ def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], 
         kind="bm25")
     run("two-phase (milco-os default: 16 terms, window 1000)", full, rf,
         [build_body("", t, SearchOptions(source=False, two_phase=True), rf.field) for t in rf_terms], kind="two-phase")
-    seismic_indices = [postings_index(count) for count in n_postings]
-    for number, count in enumerate(n_postings):
-        index = open_index(client, postings_index(count))
+    seismic_indices = [variant.index for variant in variants]
+    for number, variant in enumerate(variants):
+        index = open_index(client, variant.index)
         cache[index.name] = warm_alone(client, index.name, seismic_indices)
         terms = [dsl.query_terms(v, encoder.vocabulary, keys=index.field.keys) for v in vectors]
         if number == 0:
@@ -162,10 +202,11 @@ def rows(client, encoder: StandInEncoder, texts: list[str], targets: list[str], 
                 [{"size": 10, "_source": False, "query": clause(t, {"k": docs, "filter": {"match_all": {}}})}
                  for t in terms])
         for setting in SETTINGS:
-            label = f"n_postings {count}: {{}} ({setting_label(*setting)})"
+            label = f"{variant.label}: {{}} ({setting_label(*setting)})"
             run(label.format("engine alone"), en_only, index, [engine_alone(t, *setting) for t in terms])
             bodies = [product(t, index, *setting) for t in terms]
-            run(label.format("product"), full, index, bodies, kind="product", n_postings=count, setting=setting)
+            run(label.format("product"), full, index, bodies, kind="product", n_postings=variant.n_postings,
+                index_setting=variant.label, setting=setting)
             if setting == SETTINGS[0]:
                 run(label.format("product, first phase only"), full, index,
                     [{key: value for key, value in body.items() if key != "rescore"} for body in bodies])
@@ -197,8 +238,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--n-postings", default=f"{DEFAULT},1000,2000,4000",
+    parser.add_argument("--n-postings", default=f"{DEFAULT},1000,2000,4000", type=variants_of_counts,
                         help=f"comma-separated n_postings values ('{DEFAULT}': neural-search's), one SEISMIC index each")
+    parser.add_argument("--index-variant", type=Variant.parse, action="append", default=[], metavar="KEY=VALUE,...",
+                        help=f"one more SEISMIC index, with these of {', '.join(ABBREVIATIONS)} (repeatable)")
     parser.add_argument("--model", type=Path, default=None,
                         help="a MILCO checkpoint whose vectors' shape on the sample corpus is shown beside the stand-in's")
     parser.add_argument("--heap", default="4g")
@@ -221,16 +264,16 @@ def main() -> None:
         client.cluster.put_settings(body={"persistent": {SPARSE_CACHE_LIMIT: args.sparse_cache_limit}})
         report["neural_search"] = neural_search_version(client)
         report["sparse_cache_limit"] = args.sparse_cache_limit
-        n_postings = tuple(n for n in args.n_postings.split(",") if n)
-        built = build(client, encoder, args.docs, n_postings)
+        variants = (*args.n_postings, *args.index_variant)
+        built = build(client, encoder, args.docs, variants)
         # An index reused keeps the figures of the run that built it, where that run's JSON is the one written now.
         earlier = json.loads(args.json_out.read_text()) if args.json_out and args.json_out.is_file() else {}
-        wanted = [RF_INDEX, *map(postings_index, n_postings)]
+        wanted = [RF_INDEX, *(variant.index for variant in variants)]
         report["built"] = {name: (earlier.get("built") or {}).get(name) or built.get(name) for name in wanted
                            if name in built or name in (earlier.get("built") or {})} if earlier.get("docs") == args.docs \
             else built
         report["sparse_cache_bytes"] = {}
-        report["rows"] = rows(client, encoder, texts, targets, args.docs, n_postings, report["sparse_cache_bytes"])
+        report["rows"] = rows(client, encoder, texts, targets, args.docs, variants, report["sparse_cache_bytes"])
     text = table(report)
     print(text)
     if args.out:
