@@ -61,9 +61,11 @@ RF_INDEX, SEISMIC_INDEX = "sweep-rf", "sweep-seismic"
 DEFAULT = "default"  # neural-search's own n_postings
 # The index-side parameters a variant may set, with the short form its index name uses.
 ABBREVIATIONS = {"n_postings": "np", "cluster_ratio": "cr", "summary_prune_ratio": "spr"}
-# Query-side settings (k, top_n, heap_factor) tried on every SEISMIC index; the first is the product's default.
-SETTINGS = ((SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor), (100, 16, 2.0), (400, 16, 2.0),
-            (200, 16, 4.0), (200, 8, 2.0), (200, 12, 2.0))
+# Query-side settings (k, top_n, heap_factor) tried on every SEISMIC index: the product's default first, then each
+# parameter alone halved or doubled (top_n also half as large again).
+K, TOP_N, HEAP_FACTOR = SeismicSearch.k, SeismicSearch.top_n, SeismicSearch.heap_factor
+SETTINGS = ((K, TOP_N, HEAP_FACTOR), (K // 2, TOP_N, HEAP_FACTOR), (K * 2, TOP_N, HEAP_FACTOR),
+            (K, TOP_N, HEAP_FACTOR * 2), (K, TOP_N * 3 // 2, HEAP_FACTOR), (K, TOP_N * 2, HEAP_FACTOR))
 
 
 @dataclass

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
+from milco_os.index.seismic_parameters import SeismicSearch
 from milco_os.services.search_node import SearchNode
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = SeismicSearch()
+SETTING = f"k {DEFAULTS.k}, top_n {DEFAULTS.top_n}, heap_factor {DEFAULTS.heap_factor:g}"
 INGEST_PATHS = ("plain _bulk, no pipeline (baseline)", "plain _bulk through milco-stamp (other writers)",
                 "milco-os Ingestor (its writes skip milco-stamp)")
 
@@ -64,8 +67,8 @@ def test_the_bench_measures_every_method_at_two_sizes(tmp_path: Path, shared_ml_
         # Below SEISMIC's approximate threshold every document is scored: the engine alone finds the exact English
         # top-10 and the product the exact two-view one (all but ties within its quantisation); its first phase,
         # English only, misses some of the latter.
-        engine = methods["SEISMIC, engine alone (k 200, top_n 16, heap_factor 2)"]
-        product = methods["SEISMIC, milco-os (k 200, top_n 16, heap_factor 2)"]
+        engine = methods[f"SEISMIC, engine alone ({SETTING})"]
+        product = methods[f"SEISMIC, milco-os ({SETTING})"]
         assert engine["reference"] == english["method"] and engine["recall_at_10"] >= 0.95
         assert product["recall_at_10"] >= 0.95
         assert methods["SEISMIC, milco-os, first phase only"]["recall_at_10"] < product["recall_at_10"]

@@ -22,6 +22,7 @@ def test_the_sweep_measures_the_engine_alone_and_the_product_at_1500_documents(
     out = tmp_path / "sweep.json"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "seismic_sweep.py"), "--docs", "1500",
                              "--queries", "10", "--n-postings", "default,200",
+                             "--index-variant", "n_postings=200,cluster_ratio=0.2",
                              "--url", shared_ml_node.url, "--json-out", str(out)],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     with OpenSearch(hosts=[shared_ml_node.url]) as client:  # the node is shared: leave it as it was
@@ -30,13 +31,18 @@ def test_the_sweep_measures_the_engine_alone_and_the_product_at_1500_documents(
     report = json.loads(out.read_text())
     rows = {row["method"]: row for row in report["rows"]}
     assert rows["exact, both views (rank_features)"]["recall_at_10"] == 1.0
-    assert set(report["built"]) == {"sweep-rf", "sweep-seismic", "sweep-seismic-np200"}
+    assert set(report["built"]) == {"sweep-rf", "sweep-seismic", "sweep-seismic-np200", "sweep-seismic-np200-cr0.2"}
     # Below SEISMIC's approximate threshold every segment is scored exactly: the engine-alone and product rows
     # find what exact search finds, but for the byte quantisation's near-ties.
     measured = [row for name, row in rows.items() if name.startswith("n_postings ")]
-    assert len(measured) == 2 * (2 * 6 + 1)
+    assert len(measured) == 3 * (2 * 6 + 1)
     assert all(row["recall_at_10"] >= 0.9 and row["took_p50"] >= 0 for row in measured), measured
-    assert {row["n_postings"] for row in measured if row.get("kind") == "product"} == {"default", "200"}
+    products = [row for row in measured if row.get("kind") == "product"]
+    assert {row["n_postings"] for row in products} == {"default", "200"}
+    assert {row["index_setting"] for row in products} == {"n_postings default", "n_postings 200",
+                                                           "n_postings 200, cluster_ratio 0.2"}
+    variant = report["built"]["sweep-seismic-np200-cr0.2"]
+    assert variant["force_merge_s"] >= 0 and variant["docs_per_s"] > 0 and variant["bytes_per_doc"] > 0
     assert report["neural_search"].startswith("3.")
     assert all(row["took_p50"] <= row["took_p95"] <= row["took_p99"] for row in report["rows"])
     assert "| SEISMIC exact, English only (its quantised vectors) |" in result.stdout

@@ -17,6 +17,7 @@ from milco_os.index.seismic_keys import ID_LIMIT, EnglishIdKeys
 from milco_os.index.seismic_ceilings import ceiling_for, measured_ceilings
 from milco_os.index.setup import index_body
 from milco_os.index.seismic_parameters import (
+    MEASURED_CLUSTER_RATIO,
     MEASURED_DOCUMENTS,
     MEASURED_N_POSTINGS,
     Ceilings,
@@ -72,11 +73,20 @@ def test_the_index_body_has_a_seismic_english_field_and_rank_features_lexecho() 
     properties = body["mappings"]["properties"]
     assert body["settings"]["index"]["sparse"] is True
     assert properties[EN_FIELD] == {"type": "sparse_vector", "method": {"name": "seismic", "parameters": {
-        "approximate_threshold": 5000, "n_postings": 300, "quantization_ceiling_ingest": 2.0,
-        "quantization_ceiling_search": 4.0}}}
+        "approximate_threshold": 5000, "n_postings": 300, "cluster_ratio": MEASURED_CLUSTER_RATIO,
+        "quantization_ceiling_ingest": 2.0, "quantization_ceiling_search": 4.0}}}
     assert properties[M_FIELD] == {"type": "rank_features"}
     assert body["mappings"]["_meta"]["milco_os"]["key_codec"] == KEYS.codec
     assert Seismic.from_mapping(OPENSEARCH, body["mappings"]).index == parameters
+
+
+def test_an_index_that_left_neural_search_defaults_reads_back_as_such() -> None:
+    method = {"name": "seismic", "parameters": {"n_postings": 300, "quantization_ceiling_ingest": 2.0,
+                                                "quantization_ceiling_search": 4.0}}
+    read = SeismicIndex.from_method(method)
+    assert read.n_postings == 300 and read.ceilings == Ceilings(2.0, 4.0)
+    assert read.cluster_ratio is read.summary_prune_ratio is read.approximate_threshold is None
+    assert read.method() == method
 
 
 def test_an_engine_is_asked_for_from_opensearch_3_9_on_and_read_back() -> None:
