@@ -107,7 +107,8 @@ def setting_label(k: int, top_n: int, heap_factor: float) -> str:
 
 @dataclass(frozen=True)
 class Variant:
-    """One SEISMIC index of the sweep: the index-side parameters it sets, neural-search's defaults for the rest."""
+    """One SEISMIC index of the sweep: the index-side parameters it sets; the product's defaults for the others but
+    ``n_postings``, neural-search's own unless set."""
 
     settings: tuple[tuple[str, int | float], ...] = ()
 
@@ -132,13 +133,21 @@ class Variant:
         return str(dict(self.settings).get("n_postings", DEFAULT))
 
     @property
+    def made_with(self) -> tuple[tuple[str, int | float], ...]:
+        """Every parameter the variant's index is made with, in ``ABBREVIATIONS``' order (neural-search's left out)."""
+        given = dict(self.settings)
+        made = {key: given.get(key, None if key == "n_postings" else getattr(SeismicIndex, key))
+                for key in ABBREVIATIONS}
+        return tuple((key, value) for key, value in made.items() if value is not None)
+
+    @property
     def label(self) -> str:
-        others = "".join(f", {key} {value:g}" for key, value in self.settings if key != "n_postings")
+        others = "".join(f", {key} {value:g}" for key, value in self.made_with if key != "n_postings")
         return f"n_postings {self.n_postings}{others}"
 
     @property
     def index(self) -> str:
-        return SEISMIC_INDEX + "".join(f"-{ABBREVIATIONS[key]}{value:g}" for key, value in self.settings)
+        return SEISMIC_INDEX + "".join(f"-{ABBREVIATIONS[key]}{value:g}" for key, value in self.made_with)
 
 
 def variants_of_counts(text: str) -> tuple[Variant, ...]:
@@ -154,7 +163,7 @@ def build(client, encoder: StandInEncoder, docs: int, variants: tuple[Variant, .
     parameters = measured_ceilings(encoder, sample, SeismicIndex(), LEVEL.prune)
     built = []
     wanted = [(RF_INDEX, "rank_features", None)]
-    wanted += [(variant.index, "seismic", replace(parameters, **{"n_postings": None, **dict(variant.settings)}))
+    wanted += [(variant.index, "seismic", replace(parameters, **{"n_postings": None, **dict(variant.made_with)}))
                for variant in variants]
     for name, vector_type, index_parameters in wanted:
         if client.indices.exists(index=name):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
+from milco_os.index.seismic_parameters import SeismicIndex
 from milco_os.services.search_node import SearchNode
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,9 @@ def test_the_sweep_measures_the_engine_alone_and_the_product_at_1500_documents(
     report = json.loads(out.read_text())
     rows = {row["method"]: row for row in report["rows"]}
     assert rows["exact, both views (rank_features)"]["recall_at_10"] == 1.0
-    assert set(report["built"]) == {"sweep-rf", "sweep-seismic", "sweep-seismic-np200", "sweep-seismic-np200-cr0.2"}
+    ratio = f"{SeismicIndex.cluster_ratio:g}"  # the product's, where a variant sets none
+    assert set(report["built"]) == {"sweep-rf", f"sweep-seismic-cr{ratio}", f"sweep-seismic-np200-cr{ratio}",
+                                    "sweep-seismic-np200-cr0.2"}
     # Below SEISMIC's approximate threshold every segment is scored exactly: the engine-alone and product rows
     # find what exact search finds, but for the byte quantisation's near-ties.
     measured = [row for name, row in rows.items() if name.startswith("n_postings ")]
@@ -39,7 +42,8 @@ def test_the_sweep_measures_the_engine_alone_and_the_product_at_1500_documents(
     assert all(row["recall_at_10"] >= 0.9 and row["took_p50"] >= 0 for row in measured), measured
     products = [row for row in measured if row.get("kind") == "product"]
     assert {row["n_postings"] for row in products} == {"default", "200"}
-    assert {row["index_setting"] for row in products} == {"n_postings default", "n_postings 200",
+    assert {row["index_setting"] for row in products} == {f"n_postings default, cluster_ratio {ratio}",
+                                                           f"n_postings 200, cluster_ratio {ratio}",
                                                            "n_postings 200, cluster_ratio 0.2"}
     variant = report["built"]["sweep-seismic-np200-cr0.2"]
     assert variant["force_merge_s"] >= 0 and variant["docs_per_s"] > 0 and variant["bytes_per_doc"] > 0
